@@ -1,0 +1,72 @@
+"""Settings: built once at start-up from `ESCALATOR_*` variables and `.env`, then passed down."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PACKAGED_POLICY = Path(__file__).with_name("default_policy.yaml")
+DEMO_POLICY = Path(__file__).with_name("demo_policy.yaml")
+
+
+class Settings(BaseSettings):
+    """Every knob Escalator has. Unset Redis URL means: run the embedded Redis."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="ESCALATOR_", env_file=".env", extra="ignore", frozen=True
+    )
+
+    data_dir: Path = Field(default=Path(".data"), description="Embedded Redis and SQLite live here.")
+    redis_url: str | None = Field(default=None, description="Unset: start the embedded Redis.")
+    database_url: str | None = Field(default=None, description="Unset: SQLite in the data dir.")
+    policy_file: Path = PACKAGED_POLICY
+    api_host: str = "127.0.0.1"
+    api_port: int = 8080
+    api_token: SecretStr | None = Field(default=None, description="Bearer token for the API.")
+    secrets: dict[str, SecretStr] = Field(
+        default_factory=dict, description='Signing secrets by name, JSON: {"ops": "whsec_..."}.'
+    )
+    log_format: Literal["auto", "console", "json"] = "auto"
+    log_level: str = "INFO"
+
+    # ingest
+    ingest_batch: int = Field(default=200, ge=1, le=10_000)
+    ingest_block_ms: int = Field(default=1000, ge=10)
+    ingest_max_deliveries: int = Field(default=5, ge=1)
+    ingest_claim_idle_ms: int = Field(default=30_000, ge=100)
+
+    # scheduler
+    scheduler_poll_s: float = Field(default=0.2, gt=0)
+    scheduler_lease_s: float = Field(default=30.0, gt=0)
+    scheduler_batch: int = Field(default=500, ge=1)
+    reconcile_every_s: float = Field(default=60.0, gt=0)
+    outbox_sweep_every_s: float = Field(default=5.0, gt=0)
+
+    # worker and delivery
+    worker_concurrency: int = Field(default=2, ge=1)
+    worker_pool: Literal["prefork", "threads", "solo"] = "prefork"
+    delivery_max_attempts: int = Field(default=8, ge=1)
+    delivery_backoff_s: float = Field(default=2.0, gt=0)
+    delivery_backoff_max_s: float = Field(default=300.0, gt=0)
+    delivery_lease_s: float = Field(default=60.0, gt=0)
+
+    public_url: str | None = Field(default=None, description="Where people reach this Escalator.")
+
+    def resolved_database_url(self) -> str:
+        """The database URL, defaulting to SQLite in the data dir."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'escalator.db').resolve()}"
+
+    def embedded_socket(self) -> Path:
+        """The unix socket the embedded Redis listens on."""
+        return (self.data_dir / "redis.sock").resolve()
+
+    def resolved_redis_url(self) -> str:
+        """The Redis URL, or the embedded one's socket when none is set."""
+        if self.redis_url:
+            return self.redis_url
+        return f"unix://{self.embedded_socket()}"

@@ -1,0 +1,104 @@
+"""The inbound contract: one `IssueEvent` per thing that happened to an issue in a ticket system."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Annotated, Any
+
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    HttpUrl,
+)
+
+
+class Severity(StrEnum):
+    """Severity, P1 most urgent. Producers may also say critical/high/medium/low."""
+
+    P1 = "P1"
+    P2 = "P2"
+    P3 = "P3"
+    P4 = "P4"
+
+
+SEVERITY_ALIASES: dict[str, Severity] = {
+    "p1": Severity.P1,
+    "critical": Severity.P1,
+    "p2": Severity.P2,
+    "high": Severity.P2,
+    "p3": Severity.P3,
+    "medium": Severity.P3,
+    "p4": Severity.P4,
+    "low": Severity.P4,
+}
+
+
+def _severity(value: Any) -> Any:
+    if isinstance(value, str):
+        found = SEVERITY_ALIASES.get(value.strip().lower())
+        if found is None:
+            allowed = "P1, P2, P3, P4, critical, high, medium, low"
+            raise ValueError(f"unknown severity {value!r}; expected one of {allowed}")
+        return found
+    return value
+
+
+class EventType(StrEnum):
+    """What happened to the issue."""
+
+    OPENED = "issue.opened"
+    UPDATED = "issue.updated"
+    ACKNOWLEDGED = "issue.acknowledged"
+    RESPONDED = "issue.responded"
+    STATUS_CHANGED = "issue.status_changed"
+    RESOLVED = "issue.resolved"
+    REOPENED = "issue.reopened"
+
+
+def _utc(value: datetime) -> datetime:
+    return value.astimezone(UTC)
+
+
+UtcDatetime = Annotated[AwareDatetime, AfterValidator(_utc)]
+SeverityField = Annotated[Severity, BeforeValidator(_severity)]
+Name = Annotated[str, Field(min_length=1, max_length=200)]
+
+
+class IssueSnapshot(BaseModel):
+    """The issue as the ticket system sees it when the event happened."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", str_strip_whitespace=True)
+
+    id: Name = Field(description="The issue's id in its ticket system, e.g. OPS-123.")
+    title: str = Field(default="", max_length=1000)
+    severity: SeverityField = Field(description="P1-P4, or critical/high/medium/low.")
+    status: str = Field(default="open", max_length=100)
+    assignee: str | None = Field(default=None, max_length=200)
+    labels: tuple[Annotated[str, Field(max_length=200)], ...] = Field(default=(), max_length=100)
+    url: HttpUrl | None = None
+
+
+class IssueEvent(BaseModel):
+    """One event about one issue. `event_id` is the dedup key: a repeat is a recorded no-op."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", str_strip_whitespace=True)
+
+    event_id: Name = Field(description="Unique per event; repeats are ignored.")
+    type: EventType
+    occurred_at: UtcDatetime = Field(
+        description="When it happened, with a time zone offset; events are ordered by it."
+    )
+    source: Annotated[str, Field(min_length=1, max_length=50, pattern=r"^[a-z0-9][a-z0-9_.-]*$")] = (
+        Field(description="The ticket or alerting system, e.g. jira, github, alertmanager.")
+    )
+    issue: IssueSnapshot
+
+    @property
+    def issue_key(self) -> str:
+        """The issue's key across sources: `source:id`."""
+        return f"{self.source}:{self.issue.id}"

@@ -1,0 +1,44 @@
+"""The outbound contract: what a channel receives when Escalator notifies someone."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+
+class NotificationKind(StrEnum):
+    """Why a message is sent."""
+
+    ASSIGNED = "assigned"  # a new issue landed on the first tier
+    ESCALATED = "escalated"  # not acknowledged in time: reassigned to the next tier
+    REMINDER = "reminder"  # the last tier still has not acknowledged
+    BREACH = "breach"  # the resolve target passed
+    RESOLVED = "resolved"
+
+
+class IssueRef(BaseModel):
+    """Enough of the issue for a person to act on the message."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    key: str
+    source: str
+    id: str
+    title: str
+    severity: str
+    url: str | None = None
+
+
+class Notification(BaseModel):
+    """One message to one channel. `id` is stable across retries: receivers dedupe on it."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    id: str = Field(description="Stable message id, sent as `webhook-id`.")
+    kind: NotificationKind
+    issue: IssueRef
+    tier: str
+    assignee: str | None
+    text: str
+    occurred_at: AwareDatetime

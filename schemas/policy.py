@@ -1,0 +1,139 @@
+"""The policy file: tiers, channels, and per-severity SLA targets with escalation ladders."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, HttpUrl, model_validator
+
+from schemas.durations import Duration
+from schemas.events import Severity, SeverityField
+
+Ident = Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class LogChannel(_Strict):
+    """Writes each notification to the structured log (`notification.sent`)."""
+
+    type: Literal["log"] = "log"
+
+
+class WebhookChannel(_Strict):
+    """POSTs the notification as JSON, signed in the Standard Webhooks format."""
+
+    type: Literal["webhook"] = "webhook"
+    url: HttpUrl
+    secret: Ident | None = Field(
+        default=None,
+        description="Name of a signing secret in ESCALATOR_SECRETS; unsigned when omitted.",
+    )
+    timeout: Duration = Field(default="10s", validate_default=True)
+
+
+Channel = Annotated[LogChannel | WebhookChannel, Field(discriminator="type")]
+
+
+class Tier(_Strict):
+    """A support tier: who is assigned when the issue reaches it, and where they are told."""
+
+    name: Ident
+    assignee: str | None = None
+    channels: tuple[Ident, ...] = ("log",)
+
+
+class LadderStep(_Strict):
+    """A tier on the ladder and how long it has before the issue moves on."""
+
+    tier: Ident
+    within: Duration
+
+
+class AcknowledgeTarget(_Strict):
+    """Time to acknowledge: each tier gets `within`; the last tier is re-notified until ack."""
+
+    ladder: tuple[LadderStep, ...] = Field(min_length=1)
+    renotify_every: Duration | None = Field(
+        default=None, description="How often the last tier is reminded; default its `within`."
+    )
+
+
+class ResolveTarget(_Strict):
+    """Time to resolve, from opening; a breach notifies the tier holding the issue."""
+
+    within: Duration
+
+
+class Match(_Strict):
+    """Conditions, all of which must hold; an empty match matches every issue."""
+
+    severity: tuple[SeverityField, ...] = ()
+    source: tuple[str, ...] = ()
+    labels: tuple[str, ...] = Field(default=(), description="The issue has all of these labels.")
+
+    def matches(self, severity: Severity, source: str, labels: tuple[str, ...]) -> bool:
+        """Whether an issue with these attributes meets every condition."""
+        return (
+            (not self.severity or severity in self.severity)
+            and (not self.source or source in self.source)
+            and all(label in labels for label in self.labels)
+        )
+
+
+class Policy(_Strict):
+    """One SLA policy: which issues it covers and their targets."""
+
+    name: Ident
+    match: Match = Match()
+    acknowledge: AcknowledgeTarget
+    resolve: ResolveTarget | None = None
+
+
+class PolicyFile(_Strict):
+    """The whole file. Policies are tried in order; the first match wins, else `default`."""
+
+    version: Literal[1] = 1
+    channels: dict[Ident, Channel] = Field(default_factory=lambda: {"log": LogChannel()})
+    tiers: tuple[Tier, ...] = Field(min_length=1)
+    policies: tuple[Policy, ...] = Field(min_length=1)
+    default: Ident
+
+    @model_validator(mode="after")
+    def _references_resolve(self) -> PolicyFile:
+        tier_names = [t.name for t in self.tiers]
+        if len(set(tier_names)) != len(tier_names):
+            raise ValueError("tiers: each tier name must be unique")
+        policy_names = [p.name for p in self.policies]
+        if len(set(policy_names)) != len(policy_names):
+            raise ValueError("policies: each policy name must be unique")
+        if self.default not in policy_names:
+            raise ValueError(f"default: no policy named {self.default!r}")
+        for tier in self.tiers:
+            for channel in tier.channels:
+                if channel not in self.channels:
+                    raise ValueError(f"tiers.{tier.name}.channels: no channel named {channel!r}")
+        for policy in self.policies:
+            for step in policy.acknowledge.ladder:
+                if step.tier not in tier_names:
+                    raise ValueError(
+                        f"policies.{policy.name}.acknowledge.ladder: no tier named {step.tier!r}"
+                    )
+        return self
+
+    def tier(self, name: str) -> Tier:
+        """The tier called `name` (names are validated at load)."""
+        return next(t for t in self.tiers if t.name == name)
+
+    def policy(self, name: str) -> Policy | None:
+        """The policy called `name`, if the file still has it."""
+        return next((p for p in self.policies if p.name == name), None)
+
+    def match(self, severity: Severity, source: str, labels: tuple[str, ...]) -> Policy:
+        """The first policy whose conditions hold, else the default."""
+        for policy in self.policies:
+            if policy.match.matches(severity, source, labels):
+                return policy
+        return next(p for p in self.policies if p.name == self.default)

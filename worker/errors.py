@@ -1,0 +1,31 @@
+"""One exception tree. Transient errors are retried; permanent ones are dead-lettered."""
+
+from __future__ import annotations
+
+
+class EscalatorError(Exception):
+    """Root of every error Escalator raises on purpose."""
+
+
+class TransientError(EscalatorError):
+    """Might work if tried again later (a network blip, a locked database)."""
+
+
+class PermanentError(EscalatorError):
+    """Will fail the same way every time: dead-letter it with this message."""
+
+
+class InvalidEvent(PermanentError):
+    """A stream entry that is not a valid `IssueEvent`."""
+
+
+class UnknownIssue(PermanentError):
+    """An event about an issue that was never opened here."""
+
+
+class PolicyError(PermanentError):
+    """The policy file cannot be read or does not validate."""
+
+
+class DeliveryError(TransientError):
+    """A channel did not take a message; it will be retried with backoff."""
