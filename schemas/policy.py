@@ -123,9 +123,9 @@ class PolicyFile(_Strict):
                     )
         return self
 
-    def tier(self, name: str) -> Tier:
-        """The tier called `name` (names are validated at load)."""
-        return next(t for t in self.tiers if t.name == name)
+    def tier(self, name: str) -> Tier | None:
+        """The tier called `name`, if the file has it."""
+        return next((t for t in self.tiers if t.name == name), None)
 
     def policy(self, name: str) -> Policy | None:
         """The policy called `name`, if the file still has it."""

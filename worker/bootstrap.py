@@ -1,0 +1,79 @@
+"""Wiring: builds each process's dependencies once, from Settings, in one place."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import httpx
+from redis import Redis
+from sqlalchemy import Engine
+
+from config.settings import Settings
+from schemas.policy import PolicyFile
+from worker.clock import Clock, SystemClock
+from worker.deadline_index import DeadlineIndex
+from worker.notify.channels import Channel, build_channels
+from worker.policy_loader import load_policy
+from worker.redis_conn import connect
+from worker.store.db import SessionFactory, make_engine, session_factory
+
+
+@dataclass
+class Container:
+    """Everything a role needs, built for this process."""
+
+    settings: Settings
+    clock: Clock
+    engine: Engine
+    sessions: SessionFactory
+    redis: Redis
+    index: DeadlineIndex
+    policies: PolicyFile
+    channels: dict[str, Channel]
+    http: httpx.Client
+
+    def close(self) -> None:
+        self.http.close()
+        self.redis.close()
+        self.engine.dispose()
+
+
+def build(settings: Settings, clock: Clock | None = None) -> Container:
+    """Build a container; connections open lazily on first use."""
+    clock = clock or SystemClock()
+    engine = make_engine(settings.resolved_database_url())
+    redis = connect(settings.resolved_redis_url())
+    policies = load_policy(settings.policy_file)
+    http = httpx.Client(follow_redirects=False)
+    return Container(
+        settings=settings,
+        clock=clock,
+        engine=engine,
+        sessions=session_factory(engine),
+        redis=redis,
+        index=DeadlineIndex(redis),
+        policies=policies,
+        channels=build_channels(policies, settings, clock, http),
+        http=http,
+    )
+
+
+_settings: Settings | None = None
+_container: tuple[int, Container] | None = None
+
+
+def install(settings: Settings) -> None:
+    """Set the settings this process's container is built from (before forking workers)."""
+    global _settings, _container
+    _settings, _container = settings, None
+
+
+def container() -> Container:
+    """This process's container, built on first use (after fork, so connections are not shared)."""
+    global _container, _settings
+    if _container is None or _container[0] != os.getpid():
+        if _settings is None:
+            _settings = Settings()
+        _container = (os.getpid(), build(_settings))
+    return _container[1]

@@ -1,0 +1,10 @@
+"""Every Redis key and stream name Escalator uses, in one place."""
+
+STREAM = "escalator:events"  # producers XADD here: field `event` holds the JSON
+STREAM_FIELD = "event"
+DEAD_STREAM = "escalator:events:dead"  # entries that could not be applied, with their error
+GROUP = "escalator"  # the ingest consumer group
+DUE = "escalator:deadlines:due"  # ZSET deadline id -> due time (epoch seconds)
+INFLIGHT = "escalator:deadlines:inflight"  # ZSET deadline id -> lease expiry (epoch seconds)
+ESCALATION_QUEUE = "escalations"
+OUTBOX_QUEUE = "outbox"

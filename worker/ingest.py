@@ -1,0 +1,163 @@
+"""The ingest role: a consumer in the group on `escalator:events`.
+
+Reads batches, applies them (one commit), then indexes deadlines, enqueues notifications and
+only then XACKs. Entries that cannot be applied go to the dead-letter stream with their error in
+the same MULTI as their ack. Entries left pending by a crashed consumer are reclaimed with
+XAUTOCLAIM; one delivered more than `ingest_max_deliveries` times is dead-lettered.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+from typing import Any
+
+import structlog
+from redis.exceptions import RedisError, ResponseError
+from sqlalchemy.exc import SQLAlchemyError
+
+from worker.apply import EntryResult, Outcome, apply_batch
+from worker.bootstrap import Container
+from worker.constants import DEAD_STREAM, GROUP, STREAM, STREAM_FIELD
+from worker.post_commit import run_effects
+
+log = structlog.get_logger("escalator.ingest")
+
+Entry = tuple[str, dict[str, Any] | None]
+
+
+def consumer_name() -> str:
+    """Unique per process: `host-pid`."""
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
+def ensure_group(c: Container) -> None:
+    """Create the stream and its consumer group, reading from the start (idempotent)."""
+    try:
+        c.redis.xgroup_create(STREAM, GROUP, id="0", mkstream=True)
+    except ResponseError as exc:
+        if "BUSYGROUP" not in str(exc):
+            raise
+
+
+class Ingest:
+    """One consumer. `step()` does one round; `run()` loops until `stop` is set."""
+
+    def __init__(self, c: Container, name: str | None = None, stop: threading.Event | None = None):
+        self.c = c
+        self.name = name or consumer_name()
+        self.stop = stop or threading.Event()
+        self.applied = 0
+        self._next_reclaim = 0.0
+        self._next_trim = 0.0
+
+    def run(self) -> None:
+        ensure_group(self.c)
+        log.info("ingest.started", consumer=self.name, stream=STREAM)
+        failures = 0
+        while not self.stop.is_set():
+            try:
+                self.step()
+                failures = 0
+            except (RedisError, SQLAlchemyError, OSError) as exc:
+                failures += 1
+                delay = min(30.0, 0.5 * 2 ** min(failures, 6))
+                log.error("ingest.failed", error=str(exc), retry_in_s=delay)
+                self.stop.wait(delay)
+        log.info("ingest.stopped", consumer=self.name, applied=self.applied)
+
+    def step(self, block_ms: int | None = None) -> int:
+        """Reclaim, trim and read one batch; returns how many entries were handled."""
+        now = time.monotonic()
+        handled = 0
+        if now >= self._next_reclaim:
+            self._next_reclaim = now + self.c.settings.ingest_claim_idle_ms / 2000
+            handled += self.reclaim()
+        if now >= self._next_trim:
+            self._next_trim = now + 60
+            self.trim()
+        block = self.c.settings.ingest_block_ms if block_ms is None else block_ms
+        response = self.c.redis.xreadgroup(
+            GROUP, self.name, {STREAM: ">"}, count=self.c.settings.ingest_batch, block=block or None
+        )
+        for _, entries in response or []:
+            self.process(entries)
+            handled += len(entries)
+        return handled
+
+    def process(self, entries: list[Entry], reasons: dict[str, str] | None = None) -> None:
+        """Apply entries, then index, dispatch, dead-letter and ack, in that order."""
+        if not entries:
+            return
+        raw = {entry_id: (fields or {}).get(STREAM_FIELD) for entry_id, fields in entries}
+        results: list[EntryResult] = [
+            EntryResult(entry_id, Outcome.DEAD, reason) for entry_id, reason in (reasons or {}).items()
+        ]
+        todo = [(entry_id, raw[entry_id]) for entry_id, _ in entries if entry_id not in (reasons or {})]
+        if todo:
+            batch = apply_batch(self.c.sessions, todo, self.c.policies, self.c.clock)
+            run_effects(self.c, batch.effects)
+            results += batch.results
+        pipe = self.c.redis.pipeline(transaction=True)
+        for result in results:
+            if result.outcome is Outcome.DEAD:
+                pipe.xadd(
+                    DEAD_STREAM,
+                    {
+                        "event": raw.get(result.stream_id) or "",
+                        "error": result.note,
+                        "stream_id": result.stream_id,
+                        "failed_at": self.c.clock.now().isoformat(),
+                        "consumer": self.name,
+                    },
+                )
+                log.warning("event.dead", stream_id=result.stream_id, error=result.note)
+            elif result.outcome is Outcome.DUPLICATE:
+                log.info("event.duplicate", event_id=result.event_id, issue=result.issue_key)
+            else:
+                log.info(
+                    f"event.{result.outcome.value}",
+                    event_id=result.event_id,
+                    issue=result.issue_key,
+                    note=result.note,
+                )
+        pipe.xack(STREAM, GROUP, *raw.keys())
+        pipe.execute()
+        self.applied += sum(r.outcome is Outcome.APPLIED for r in results)
+
+    def reclaim(self) -> int:
+        """Take over entries idle past the claim time; dead-letter those delivered too often."""
+        settings = self.c.settings
+        _, claimed, _deleted = self.c.redis.xautoclaim(
+            STREAM, GROUP, self.name, settings.ingest_claim_idle_ms, "0-0",
+            count=settings.ingest_batch,
+        )
+        if not claimed:
+            return 0
+        pending = self.c.redis.xpending_range(
+            STREAM, GROUP, min=claimed[0][0], max=claimed[-1][0], count=len(claimed) * 2,
+            consumername=self.name,
+        )
+        deliveries = {p["message_id"]: p["times_delivered"] for p in pending}
+        reasons = {
+            entry_id: f"gave up after {deliveries[entry_id]} deliveries: applying it kept failing"
+            for entry_id, _ in claimed
+            if deliveries.get(entry_id, 0) > settings.ingest_max_deliveries
+        }
+        log.warning("ingest.reclaimed", count=len(claimed), giving_up=len(reasons))
+        self.process(claimed, reasons)
+        return len(claimed)
+
+    def trim(self) -> None:
+        """Drop entries every consumer is done with, so the stream does not grow forever."""
+        groups = {g["name"]: g for g in self.c.redis.xinfo_groups(STREAM)}
+        group = groups.get(GROUP)
+        if not group or group["last-delivered-id"] == "0-0":
+            return
+        oldest = group["last-delivered-id"]
+        summary = self.c.redis.xpending(STREAM, GROUP)
+        if summary and summary.get("pending"):
+            oldest = summary["min"]
+        self.c.redis.xtrim(STREAM, minid=oldest, approximate=True)

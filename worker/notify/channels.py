@@ -1,0 +1,106 @@
+"""Notification channels: where a message goes. Each raises DeliveryError or PermanentError."""
+
+from __future__ import annotations
+
+import json
+from typing import Protocol
+
+import httpx
+import structlog
+from standardwebhooks import Webhook
+
+from config.settings import Settings
+from schemas.messages import Notification
+from schemas.policy import LogChannel, PolicyFile, WebhookChannel
+from worker.clock import Clock
+from worker.errors import DeliveryError, PermanentError, PolicyError
+
+log = structlog.get_logger("escalator.notify")
+
+
+class Channel(Protocol):
+    """Sends one message; idempotent receivers dedupe on `message.id`."""
+
+    def send(self, message: Notification) -> None: ...
+
+
+class LogSink:
+    """The structured log as a channel: one `notification.sent` event per message."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def send(self, message: Notification) -> None:
+        log.info(
+            "notification.sent",
+            channel=self.name,
+            message_id=message.id,
+            kind=message.kind.value,
+            issue=message.issue.key,
+            tier=message.tier,
+            assignee=message.assignee,
+            text=message.text,
+        )
+
+
+class SignedWebhook:
+    """POSTs the message as JSON with Standard Webhooks headers (signed when a secret is set)."""
+
+    def __init__(
+        self, name: str, config: WebhookChannel, secret: str | None, clock: Clock, http: httpx.Client
+    ) -> None:
+        self.name = name
+        self.url = str(config.url)
+        self.timeout = config.timeout.total_seconds()
+        self.signer = Webhook(secret) if secret else None
+        self.clock = clock
+        self.http = http
+
+    def headers(self, message: Notification, body: str) -> dict[str, str]:
+        """The Standard Webhooks headers for `body`."""
+        now = self.clock.now()
+        headers = {
+            "content-type": "application/json",
+            "webhook-id": message.id,
+            "webhook-timestamp": str(int(now.timestamp())),
+            "user-agent": "escalator",
+        }
+        if self.signer:
+            headers["webhook-signature"] = self.signer.sign(message.id, now, body)
+        return headers
+
+    def send(self, message: Notification) -> None:
+        body = json.dumps(message.model_dump(mode="json"), separators=(",", ":"))
+        try:
+            response = self.http.post(
+                self.url, content=body, headers=self.headers(message, body), timeout=self.timeout
+            )
+        except httpx.HTTPError as exc:
+            raise DeliveryError(f"{self.name}: {type(exc).__name__}: {exc}") from exc
+        status = response.status_code
+        if 200 <= status < 300:
+            return
+        if status in (408, 425, 429) or status >= 500:
+            raise DeliveryError(f"{self.name}: HTTP {status}")
+        raise PermanentError(f"{self.name}: HTTP {status} (the receiver refused the message)")
+
+
+def build_channels(
+    policies: PolicyFile, settings: Settings, clock: Clock, http: httpx.Client
+) -> dict[str, Channel]:
+    """Every channel the policy file names, ready to send."""
+    channels: dict[str, Channel] = {}
+    for name, config in policies.channels.items():
+        if isinstance(config, LogChannel):
+            channels[name] = LogSink(name)
+            continue
+        secret = None
+        if config.secret is not None:
+            if config.secret not in settings.secrets:
+                raise PolicyError(
+                    f"channel {name!r} needs secret {config.secret!r}: set it in ESCALATOR_SECRETS"
+                )
+            secret = settings.secrets[config.secret].get_secret_value()
+        channels[name] = SignedWebhook(name, config, secret, clock, http)
+    channels.setdefault("log", LogSink("log"))
+    return channels

@@ -1,0 +1,23 @@
+"""After a commit: mirror deadlines into the index and hand outbox messages to the dispatcher."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from worker.celery_app import app
+from worker.effects import Effects
+
+if TYPE_CHECKING:
+    from worker.bootstrap import Container
+
+DELIVER = "outbox.deliver"
+DELIVER_BATCH = "outbox.deliver_batch"
+FIRE = "escalation.fire"
+
+
+def run_effects(c: Container, effects: Effects) -> None:
+    """Index armed deadlines, drop disarmed ones, enqueue outbox delivery (one task)."""
+    c.index.disarm(effects.disarm)
+    c.index.arm(effects.arm)
+    if effects.outbox:
+        app.send_task(DELIVER_BATCH, args=[effects.outbox])

@@ -1,0 +1,46 @@
+"""Thin Celery tasks: take ids, call a service, hand its effects to `post_commit`."""
+
+from __future__ import annotations
+
+import structlog
+
+from worker.bootstrap import container
+from worker.celery_app import app
+from worker.escalation import fire
+from worker.notify.dispatcher import deliver
+from worker.post_commit import DELIVER, DELIVER_BATCH, FIRE, run_effects
+
+log = structlog.get_logger("escalator.tasks")
+
+
+@app.task(name=FIRE, acks_late=True)
+def fire_deadline(deadline_id: int) -> None:
+    """Fire one claimed deadline, then release its claim."""
+    c = container()
+    result = fire(c.sessions, c.policies, c.clock, deadline_id)
+    run_effects(c, result.effects)
+    c.index.ack(deadline_id)
+    if not result.fired:
+        log.debug("escalation.fenced", deadline_id=deadline_id, reason=result.note)
+
+
+@app.task(name=DELIVER, acks_late=True)
+def deliver_message(message_id: str) -> None:
+    """Deliver one outbox message; on failure schedule its retry after the backoff."""
+    deliver_messages([message_id])
+
+
+@app.task(name=DELIVER_BATCH, acks_late=True)
+def deliver_batch(message_ids: list[str]) -> None:
+    """Deliver the messages one transaction wrote, in one task."""
+    deliver_messages(message_ids)
+
+
+def deliver_messages(message_ids: list[str]) -> None:
+    c = container()
+    for message_id in message_ids:
+        outcome = deliver(c.sessions, c.channels, c.clock, c.settings, message_id)
+        if outcome.retry_in is not None:
+            # A countdown is fine here: a short retry backoff, never an SLA deadline. If it is
+            # lost, the scheduler's outbox sweep sends the message anyway.
+            app.send_task(DELIVER, args=[message_id], countdown=outcome.retry_in)
