@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import tempfile
 from pathlib import Path
 from typing import Literal
 
@@ -62,8 +64,12 @@ class Settings(BaseSettings):
         return f"sqlite:///{(self.data_dir / 'escalator.db').resolve()}"
 
     def embedded_socket(self) -> Path:
-        """The unix socket the embedded Redis listens on."""
-        return (self.data_dir / "redis.sock").resolve()
+        """The unix socket the embedded Redis listens on (short enough for the 107-byte limit)."""
+        path = (self.data_dir / "redis.sock").resolve()
+        if len(str(path)) > 100:
+            digest = hashlib.sha1(str(path).encode()).hexdigest()[:12]
+            path = Path(tempfile.gettempdir()) / f"escalator-{digest}.sock"
+        return path
 
     def resolved_redis_url(self) -> str:
         """The Redis URL, or the embedded one's socket when none is set."""

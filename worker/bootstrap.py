@@ -11,6 +11,7 @@ from sqlalchemy import Engine
 
 from config.settings import Settings
 from schemas.policy import PolicyFile
+from worker.celery_app import configure
 from worker.clock import Clock, SystemClock
 from worker.deadline_index import DeadlineIndex
 from worker.notify.channels import Channel, build_channels
@@ -42,6 +43,7 @@ class Container:
 def build(settings: Settings, clock: Clock | None = None) -> Container:
     """Build a container; connections open lazily on first use."""
     clock = clock or SystemClock()
+    configure(settings)  # every role that sends tasks sends them to this Redis
     engine = make_engine(settings.resolved_database_url())
     redis = connect(settings.resolved_redis_url())
     policies = load_policy(settings.policy_file)

@@ -130,10 +130,11 @@ class Ingest:
     def reclaim(self) -> int:
         """Take over entries idle past the claim time; dead-letter those delivered too often."""
         settings = self.c.settings
-        _, claimed, _deleted = self.c.redis.xautoclaim(
+        answer = self.c.redis.xautoclaim(
             STREAM, GROUP, self.name, settings.ingest_claim_idle_ms, "0-0",
             count=settings.ingest_batch,
         )
+        claimed = answer[1]  # Redis 7 adds a third element (deleted ids); 6.2 does not
         if not claimed:
             return 0
         pending = self.c.redis.xpending_range(

@@ -15,6 +15,7 @@ MIGRATIONS = Path(__file__).with_name("migrations")
 def alembic_config(database_url: str) -> Config:
     """An Alembic config pointing at the packaged migrations and `database_url`."""
     config = Config()
+    config.attributes["configure_logger"] = False
     config.set_main_option("script_location", str(MIGRATIONS))
     config.set_main_option("sqlalchemy.url", normalize_url(database_url).replace("%", "%%"))
     return config

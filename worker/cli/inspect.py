@@ -1,0 +1,154 @@
+"""Read-side commands: `issues`, `show`, `dead list|replay`, `reconcile`."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+from sqlalchemy import select
+
+from config.settings import Settings
+from worker.bootstrap import build
+from worker.clock import SystemClock
+from worker.store.db import make_engine, session_factory
+from worker.store.models import Deadline, Issue, OutboxMessage, TimelineEntry
+
+console = Console()
+
+
+def human(delta: timedelta) -> str:
+    """`4m 05s`, `-1h 02m` (overdue), `2d 3h`."""
+    seconds = int(delta.total_seconds())
+    sign, seconds = ("-" if seconds < 0 else ""), abs(seconds)
+    days, rest = divmod(seconds, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    if days:
+        return f"{sign}{days}d {hours}h"
+    if hours:
+        return f"{sign}{hours}h {minutes:02d}m"
+    return f"{sign}{minutes}m {secs:02d}s"
+
+
+def local(when: datetime) -> str:
+    return when.astimezone().strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _sessions(settings: Settings):  # type: ignore[no-untyped-def]
+    return session_factory(make_engine(settings.resolved_database_url()))
+
+
+def issues_table(settings: Settings, include_resolved: bool = False) -> Table:
+    """Open issues with their tier and the time left to their next deadline."""
+    now = SystemClock().now()
+    table = Table(title="Issues" if include_resolved else "Open issues")
+    for column in ("Issue", "Sev", "Title", "Tier", "Assignee", "State", "Next", "Time left"):
+        table.add_column(column, overflow="fold")
+    with _sessions(settings)() as session:
+        query = select(Issue).order_by(Issue.severity, Issue.cycle_started_at)
+        if not include_resolved:
+            query = query.where(Issue.lifecycle != "resolved")
+        for issue in session.scalars(query):
+            nxt = session.scalars(
+                select(Deadline)
+                .where(Deadline.issue_id == issue.id, Deadline.state == "armed")
+                .order_by(Deadline.due_at)
+                .limit(1)
+            ).first()
+            left = nxt.due_at - now if nxt else None
+            style = "red" if left is not None and left.total_seconds() < 0 else ""
+            table.add_row(
+                issue.key, issue.severity, issue.title[:60], issue.tier, issue.assignee or "",
+                issue.lifecycle, nxt.kind if nxt else "", human(left) if left else "—", style=style,
+            )
+    return table
+
+
+def register(app: typer.Typer, dead_app: typer.Typer) -> None:
+    """Attach these commands to the CLI."""
+
+    @app.command()
+    def issues(
+        ctx: typer.Context,
+        all: Annotated[bool, typer.Option("--all", help="Include resolved issues.")] = False,
+    ) -> None:
+        """A table of open issues with tier and time left."""
+        console.print(issues_table(ctx.obj, include_resolved=all))
+
+    @app.command()
+    def show(ctx: typer.Context, issue: Annotated[str, typer.Argument(help="source:id, e.g. jira:OPS-1")]) -> None:
+        """An issue's timeline: events, escalations, notifications."""
+        from worker.store.repository import issue_by_ref
+
+        with _sessions(ctx.obj)() as session:
+            row = issue_by_ref(session, issue)
+            if row is None:
+                console.print(f"[red]no issue {issue!r}[/red] (name it as source:id)")
+                raise typer.Exit(1)
+            console.print(
+                f"[bold]{row.key}[/bold] {row.severity} {row.title!r}\n"
+                f"state {row.lifecycle} · tier {row.tier} · assignee {row.assignee or '—'} · "
+                f"policy {row.policy_name} · clock started {local(row.cycle_started_at)}"
+            )
+            table = Table(title="Timeline")
+            for column in ("When", "What", "Detail"):
+                table.add_column(column, overflow="fold")
+            entries = session.scalars(
+                select(TimelineEntry).where(TimelineEntry.issue_id == row.id).order_by(TimelineEntry.id)
+            )
+            for entry in entries:
+                table.add_row(local(entry.at), entry.kind, entry.message)
+            console.print(table)
+            armed = session.scalars(
+                select(Deadline).where(Deadline.issue_id == row.id, Deadline.state == "armed")
+            ).all()
+            for d in armed:
+                console.print(f"armed: {d.kind} at {local(d.due_at)} (tier {d.tier_index})")
+            dead = session.scalars(
+                select(OutboxMessage).where(OutboxMessage.issue_id == row.id, OutboxMessage.state == "dead")
+            ).all()
+            for m in dead:
+                console.print(f"[red]dead notification[/red] {m.id} to {m.channel}: {m.last_error}")
+
+    @dead_app.command("list")
+    def dead_list(ctx: typer.Context, count: int = 100) -> None:
+        """Entries that could not be applied, with the reason."""
+        from worker.dead_letters import list_dead
+        from worker.redis_conn import connect
+
+        entries = list_dead(connect(ctx.obj.resolved_redis_url()), count)
+        table = Table(title=f"Dead entries ({len(entries)})")
+        for column in ("Id", "Failed at", "Error", "Event"):
+            table.add_column(column, overflow="fold")
+        for e in entries:
+            table.add_row(e.id, e.failed_at, e.error, e.event[:120])
+        console.print(table)
+
+    @dead_app.command("replay")
+    def dead_replay(
+        ctx: typer.Context,
+        ids: Annotated[list[str] | None, typer.Argument(help="Dead entry ids; see `dead list`.")] = None,
+        all: Annotated[bool, typer.Option("--all", help="Replay every dead entry.")] = False,
+    ) -> None:
+        """Put dead entries back on the event stream (after fixing what made them fail)."""
+        from worker.dead_letters import replay
+        from worker.redis_conn import connect
+
+        if not ids and not all:
+            console.print("[red]name entry ids or pass --all[/red]")
+            raise typer.Exit(2)
+        count = replay(connect(ctx.obj.resolved_redis_url()), None if all else ids)
+        console.print(f"replayed {count} entries")
+
+    @app.command()
+    def reconcile(ctx: typer.Context) -> None:
+        """Rebuild the Redis deadline index from the database now (schedulers also do it)."""
+        from worker.reconciler import reconcile as run
+
+        report = run(build(ctx.obj))
+        console.print(
+            f"{report.armed} armed deadlines; {report.rearmed} re-armed, {report.dropped} stale dropped"
+        )

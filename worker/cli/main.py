@@ -1,0 +1,212 @@
+"""`escalator`: run every role in one command, or each role on its own, and inspect the state."""
+
+from __future__ import annotations
+
+import signal
+import sys
+import threading
+import uuid
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from pydantic import ValidationError
+from rich.console import Console
+
+from config.logging import configure_logging
+from config.settings import Settings
+from schemas.events import EventType, IssueEvent, IssueSnapshot
+from worker.bootstrap import Container, build, install
+from worker.clock import SystemClock
+from worker.errors import EscalatorError
+from worker.redis_conn import connect
+
+app = typer.Typer(
+    name="escalator",
+    help="Self-hosted SLA escalation worker: durable, second-precise deadlines beside any ticket system.",
+    no_args_is_help=True,
+    rich_markup_mode="rich",
+    pretty_exceptions_enable=False,
+)
+db_app = typer.Typer(help="The database schema.", no_args_is_help=True)
+dead_app = typer.Typer(help="The dead-letter stream: events that could not be applied.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(dead_app, name="dead")
+
+console = Console()
+err = Console(stderr=True)
+
+
+def settings_of(ctx: typer.Context) -> Settings:
+    settings: Settings = ctx.obj
+    return settings
+
+
+@app.callback()
+def _main(ctx: typer.Context) -> None:
+    """Configuration comes from ESCALATOR_* variables and .env (see README: Configuration)."""
+    try:
+        ctx.obj = Settings()
+    except ValidationError as exc:
+        err.print(f"[red]invalid configuration:[/red]\n{exc}")
+        raise typer.Exit(2) from None
+    configure_logging(ctx.obj)
+
+
+def _stop_on_signals() -> threading.Event:
+    stop = threading.Event()
+
+    def _handler(*_: Any) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGINT, _handler)
+    signal.signal(signal.SIGTERM, _handler)
+    return stop
+
+
+def _container(settings: Settings) -> Container:
+    install(settings)
+    return build(settings)
+
+
+@app.command()
+def run(ctx: typer.Context) -> None:
+    """Run every role in one supervised command (embedded Redis unless ESCALATOR_REDIS_URL is set)."""
+    from worker.supervisor import Supervisor
+
+    Supervisor(settings_of(ctx)).run_forever()
+
+
+@app.command()
+def demo(
+    ctx: typer.Context,
+    seconds: Annotated[float, typer.Option(help="Stop after this long at most.")] = 60.0,
+) -> None:
+    """Watch issues escalate live on the embedded stack with a demo policy whose tiers last seconds."""
+    from worker.cli.demo import run_demo
+
+    raise typer.Exit(run_demo(settings_of(ctx), console, seconds))
+
+
+@app.command()
+def api(ctx: typer.Context) -> None:
+    """Role: the HTTP gateway (POST /v1/events, GET /healthz)."""
+    import uvicorn
+
+    from worker.api import create_app
+
+    settings = settings_of(ctx)
+    c = _container(settings)
+    uvicorn.run(
+        create_app(settings, c.redis, c.engine), host=settings.api_host, port=settings.api_port,
+        log_config=None, access_log=False,
+    )
+
+
+@app.command()
+def ingest(ctx: typer.Context) -> None:
+    """Role: consume the event stream into the store (run as many as you like)."""
+    from worker.ingest import Ingest
+
+    Ingest(_container(settings_of(ctx)), stop=_stop_on_signals()).run()
+
+
+@app.command()
+def scheduler(ctx: typer.Context) -> None:
+    """Role: claim due deadlines and hand them to the workers (several may run)."""
+    from worker.scheduler import Scheduler
+
+    Scheduler(_container(settings_of(ctx)), stop=_stop_on_signals()).run()
+
+
+@app.command()
+def worker(ctx: typer.Context) -> None:
+    """Role: a Celery worker that fires escalations and delivers notifications."""
+    from worker.celery_app import configure
+    from worker.constants import ESCALATION_QUEUE, OUTBOX_QUEUE
+
+    settings = settings_of(ctx)
+    install(settings)
+    celery = configure(settings)
+    celery.worker_main(
+        [
+            "worker",
+            f"--queues={ESCALATION_QUEUE},{OUTBOX_QUEUE}",
+            f"--concurrency={settings.worker_concurrency}",
+            f"--pool={settings.worker_pool}",
+            f"--loglevel={settings.log_level}",
+            "--without-gossip",
+            "--without-mingle",
+            "--hostname=escalator@%h",
+        ]
+    )
+
+
+@app.command()
+def send(
+    ctx: typer.Context,
+    issue: Annotated[str | None, typer.Option(help="The issue's id in its source, e.g. OPS-1.")] = None,
+    type: Annotated[EventType, typer.Option("--type", help="What happened.")] = EventType.OPENED,
+    severity: Annotated[str, typer.Option(help="P1-P4 or critical/high/medium/low.")] = "P3",
+    source: Annotated[str, typer.Option(help="The ticket system.")] = "cli",
+    title: Annotated[str, typer.Option(help="The issue's title.")] = "",
+    event_id: Annotated[str | None, typer.Option(help="Dedup key; random when omitted.")] = None,
+    at: Annotated[datetime | None, typer.Option(help="When it happened (ISO 8601 with offset); now when omitted.")] = None,
+    json_file: Annotated[Path | None, typer.Option("--json", help="Send events from a JSON Lines file ('-' for stdin) instead.")] = None,
+) -> None:
+    """Put events on the stream, validated first, as any producer would."""
+    from worker.producer import Producer
+
+    settings = settings_of(ctx)
+    events: list[IssueEvent] = []
+    try:
+        if json_file is not None:
+            lines = (sys.stdin if str(json_file) == "-" else json_file.open()).read().splitlines()
+            events = [IssueEvent.model_validate_json(line) for line in lines if line.strip()]
+        elif issue is None:
+            err.print("[red]give --issue (or --json FILE)[/red]")
+            raise typer.Exit(2)
+        else:
+            events = [
+                IssueEvent(
+                    event_id=event_id or f"cli-{uuid.uuid4().hex}",
+                    type=type,
+                    occurred_at=at or SystemClock().now(),
+                    source=source,
+                    issue=IssueSnapshot(id=issue, title=title, severity=severity),  # type: ignore[arg-type]
+                )
+            ]
+    except ValidationError as exc:
+        err.print(f"[red]invalid event:[/red] {exc}")
+        raise typer.Exit(2) from None
+    ids = Producer(connect(settings.resolved_redis_url())).send_many(events)
+    for event, stream_id in zip(events, ids, strict=True):
+        console.print(f"sent {event.type.value} for {event.issue_key} as {stream_id}")
+
+
+@db_app.command("upgrade")
+def db_upgrade(ctx: typer.Context) -> None:
+    """Create or migrate the schema to the latest version."""
+    from worker.store.migrate import upgrade
+
+    settings = settings_of(ctx)
+    upgrade(settings.resolved_database_url())
+    console.print("database schema is up to date")
+
+
+from worker.cli import inspect as _inspect  # noqa: E402  (registers issues, show, dead, reconcile)
+
+_inspect.register(app, dead_app)
+
+
+def main() -> None:
+    try:
+        app()
+    except EscalatorError as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()
