@@ -61,6 +61,12 @@ class Ingest:
             try:
                 self.step()
                 failures = 0
+            except ResponseError as exc:
+                if "NOGROUP" not in str(exc):
+                    raise
+                # Redis lost the stream or the group (flushed, restarted without AOF): recreate.
+                log.warning("ingest.group_recreated", error=str(exc))
+                ensure_group(self.c)
             except (RedisError, SQLAlchemyError, OSError) as exc:
                 failures += 1
                 delay = min(30.0, 0.5 * 2 ** min(failures, 6))

@@ -1,0 +1,26 @@
+# Everyday commands; each is a thin alias for `python3 dev.py <command>`.
+.PHONY: run demo test lint bench unit integration fault
+
+run:
+	python3 dev.py run
+
+demo:
+	python3 dev.py demo
+
+test:
+	python3 dev.py test
+
+unit:
+	python3 dev.py test tests/unit
+
+integration:
+	python3 dev.py test -m "integration and not fault"
+
+fault:
+	python3 dev.py test -m fault
+
+lint:
+	python3 dev.py lint
+
+bench:
+	python3 dev.py bench

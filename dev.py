@@ -1,0 +1,71 @@
+#!/usr/bin/env python3
+"""Everyday commands, on a fresh machine with only Python 3.11 (no make needed).
+
+    python3 dev.py run     # the product on its embedded default (Redis + SQLite under .data/)
+    python3 dev.py test    # the whole test suite
+    python3 dev.py demo    # watch issues escalate in about a minute
+    python3 dev.py lint    # ruff and mypy
+    python3 dev.py bench   # the benchmarks in bench/
+
+The first call creates `.venv` and installs Escalator with its test tools; later calls reuse it
+and reinstall only when pyproject.toml changes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+VENV = ROOT / ".venv"
+BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
+STAMP = VENV / ".escalator-installed"
+
+
+def ensure_env() -> None:
+    """Create .venv and install the project (editable, with test extras) when needed."""
+    if sys.version_info < (3, 11):
+        sys.exit(f"Escalator needs Python 3.11 or newer; this is {sys.version.split()[0]}")
+    if not (BIN / "python").exists():
+        print("creating .venv ...", flush=True)
+        venv.EnvBuilder(with_pip=True, clear=True).create(VENV)
+    digest = hashlib.sha256((ROOT / "pyproject.toml").read_bytes()).hexdigest()
+    if not STAMP.exists() or STAMP.read_text() != digest:
+        print("installing Escalator and its dependencies into .venv ...", flush=True)
+        pip = [str(BIN / "python"), "-m", "pip", "--disable-pip-version-check"]
+        subprocess.run([*pip, "install", "-q", "--upgrade", "pip"], check=True)
+        subprocess.run([*pip, "install", "-q", "-e", f"{ROOT}[test]"], check=True)
+        STAMP.write_text(digest)
+
+
+def main(argv: list[str]) -> int:
+    commands = {
+        "run": [str(BIN / "escalator"), "run"],
+        "demo": [str(BIN / "escalator"), "demo"],
+        "test": [str(BIN / "python"), "-m", "pytest"],
+        "lint": None,
+        "bench": [str(BIN / "python"), str(ROOT / "bench" / "run_all.py")],
+    }
+    if not argv or argv[0] not in commands:
+        print(__doc__)
+        return 2
+    ensure_env()
+    name, extra = argv[0], argv[1:]
+    os.chdir(ROOT)
+    if name == "lint":
+        for step in (["ruff", "check", "."], ["ruff", "format", "--check", "."], ["mypy", "."]):
+            code = subprocess.call([str(BIN / step[0]), *step[1:]])
+            if code:
+                return code
+        return 0
+    command = commands[name]
+    assert command is not None
+    return subprocess.call([*command, *extra])
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
