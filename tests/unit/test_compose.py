@@ -1,0 +1,247 @@
+"""docker-compose.yml: valid Compose, and every service runs a command the CLI really has.
+
+No Docker engine runs where these tests do, so the file is checked against the Compose
+Specification's JSON Schema and against the Typer app itself.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+import typer
+import yaml
+from typer.testing import CliRunner
+
+import worker.cli.main as cli
+from config.settings import Settings
+from worker.constants import GROUP, STREAM
+from worker.policy_loader import load_policy
+
+ROOT = Path(__file__).resolve().parents[2]
+COMPOSE = ROOT / "docker-compose.yml"
+DOCKERFILE = ROOT / "Dockerfile"
+SPEC = Path(__file__).resolve().parents[3] / "shared" / "data" / "compose-spec.json"
+
+ROLES = ("api", "ingest", "scheduler", "worker")  # long-running app services
+APP_SERVICES = (*ROLES, "migrate")  # everything built from the repo's Dockerfile
+
+
+def spec_path() -> Path | None:
+    """The Compose spec in ../shared/data beside the clone, else ESCALATOR_COMPOSE_SPEC."""
+    if SPEC.is_file():
+        return SPEC
+    override = os.environ.get("ESCALATOR_COMPOSE_SPEC")
+    if override and Path(override).is_file():
+        return Path(override)
+    return None
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict[str, Any]:
+    """docker-compose.yml as Compose reads it (YAML anchors and merge keys resolved)."""
+    data: dict[str, Any] = yaml.safe_load(COMPOSE.read_text(encoding="utf-8"))
+    return data
+
+
+@pytest.fixture(scope="module")
+def services(compose: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The services section."""
+    result: dict[str, dict[str, Any]] = compose["services"]
+    return result
+
+
+@pytest.fixture
+def quiet_cli(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Keep the CLI callback from reconfiguring this process's logging while --help runs."""
+    monkeypatch.setattr(cli, "configure_logging", lambda _settings: None)
+    for name in list(os.environ):
+        if name.startswith("ESCALATOR_"):
+            monkeypatch.delenv(name)
+    yield
+
+
+def entrypoint() -> list[str]:
+    """The Dockerfile's ENTRYPOINT, which must be exec form."""
+    match = re.search(r"^ENTRYPOINT\s+(\[.*\])\s*$", DOCKERFILE.read_text(), re.MULTILINE)
+    assert match, "Dockerfile has no exec-form ENTRYPOINT"
+    parsed: list[str] = yaml.safe_load(match.group(1))
+    return parsed
+
+
+def resolve(group: Any, words: list[str]) -> Any | None:
+    """Walk the CLI's command tree along `words`; None if a word is not a command there.
+
+    Typer ships its own copy of Click, so groups are recognised by their `commands` mapping.
+    """
+    command = group
+    for word in words:
+        subcommands = getattr(command, "commands", None)
+        if not isinstance(subcommands, dict) or word not in subcommands:
+            return None
+        command = subcommands[word]
+    return command
+
+
+def test_compose_file_is_valid_against_the_compose_spec(compose: dict[str, Any]) -> None:
+    """docker-compose.yml validates against the Compose Specification JSON Schema (draft 7)."""
+    path = spec_path()
+    if path is None:
+        pytest.skip(
+            f"compose-spec.json not found at {SPEC} and ESCALATOR_COMPOSE_SPEC is not set; "
+            "it is in ../shared/data beside the clone in CI"
+        )
+    schema = yaml.safe_load(path.read_text(encoding="utf-8"))
+    errors = sorted(
+        jsonschema.Draft7Validator(schema).iter_errors(compose), key=lambda e: list(e.path)
+    )
+    assert not errors, "\n".join(
+        f"{'.'.join(str(p) for p in e.path) or '(top)'}: {e.message}" for e in errors
+    )
+
+
+def test_expected_services_exist(services: dict[str, dict[str, Any]]) -> None:
+    """The stack has redis, postgres, migrate and the four roles, and nothing unexpected."""
+    assert set(services) == {"redis", "postgres", *APP_SERVICES}
+
+
+def test_app_services_build_the_repo_image_whose_entrypoint_is_the_cli(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    """Every app service is built from ./Dockerfile, whose exec-form ENTRYPOINT is `escalator`."""
+    assert entrypoint() == ["escalator"]
+    for name in APP_SERVICES:
+        build = services[name]["build"]
+        context = build if isinstance(build, str) else build.get("context", ".")
+        assert context == ".", name
+        if isinstance(build, dict):
+            assert build.get("dockerfile", "Dockerfile") == "Dockerfile", name
+
+
+@pytest.mark.parametrize("name", APP_SERVICES)
+def test_service_command_is_a_real_cli_command(
+    name: str, services: dict[str, dict[str, Any]], quiet_cli: None
+) -> None:
+    """The service's command names a command of the Typer app, and `--help` on it exits 0."""
+    command = services[name]["command"]
+    assert isinstance(command, list) and command, f"{name}: command must be an exec-form list"
+    group = typer.main.get_command(cli.app)
+    assert command[0] in getattr(group, "commands", {}), (
+        f"{name}: `escalator {command[0]}` does not exist"
+    )
+    assert resolve(group, command) is not None, (
+        f"{name}: `escalator {' '.join(command)}` does not exist"
+    )
+    result = CliRunner().invoke(cli.app, [*command, "--help"])
+    assert result.exit_code == 0, result.output
+
+
+def test_roles_run_their_own_role_command(services: dict[str, dict[str, Any]]) -> None:
+    """Each role service runs exactly its role command; migrate runs `db upgrade`."""
+    for role in ROLES:
+        assert services[role]["command"] == [role]
+    assert services["migrate"]["command"] == ["db", "upgrade"]
+
+
+def test_redis_keeps_what_it_accepts(services: dict[str, dict[str, Any]]) -> None:
+    """Redis runs with AOF (fsync every second) and never evicts keys, and keeps a volume."""
+    command = services["redis"]["command"]
+    text = " ".join(command) if isinstance(command, list) else command
+    assert re.search(r"--appendonly\s+yes\b", text)
+    assert re.search(r"--appendfsync\s+everysec\b", text)
+    assert re.search(r"--maxmemory-policy\s+noeviction\b", text)
+    assert any(str(v).endswith(":/data") for v in services["redis"]["volumes"])
+
+
+def test_scheduler_runs_two_copies(services: dict[str, dict[str, Any]]) -> None:
+    """Two schedulers run at once (their claims are atomic)."""
+    assert services["scheduler"]["deploy"]["replicas"] == 2
+
+
+@pytest.mark.parametrize("name", ROLES)
+def test_role_has_a_healthcheck(name: str, services: dict[str, dict[str, Any]]) -> None:
+    """Every role has an enabled health check whose Python one-liner at least compiles."""
+    check = services[name].get("healthcheck")
+    assert check and not check.get("disable"), f"{name} has no health check"
+    test = check["test"]
+    assert isinstance(test, list) and test[0] == "CMD", name
+    if test[1:3] == ["python", "-c"]:
+        compile(test[3], f"<{name} healthcheck>", "exec")
+
+
+def test_api_healthcheck_hits_healthz_on_the_published_port(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    """The API binds 0.0.0.0:8080, publishes 8080, and its health check asks /healthz there."""
+    api = services["api"]
+    assert api["environment"]["ESCALATOR_API_HOST"] == "0.0.0.0"
+    assert Settings.model_fields["api_port"].default == 8080
+    assert any(str(p).startswith("8080:8080") for p in api["ports"])
+    assert "http://127.0.0.1:8080/healthz" in " ".join(api["healthcheck"]["test"])
+
+
+def test_ingest_healthcheck_watches_the_real_stream_and_group(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    """The ingest health check reads the consumer group Escalator really uses."""
+    code = services["ingest"]["healthcheck"]["test"][3]
+    assert repr(STREAM) in code and repr(GROUP) in code
+
+
+@pytest.mark.parametrize("name", ROLES)
+def test_role_waits_for_its_dependencies(name: str, services: dict[str, dict[str, Any]]) -> None:
+    """Every role starts after Redis and PostgreSQL are healthy and migrate has completed."""
+    depends = services[name]["depends_on"]
+    assert depends["redis"]["condition"] == "service_healthy"
+    assert depends["postgres"]["condition"] == "service_healthy"
+    assert depends["migrate"]["condition"] == "service_completed_successfully"
+
+
+def test_migrate_waits_for_postgres(services: dict[str, dict[str, Any]]) -> None:
+    """The migration runs once PostgreSQL is healthy and is not restarted after it exits."""
+    migrate = services["migrate"]
+    assert migrate["depends_on"]["postgres"]["condition"] == "service_healthy"
+    assert migrate["restart"] == "no"
+
+
+def test_infrastructure_has_healthchecks_and_volumes(services: dict[str, dict[str, Any]]) -> None:
+    """Redis is checked with `redis-cli ping`, PostgreSQL with pg_isready; both keep a volume."""
+    assert services["redis"]["healthcheck"]["test"][1:] == ["redis-cli", "ping"]
+    assert "pg_isready" in services["postgres"]["healthcheck"]["test"]
+    assert services["postgres"]["volumes"] and services["redis"]["volumes"]
+    env = services["postgres"]["environment"]
+    assert {"POSTGRES_DB", "POSTGRES_USER", "POSTGRES_PASSWORD"} <= set(env)
+
+
+@pytest.mark.parametrize("name", APP_SERVICES)
+def test_environment_names_real_settings(name: str, services: dict[str, dict[str, Any]]) -> None:
+    """Every ESCALATOR_* variable set in compose is a Settings field, and they build Settings."""
+    env = services[name]["environment"]
+    fields = {f"ESCALATOR_{field.upper()}" for field in Settings.model_fields}
+    unknown = {key for key in env if key.startswith("ESCALATOR_")} - fields
+    assert not unknown, f"{name}: not settings: {sorted(unknown)}"
+    settings = Settings(_env_file=None, **{k[10:].lower(): v for k, v in env.items()})
+    assert settings.redis_url == "redis://redis:6379/0"
+    assert settings.resolved_database_url().startswith("postgresql+psycopg://")
+    assert settings.log_format == "json"
+
+
+@pytest.mark.parametrize("name", APP_SERVICES)
+def test_policy_file_is_mounted_read_only_where_settings_point(
+    name: str, services: dict[str, dict[str, Any]]
+) -> None:
+    """ESCALATOR_POLICY_FILE points at a read-only bind of a policy file that loads."""
+    service = services[name]
+    target = service["environment"]["ESCALATOR_POLICY_FILE"]
+    mounts = [v for v in service["volumes"] if isinstance(v, dict) and v.get("target") == target]
+    assert len(mounts) == 1, f"{name}: nothing mounted at {target}"
+    mount = mounts[0]
+    assert mount["type"] == "bind" and mount["read_only"] is True
+    source = (ROOT / mount["source"]).resolve()
+    assert source == (ROOT / "config" / "default_policy.yaml").resolve()
+    load_policy(source)
