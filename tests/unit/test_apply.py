@@ -39,7 +39,10 @@ def test_opened_creates_issue_deadlines_and_one_outbox_row_per_channel(
     with sessions() as session:
         issue = session.scalars(select(Issue)).one()
         assert (issue.key, issue.tier, issue.assignee, issue.lifecycle) == (
-            "jira:OPS-7", "L1", "l1-oncall", "open"
+            "jira:OPS-7",
+            "L1",
+            "l1-oncall",
+            "open",
         )
         deadlines = session.scalars(select(Deadline).order_by(Deadline.id)).all()
         assert [(d.kind, d.due_at, d.state, d.clock_version) for d in deadlines] == [
@@ -93,7 +96,9 @@ def test_events_in_a_batch_are_applied_in_occurrence_order(
     ]
     with sessions() as session:
         assert session.scalars(select(Issue.lifecycle)).one() == "acknowledged"
-        states = {kind: state for kind, state in session.execute(select(Deadline.kind, Deadline.state))}
+        states = {
+            kind: state for kind, state in session.execute(select(Deadline.kind, Deadline.state))
+        }
     assert states == {"escalate": "cancelled", "resolve": "armed"}
 
 
@@ -127,7 +132,9 @@ def test_ignored_event_is_recorded(
 
 
 def test_severity_raise_makes_a_past_deadline_due_at_once(
-    sessions: sessionmaker[Session], clock: ManualClock, policies: PolicyFile,
+    sessions: sessionmaker[Session],
+    clock: ManualClock,
+    policies: PolicyFile,
     redis: fakeredis.FakeRedis,
 ) -> None:
     """P3 → P1 after 20 minutes re-arms L1's 5-minute deadline in the past: claimable now."""
@@ -165,8 +172,10 @@ def test_event_for_an_issue_whose_policy_was_renamed(
     apply_batch(sessions, [("1-0", event_json(at=T0))], before, clock)
     after = PolicyFile.model_validate(
         before.model_dump(mode="json")
-        | {"policies": [{**before.policies[0].model_dump(mode="json"), "name": "renamed"}],
-           "default": "renamed"}
+        | {
+            "policies": [{**before.policies[0].model_dump(mode="json"), "name": "renamed"}],
+            "default": "renamed",
+        }
     )
     ack = event_json("issue.acknowledged", at=T0 + minutes(1))
     batch = apply_batch(sessions, [("2-0", ack)], after, clock)

@@ -1,4 +1,4 @@
-"""The bad-input corpus: nothing is fatal, nothing is dropped (worker/apply.py, worker/ingest.py)."""
+"""The bad-input corpus: never fatal, never silently dropped (worker/apply.py, worker/ingest.py)."""
 
 from __future__ import annotations
 
@@ -37,10 +37,20 @@ def good_events() -> list[tuple[str, str]]:
     """(event_id, raw) for an opened + acknowledged pair per good issue."""
     events = []
     for n, issue_id in enumerate(GOOD_ISSUES):
-        events.append((f"open-{issue_id}", event_json(
-            "issue.opened", issue_id, T0 + minutes(n), event_id=f"open-{issue_id}")))
-        events.append((f"ack-{issue_id}", event_json(
-            "issue.acknowledged", issue_id, T0 + minutes(n + 1), event_id=f"ack-{issue_id}")))
+        events.append(
+            (
+                f"open-{issue_id}",
+                event_json("issue.opened", issue_id, T0 + minutes(n), event_id=f"open-{issue_id}"),
+            )
+        )
+        events.append(
+            (
+                f"ack-{issue_id}",
+                event_json(
+                    "issue.acknowledged", issue_id, T0 + minutes(n + 1), event_id=f"ack-{issue_id}"
+                ),
+            )
+        )
     return events
 
 
@@ -67,11 +77,27 @@ def test_corpus_covers_the_required_cases() -> None:
     corpus = load_corpus()
     names = {row["name"] for row in corpus}
     for required in (
-        "malformed JSON", "truncated JSON", "empty string", "JSON array", "missing event_id",
-        "missing type", "unknown type", "missing occurred_at", "naive occurred_at",
-        "non-date occurred_at", "unknown severity", "severity of wrong type", "missing issue",
-        "issue.id empty", "extra top-level field", "extra issue field", "labels not a list",
-        "url not a URL", "source with spaces", "source uppercase", "event for an unknown issue",
+        "malformed JSON",
+        "truncated JSON",
+        "empty string",
+        "JSON array",
+        "missing event_id",
+        "missing type",
+        "unknown type",
+        "missing occurred_at",
+        "naive occurred_at",
+        "non-date occurred_at",
+        "unknown severity",
+        "severity of wrong type",
+        "missing issue",
+        "issue.id empty",
+        "extra top-level field",
+        "extra issue field",
+        "labels not a list",
+        "url not a URL",
+        "source with spaces",
+        "source uppercase",
+        "event for an unknown issue",
         "null raw (entry without the event field)",
     ):
         assert required in names
@@ -183,7 +209,9 @@ def test_ingest_gives_up_on_entries_with_a_reason(
     "xreadgroup (decode_responses=True) raise UnicodeDecodeError, which run() does not catch",
 )
 def test_ingest_survives_an_entry_that_is_not_utf8(
-    container: Container, server: fakeredis.FakeServer, redis: fakeredis.FakeRedis,
+    container: Container,
+    server: fakeredis.FakeServer,
+    redis: fakeredis.FakeRedis,
     sent: list[tuple[str, list[Any]]],
 ) -> None:
     """A producer writing raw bytes that are not UTF-8 gets dead-lettered, not a dead consumer."""

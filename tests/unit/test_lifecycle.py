@@ -29,9 +29,7 @@ def test_opened_arms_acknowledge_and_resolve_and_notifies_assigned(policies: Pol
     """issue.opened starts cycle 1 at tier 0, arms the L1 and resolve deadlines, notifies."""
     t = apply_event(None, event("issue.opened", at=T0, severity="P1"), policies)
     assert t.applied and t.take_snapshot
-    assert t.clock == IssueClock(
-        Lifecycle.OPEN, Severity.P1, "critical", 0, 1, T0, T0, T0
-    )
+    assert t.clock == IssueClock(Lifecycle.OPEN, Severity.P1, "critical", 0, 1, T0, T0, T0)
     assert t.arm == (
         DeadlineSpec(DeadlineKind.ESCALATE, 0, T0 + minutes(5)),
         DeadlineSpec(DeadlineKind.RESOLVE, 0, T0 + timedelta(hours=4)),
@@ -49,8 +47,14 @@ def test_opened_picks_the_policy_by_severity(policies: PolicyFile) -> None:
 
 @pytest.mark.parametrize(
     "type_",
-    ["issue.updated", "issue.acknowledged", "issue.responded", "issue.status_changed",
-     "issue.resolved", "issue.reopened"],
+    [
+        "issue.updated",
+        "issue.acknowledged",
+        "issue.responded",
+        "issue.status_changed",
+        "issue.resolved",
+        "issue.reopened",
+    ],
 )
 def test_non_opened_event_for_unknown_issue_raises(policies: PolicyFile, type_: str) -> None:
     """Anything but issue.opened about a never-seen issue is a permanent UnknownIssue."""
@@ -66,7 +70,9 @@ def test_acknowledged_or_responded_cancels_acknowledge_deadlines(
     """An ack (or a first response) stops escalation but keeps the resolve target."""
     t = apply_event(opened, event(type_, at=T0 + minutes(2)), policies)
     assert t.applied
-    assert t.clock == replace(opened, lifecycle=Lifecycle.ACKNOWLEDGED, lifecycle_at=T0 + minutes(2))
+    assert t.clock == replace(
+        opened, lifecycle=Lifecycle.ACKNOWLEDGED, lifecycle_at=T0 + minutes(2)
+    )
     assert t.cancel is Cancel.ACKNOWLEDGE
     assert t.arm == () and t.notify == ()
 
@@ -164,7 +170,8 @@ def test_severity_change_clamps_the_tier_to_the_new_ladder(policies: PolicyFile)
     start = apply_event(None, event("issue.opened", severity="P1"), policies).clock
     assert start is not None
     t = apply_event(
-        replace(start, tier_index=3), event("issue.updated", at=T0 + minutes(50), severity="P4"),
+        replace(start, tier_index=3),
+        event("issue.updated", at=T0 + minutes(50), severity="P4"),
         policies,
     )
     assert t.clock is not None and t.clock.tier_index == 1

@@ -85,7 +85,11 @@ def test_minimal_policy_file_validates() -> None:
     ("overrides", "message"),
     [
         (
-            {"policies": [{"name": "std", "acknowledge": {"ladder": [{"tier": "L9", "within": 60}]}}]},
+            {
+                "policies": [
+                    {"name": "std", "acknowledge": {"ladder": [{"tier": "L9", "within": 60}]}}
+                ]
+            },
             "policies.std.acknowledge.ladder: no tier named 'L9'",
         ),
         (
@@ -134,7 +138,8 @@ def test_load_policy_reference_error_names_the_file(tmp_path: Path) -> None:
     """A dangling reference is reported with the file name too."""
     path = tmp_path / "policy.yaml"
     path.write_text(
-        "tiers: [{name: L1}]\npolicies: [{name: std, acknowledge: {ladder: [{tier: L1, within: 5m}]}}]\n"
+        "tiers: [{name: L1}]\n"
+        "policies: [{name: std, acknowledge: {ladder: [{tier: L1, within: 5m}]}}]\n"
         "default: missing\n",
         encoding="utf-8",
     )

@@ -44,9 +44,7 @@ def test_packaged_p1_policy_is_the_critical_ladder(p1: Policy) -> None:
     assert [s.tier for s in p1.acknowledge.ladder] == ["L1", "L2", "L3", "manager"]
 
 
-@pytest.mark.parametrize(
-    ("tier", "expected_min"), [(0, 5), (1, 15), (2, 30), (3, 45), (7, 45)]
-)
+@pytest.mark.parametrize(("tier", "expected_min"), [(0, 5), (1, 15), (2, 30), (3, 45), (7, 45)])
 def test_ack_due_sums_the_ladder_up_to_the_tier(p1: Policy, tier: int, expected_min: int) -> None:
     """Tier i must acknowledge by start + within[0..i]; indexes past the end clamp to the last."""
     assert ack_due(p1, T0, tier) == T0 + minutes(expected_min)
@@ -133,9 +131,7 @@ def test_next_reminder_defaults_to_the_last_tier_within() -> None:
 def test_decide_late_reminder_does_not_storm(p1: Policy) -> None:
     """A reminder fired hours late re-arms in the future, not at the missed times."""
     now = T0 + timedelta(hours=6)
-    decision = decide(
-        ClockView(Lifecycle.OPEN, 1, 3), firing(DeadlineKind.REMIND, 3, 45), p1, now
-    )
+    decision = decide(ClockView(Lifecycle.OPEN, 1, 3), firing(DeadlineKind.REMIND, 3, 45), p1, now)
     assert isinstance(decision, Remind)
     assert now < decision.next.due_at <= now + minutes(15)
 
@@ -151,8 +147,15 @@ def test_decide_late_reminder_does_not_storm(p1: Policy) -> None:
         (ClockView(Lifecycle.RESOLVED, 1, 0), firing(DeadlineKind.RESOLVE, 0, 240), "resolved"),
         (ClockView(Lifecycle.OPEN, 2, 0), firing(DeadlineKind.RESOLVE, 0, 240, cycle=1), "cycle"),
     ],
-    ids=["old-version", "wrong-tier", "acked", "acked-remind", "resolved", "resolved-breach",
-         "resolve-old-version"],
+    ids=[
+        "old-version",
+        "wrong-tier",
+        "acked",
+        "acked-remind",
+        "resolved",
+        "resolved-breach",
+        "resolve-old-version",
+    ],
 )
 def test_decide_is_stale_when_the_issue_moved_on(
     p1: Policy, view: ClockView, deadline: FiringDeadline, reason: str
