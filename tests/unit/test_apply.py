@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
 
 import fakeredis
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from schemas.policy import PolicyFile
@@ -158,25 +159,56 @@ def test_severity_raise_makes_a_past_deadline_due_at_once(
     assert (issue.policy_name, issue.clock_version) == ("critical", 2)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="bug: worker/apply.py _apply_one asserts the issue's policy still exists; after a "
-    "policy file edit renames it, every later event for the issue aborts the whole batch",
+def shortened_policies(before: PolicyFile) -> PolicyFile:
+    """`before` with its one policy's ladder cut to the first step."""
+    policy = before.policies[0].model_dump(mode="json")
+    policy["acknowledge"]["ladder"] = policy["acknowledge"]["ladder"][:1]
+    return PolicyFile.model_validate(before.model_dump(mode="json") | {"policies": [policy]})
+
+
+def renamed_policies(before: PolicyFile) -> PolicyFile:
+    """`before` with its one policy renamed (and made the default)."""
+    policy = before.policies[0].model_dump(mode="json") | {"name": "renamed"}
+    return PolicyFile.model_validate(
+        before.model_dump(mode="json") | {"policies": [policy], "default": "renamed"}
+    )
+
+
+@pytest.mark.parametrize(
+    "edit",
+    [
+        pytest.param(
+            renamed_policies,
+            id="policy-renamed",
+            marks=pytest.mark.xfail(
+                strict=True,
+                raises=AssertionError,
+                reason="bug: worker/apply.py _apply_one asserts the issue's policy still exists "
+                "(`assert policy is not None`); after the policy file renames it, every later "
+                "event for the issue raises and aborts the whole batch",
+            ),
+        ),
+        pytest.param(
+            shortened_policies,
+            id="ladder-shortened",
+            marks=pytest.mark.xfail(
+                strict=True,
+                raises=IndexError,
+                reason="bug: worker/apply.py _apply_one indexes `ladder[issue.tier_index]` "
+                "unclamped; after the policy file shortens the ladder below the issue's tier, "
+                "every later event for the issue raises and aborts the whole batch",
+            ),
+        ),
+    ],
 )
-def test_event_for_an_issue_whose_policy_was_renamed(
-    sessions: sessionmaker[Session], clock: ManualClock
+def test_event_after_the_policy_file_changed(
+    sessions: sessionmaker[Session], clock: ManualClock, edit: Callable[[PolicyFile], PolicyFile]
 ) -> None:
-    """After the policy file renames an issue's policy, its ack still applies (as fire() copes)."""
+    """After a policy edit the issue's next event still applies (fire() copes the same way)."""
     before = ladder_policies()
     apply_batch(sessions, [("1-0", event_json(at=T0))], before, clock)
-    after = PolicyFile.model_validate(
-        before.model_dump(mode="json")
-        | {
-            "policies": [{**before.policies[0].model_dump(mode="json"), "name": "renamed"}],
-            "default": "renamed",
-        }
-    )
-    ack = event_json("issue.acknowledged", at=T0 + minutes(1))
-    batch = apply_batch(sessions, [("2-0", ack)], after, clock)
+    with sessions() as session, session.begin():
+        session.execute(update(Issue).values(tier_index=2, tier="L3"))  # escalated twice
+    ack = event_json("issue.acknowledged", at=T0 + minutes(30))
+    batch = apply_batch(sessions, [("2-0", ack)], edit(before), clock)
     assert batch.results[0].outcome is Outcome.APPLIED
