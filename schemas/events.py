@@ -14,6 +14,7 @@ from pydantic import (
     ConfigDict,
     Field,
     HttpUrl,
+    WithJsonSchema,
 )
 
 
@@ -65,7 +66,18 @@ def _utc(value: datetime) -> datetime:
 
 
 UtcDatetime = Annotated[AwareDatetime, AfterValidator(_utc)]
-SeverityField = Annotated[Severity, BeforeValidator(_severity)]
+SeverityField = Annotated[
+    Severity,
+    BeforeValidator(_severity),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "enum": [s.value for s in Severity] + [a for a in SEVERITY_ALIASES if a[0] != "p"],
+            "description": "P1 (most urgent) to P4; aliases critical, high, medium, low; "
+            "matched without regard to case.",
+        }
+    ),
+]
 Name = Annotated[str, Field(min_length=1, max_length=200)]
 
 

@@ -17,6 +17,7 @@ from starlette.exceptions import HTTPException
 from config.settings import Settings
 from schemas.events import IssueEvent
 from worker.producer import Producer
+from worker.store.db import READONLY
 
 PROBLEM = "application/problem+json"
 
@@ -94,7 +95,7 @@ def create_app(settings: Settings, redis: Redis, engine: Engine | None = None) -
             checks["redis"] = f"error: {exc}"
         if engine is not None:
             try:
-                with engine.connect() as conn:
+                with engine.execution_options(**{READONLY: True}).connect() as conn:
                     conn.execute(text("SELECT 1"))
                 checks["database"] = "ok"
             except Exception as exc:

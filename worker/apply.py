@@ -66,7 +66,12 @@ def _apply_one(
     session: Session, event: IssueEvent, stream_id: str, policies: PolicyFile, clock: Clock
 ) -> tuple[Outcome, str, Effects]:
     effects = Effects()
-    if repo.is_processed(session, event.event_id):
+    seen = session.get(ProcessedEvent, event.event_id)
+    if seen is not None:
+        # A redelivery after a crash between commit and indexing: make sure the index has
+        # what the first delivery armed (arming is idempotent).
+        if seen.issue_id is not None:
+            effects.arm = repo.armed_deadlines(session, [seen.issue_id])
         return Outcome.DUPLICATE, "event id already processed", effects
     now = clock.now()
     issue = repo.issue_by_key(session, event.source, event.issue.id)
@@ -81,7 +86,10 @@ def _apply_one(
         issue.labels, issue.url = list(snap.labels), str(snap.url) if snap.url else None
     repo.write_clock(issue, transition.clock)
     policy = policies.policy(issue.policy_name)
-    assert policy is not None
+    if policy is None:  # the policy file changed under the issue: match it afresh
+        policy = policies.match(snap.severity, event.source, snap.labels)
+        issue.policy_name = policy.name
+    issue.tier_index = min(issue.tier_index, len(policy.acknowledge.ladder) - 1)
     holder = policy.acknowledge.ladder[issue.tier_index].tier
     if holder != issue.tier:  # a tier takes the issue: its configured assignee with it
         tier = policies.tier(holder)
@@ -92,7 +100,9 @@ def _apply_one(
     effects.disarm = repo.cancel_deadlines(session, issue.id, transition.cancel, event.type.value)
     effects.arm = repo.add_deadlines(session, issue, transition.arm)
     for kind in transition.notify:
-        effects.outbox += queue_notifications(session, issue, kind, policies, event.occurred_at)
+        effects.outbox += queue_notifications(
+            session, issue, kind, policies, event.occurred_at, now
+        )
     outcome = Outcome.APPLIED if transition.applied else Outcome.IGNORED
     repo.add_timeline(
         session,

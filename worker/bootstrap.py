@@ -17,7 +17,7 @@ from worker.deadline_index import DeadlineIndex
 from worker.notify.channels import Channel, build_channels
 from worker.policy_loader import load_policy
 from worker.redis_conn import connect
-from worker.store.db import SessionFactory, make_engine, session_factory
+from worker.store.db import SessionFactory, make_engine, reader_factory, session_factory
 
 
 @dataclass
@@ -28,6 +28,7 @@ class Container:
     clock: Clock
     engine: Engine
     sessions: SessionFactory
+    readers: SessionFactory  # read-only queries: never hold SQLite's write lock
     redis: Redis
     index: DeadlineIndex
     policies: PolicyFile
@@ -53,6 +54,7 @@ def build(settings: Settings, clock: Clock | None = None) -> Container:
         clock=clock,
         engine=engine,
         sessions=session_factory(engine),
+        readers=reader_factory(engine),
         redis=redis,
         index=DeadlineIndex(redis),
         policies=policies,

@@ -56,13 +56,14 @@ def fire(sessions: SessionFactory, policies: PolicyFile, clock: Clock, deadline_
     """Fire one deadline, at most once in effect however often it is called."""
     effects = Effects()
     with sessions() as session, session.begin():
+        # Lock the issue first, then the deadline: the same order as ingest, so the two never
+        # deadlock on PostgreSQL.
+        issue_id = session.scalar(select(Deadline.issue_id).where(Deadline.id == deadline_id))
+        if issue_id is None:
+            return FireResult(False, "no such deadline", effects)
+        issue = session.scalars(select(Issue).where(Issue.id == issue_id).with_for_update()).one()
         deadline = session.scalars(
             select(Deadline).where(Deadline.id == deadline_id).with_for_update()
-        ).one_or_none()
-        if deadline is None:
-            return FireResult(False, "no such deadline", effects)
-        issue = session.scalars(
-            select(Issue).where(Issue.id == deadline.issue_id).with_for_update()
         ).one()
         if deadline.state != repo.ARMED:
             # A repeat: make sure what the first firing armed is indexed, then do nothing.
@@ -116,7 +117,7 @@ def fire(sessions: SessionFactory, policies: PolicyFile, clock: Clock, deadline_
         repo.add_timeline(
             session, issue.id, now, kind.value, message, deadline_id=deadline_id, late_ms=late_ms
         )
-        effects.outbox = queue_notifications(session, issue, notify, policies, now, reason)
+        effects.outbox = queue_notifications(session, issue, notify, policies, now, now, reason)
     log.info(
         "escalation.fired", issue=issue.key, kind=kind.value, tier=issue.tier, late_ms=late_ms
     )

@@ -15,6 +15,7 @@ import time
 from typing import Any
 
 import structlog
+from redis.client import NEVER_DECODE
 from redis.exceptions import RedisError, ResponseError
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -42,6 +43,42 @@ def ensure_group(c: Container) -> None:
             raise
 
 
+def _text(value: Any) -> str:
+    return value.decode("utf-8") if isinstance(value, bytes) else str(value)
+
+
+def _decode(raw_entries: list[Any]) -> tuple[list[Entry], dict[str, str]]:
+    """Entries read undecoded, decoded one by one: bytes that are not UTF-8 spoil only their own."""
+    entries: list[Entry] = []
+    reasons: dict[str, str] = {}
+    for raw_id, raw_fields in raw_entries:
+        entry_id = _text(raw_id)
+        if raw_fields is None:  # deleted while pending
+            entries.append((entry_id, None))
+            continue
+        pairs = list(raw_fields.items()) if isinstance(raw_fields, dict) else list(
+            zip(raw_fields[::2], raw_fields[1::2], strict=True)
+        )
+        try:
+            entries.append((entry_id, {_text(k): _text(v) for k, v in pairs}))
+        except UnicodeDecodeError as exc:
+            # Keep what can be kept (undecodable bytes shown as U+FFFD) for the dead letter.
+            lossy = {
+                k.decode("utf-8", "replace") if isinstance(k, bytes) else str(k): (
+                    v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v)
+                )
+                for k, v in pairs
+            }
+            entries.append((entry_id, lossy))
+            reasons[entry_id] = f"entry is not UTF-8 text: {exc.reason} at byte {exc.start}"
+    return entries, reasons
+
+
+def _group_lost(exc: ResponseError) -> bool:
+    text = str(exc)
+    return text.startswith("NOGROUP") or text.startswith("UNBLOCKED")
+
+
 class Ingest:
     """One consumer. `step()` does one round; `run()` loops until `stop` is set."""
 
@@ -61,18 +98,27 @@ class Ingest:
             try:
                 self.step()
                 failures = 0
-            except ResponseError as exc:
-                if "NOGROUP" not in str(exc):
-                    raise
-                # Redis lost the stream or the group (flushed, restarted without AOF): recreate.
-                log.warning("ingest.group_recreated", error=str(exc))
-                ensure_group(self.c)
             except (RedisError, SQLAlchemyError, OSError) as exc:
+                if isinstance(exc, ResponseError) and _group_lost(exc):
+                    # Redis lost the stream or the group (flushed, restarted without AOF).
+                    log.warning("ingest.group_recreated", error=str(exc))
+                    ensure_group(self.c)
+                    continue
                 failures += 1
                 delay = min(30.0, 0.5 * 2 ** min(failures, 6))
                 log.error("ingest.failed", error=str(exc), retry_in_s=delay)
                 self.stop.wait(delay)
+        self._leave_group()
         log.info("ingest.stopped", consumer=self.name, applied=self.applied)
+
+    def _leave_group(self) -> None:
+        """Remove this consumer from the group on a clean stop, unless it still holds entries."""
+        try:
+            mine = self.c.redis.xpending_range(STREAM, GROUP, "-", "+", 1, consumername=self.name)
+            if not mine:
+                self.c.redis.xgroup_delconsumer(STREAM, GROUP, self.name)
+        except RedisError:
+            pass
 
     def step(self, block_ms: int | None = None) -> int:
         """Reclaim, trim and read one batch; returns how many entries were handled."""
@@ -85,11 +131,15 @@ class Ingest:
             self._next_trim = now + 60
             self.trim()
         block = self.c.settings.ingest_block_ms if block_ms is None else block_ms
-        response = self.c.redis.xreadgroup(
-            GROUP, self.name, {STREAM: ">"}, count=self.c.settings.ingest_batch, block=block or None
+        args: list[Any] = ["GROUP", GROUP, self.name, "COUNT", self.c.settings.ingest_batch]
+        if block:
+            args += ["BLOCK", block]
+        response = self.c.redis.execute_command(
+            "XREADGROUP", *args, "STREAMS", STREAM, ">", **{NEVER_DECODE: True}
         )
-        for _, entries in response or []:
-            self.process(entries)
+        for _, raw_entries in response or []:
+            entries, reasons = _decode(raw_entries)
+            self.process(entries, reasons)
             handled += len(entries)
         return handled
 
@@ -136,11 +186,12 @@ class Ingest:
     def reclaim(self) -> int:
         """Take over entries idle past the claim time; dead-letter those delivered too often."""
         settings = self.c.settings
-        answer = self.c.redis.xautoclaim(
-            STREAM, GROUP, self.name, settings.ingest_claim_idle_ms, "0-0",
-            count=settings.ingest_batch,
+        answer = self.c.redis.execute_command(
+            "XAUTOCLAIM", STREAM, GROUP, self.name, settings.ingest_claim_idle_ms, "0-0",
+            "COUNT", settings.ingest_batch, **{NEVER_DECODE: True},
         )
-        claimed = answer[1]  # Redis 7 adds a third element (deleted ids); 6.2 does not
+        # Redis 7 adds a third element (deleted ids); 6.2 does not.
+        claimed, reasons = _decode([e for e in answer[1] if e and e[1] is not None])
         if not claimed:
             return 0
         pending = self.c.redis.xpending_range(
@@ -148,7 +199,7 @@ class Ingest:
             consumername=self.name,
         )
         deliveries = {p["message_id"]: p["times_delivered"] for p in pending}
-        reasons = {
+        reasons |= {
             entry_id: f"gave up after {deliveries[entry_id]} deliveries: applying it kept failing"
             for entry_id, _ in claimed
             if deliveries.get(entry_id, 0) > settings.ingest_max_deliveries

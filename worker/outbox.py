@@ -31,9 +31,14 @@ def queue_notifications(
     kind: NotificationKind,
     policies: PolicyFile,
     at: datetime,
+    now: datetime,
     reason: str = "",
 ) -> list[str]:
-    """One outbox row per channel of the tier holding the issue; returns their ids."""
+    """One outbox row per channel of the tier holding the issue; returns their ids.
+
+    `at` is when the cause happened (shown in the message); `now` is when the row is written,
+    from which its delivery is due.
+    """
     tier = policies.tier(issue.tier)
     channels = tier.channels if tier else ("log",)
     text = _TEXT[kind].format(
@@ -67,8 +72,8 @@ def queue_notifications(
                 payload=message.model_dump(mode="json"),
                 state="pending",
                 attempts=0,
-                next_attempt_at=at,
-                created_at=at,
+                next_attempt_at=now,
+                created_at=now,
             )
         )
         ids.append(message.id)

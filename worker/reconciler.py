@@ -26,7 +26,7 @@ def reconcile(c: Container, page: int = 5000) -> Report:
     armed = rearmed = dropped = 0
     after = 0
     while True:
-        with c.sessions() as session:
+        with c.readers() as session:
             rows = repo.armed_deadlines(session, after_id=after, limit=page)
         if not rows:
             break
@@ -34,7 +34,7 @@ def reconcile(c: Container, page: int = 5000) -> Report:
         rearmed += c.index.arm(rows)
         after = rows[-1][0]
     for members in c.index.members(page):
-        with c.sessions() as session:
+        with c.readers() as session:
             stale = repo.not_armed(session, members)
         # In-flight entries of fired deadlines are acked by their task; dropping them is safe.
         c.index.disarm(stale)

@@ -52,7 +52,7 @@ class Scheduler:
             reconcile(self.c)
         if now >= self._next_sweep:
             self._next_sweep = now + settings.outbox_sweep_every_s
-            lost = due_messages(self.c.sessions, self.c.clock, grace_s=settings.outbox_sweep_every_s)
+            lost = due_messages(self.c.readers, self.c.clock, grace_s=settings.outbox_sweep_every_s)
             if lost:
                 log.warning("outbox.swept", count=len(lost))
                 app.send_task(DELIVER_BATCH, args=[lost])

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import structlog
+from redis.exceptions import RedisError
+from sqlalchemy.exc import SQLAlchemyError
 
 from worker.bootstrap import container
 from worker.celery_app import app
+from worker.errors import TransientError
 from worker.escalation import fire
 from worker.notify.dispatcher import deliver
 from worker.post_commit import DELIVER, DELIVER_BATCH, FIRE, run_effects
@@ -13,7 +16,16 @@ from worker.post_commit import DELIVER, DELIVER_BATCH, FIRE, run_effects
 log = structlog.get_logger("escalator.tasks")
 
 
-@app.task(name=FIRE, acks_late=True)
+@app.task(
+    name=FIRE,
+    acks_late=True,
+    # A database or Redis hiccup retries within seconds rather than waiting for the lease.
+    autoretry_for=(SQLAlchemyError, RedisError, TransientError),
+    retry_backoff=1,
+    retry_backoff_max=10,
+    retry_jitter=True,
+    max_retries=5,
+)
 def fire_deadline(deadline_id: int) -> None:
     """Fire one claimed deadline, then release its claim."""
     c = container()

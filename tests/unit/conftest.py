@@ -98,6 +98,7 @@ def container(
         clock=clock,
         engine=engine,
         sessions=sessions,
+        readers=sessions,
         redis=redis,
         index=DeadlineIndex(redis),
         policies=policies,

@@ -61,14 +61,15 @@ def test_opened_creates_issue_deadlines_and_one_outbox_row_per_channel(
 def test_duplicate_event_id_is_a_recorded_no_op(
     sessions: sessionmaker[Session], clock: ManualClock, policies: PolicyFile
 ) -> None:
-    """A repeated event_id yields DUPLICATE and writes no rows, in a later or the same batch."""
+    """A repeated event_id yields DUPLICATE, writes no rows, and only re-indexes what is armed."""
     raw = event_json(event_id="evt-dup", at=T0)
     first = apply_batch(sessions, [("1-0", raw)], policies, clock)
     assert first.results[0].outcome is Outcome.APPLIED
     before = counts(sessions)
     again = apply_batch(sessions, [("2-0", raw), ("3-0", raw)], policies, clock)
     assert [r.outcome for r in again.results] == [Outcome.DUPLICATE, Outcome.DUPLICATE]
-    assert again.effects.arm == [] and again.effects.outbox == []
+    assert again.effects.outbox == [] and again.effects.disarm == []
+    assert set(again.effects.arm) == set(first.effects.arm)  # re-indexing is idempotent
     assert counts(sessions) == before
 
 
@@ -180,24 +181,10 @@ def renamed_policies(before: PolicyFile) -> PolicyFile:
         pytest.param(
             renamed_policies,
             id="policy-renamed",
-            marks=pytest.mark.xfail(
-                strict=True,
-                raises=AssertionError,
-                reason="bug: worker/apply.py _apply_one asserts the issue's policy still exists "
-                "(`assert policy is not None`); after the policy file renames it, every later "
-                "event for the issue raises and aborts the whole batch",
-            ),
         ),
         pytest.param(
             shortened_policies,
             id="ladder-shortened",
-            marks=pytest.mark.xfail(
-                strict=True,
-                raises=IndexError,
-                reason="bug: worker/apply.py _apply_one indexes `ladder[issue.tier_index]` "
-                "unclamped; after the policy file shortens the ladder below the issue's tier, "
-                "every later event for the issue raises and aborts the whole batch",
-            ),
         ),
     ],
 )

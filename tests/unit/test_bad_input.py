@@ -202,12 +202,6 @@ def test_ingest_gives_up_on_entries_with_a_reason(
     assert sent == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=UnicodeDecodeError,
-    reason="bug: worker/ingest.py Ingest.step: a stream entry that is not UTF-8 makes "
-    "xreadgroup (decode_responses=True) raise UnicodeDecodeError, which run() does not catch",
-)
 def test_ingest_survives_an_entry_that_is_not_utf8(
     container: Container,
     server: fakeredis.FakeServer,

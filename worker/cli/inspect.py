@@ -13,7 +13,7 @@ from sqlalchemy import select
 from config.settings import Settings
 from worker.bootstrap import build
 from worker.clock import SystemClock
-from worker.store.db import make_engine, session_factory
+from worker.store.db import make_engine, reader_factory
 from worker.store.models import Deadline, Issue, OutboxMessage, TimelineEntry
 
 console = Console()
@@ -38,7 +38,7 @@ def local(when: datetime) -> str:
 
 
 def _sessions(settings: Settings):  # type: ignore[no-untyped-def]
-    return session_factory(make_engine(settings.resolved_database_url()))
+    return reader_factory(make_engine(settings.resolved_database_url()))
 
 
 def issues_table(settings: Settings, include_resolved: bool = False) -> Table:
@@ -97,7 +97,7 @@ def register(app: typer.Typer, dead_app: typer.Typer) -> None:
             for column in ("When", "What", "Detail"):
                 table.add_column(column, overflow="fold")
             entries = session.scalars(
-                select(TimelineEntry).where(TimelineEntry.issue_id == row.id).order_by(TimelineEntry.id)
+                select(TimelineEntry).where(TimelineEntry.issue_id == row.id).order_by(TimelineEntry.at, TimelineEntry.id)
             )
             for entry in entries:
                 table.add_row(local(entry.at), entry.kind, entry.message)

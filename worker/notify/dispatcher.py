@@ -114,7 +114,7 @@ def due_messages(sessions: SessionFactory, clock: Clock, grace_s: float, limit: 
     """Pending messages whose next attempt is overdue by `grace_s` and that nobody holds."""
     now = clock.now()
     cutoff = now - timedelta(seconds=grace_s)
-    with sessions() as session, session.begin():
+    with sessions() as session:
         return list(
             session.scalars(
                 select(OutboxMessage.id)

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from worker.store.models import Base
 
 SessionFactory = sessionmaker[Session]
+READONLY = "escalator_readonly"
 
 
 def normalize_url(url: str) -> str:
@@ -34,9 +35,11 @@ def _sqlite_setup(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _begin(conn: Any) -> None:
-        # IMMEDIATE takes the write lock up front, so concurrent writers wait on busy_timeout
-        # instead of failing with "database is locked" when a reader upgrades.
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        # Writers take the lock up front (IMMEDIATE), so concurrent writers wait on busy_timeout
+        # instead of failing with "database is locked" when a reader upgrades; readers never
+        # take it, so a long write does not stall them (WAL).
+        readonly = conn.get_execution_options().get(READONLY)
+        conn.exec_driver_sql("BEGIN" if readonly else "BEGIN IMMEDIATE")
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
@@ -55,6 +58,11 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
 def session_factory(engine: Engine) -> SessionFactory:
     """Sessions that keep loaded values after commit (they are read after the transaction)."""
     return sessionmaker(engine, expire_on_commit=False)
+
+
+def reader_factory(engine: Engine) -> SessionFactory:
+    """Sessions for queries only: on SQLite they never take the write lock."""
+    return sessionmaker(engine.execution_options(**{READONLY: True}), expire_on_commit=False)
 
 
 def create_all(engine: Engine) -> None:

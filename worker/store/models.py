@@ -98,7 +98,7 @@ class Deadline(Base):
     tier_index: Mapped[int] = mapped_column(Integer)
     clock_version: Mapped[int] = mapped_column(Integer)
     due_at: Mapped[datetime]
-    state: Mapped[str] = mapped_column(String(20), default="armed")  # armed|fired|cancelled
+    state: Mapped[str] = mapped_column(String(20), default="armed")  # armed|fired|stale|cancelled
     fired_at: Mapped[datetime | None]
     note: Mapped[str | None] = mapped_column(Text)
 

@@ -1,0 +1,92 @@
+"""Shared fixtures: a real Redis (local 6379 db 15, else embedded) and real databases."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from redis import Redis
+from sqlalchemy import create_engine, text
+
+from worker.store.db import make_engine
+from worker.store.migrate import upgrade
+from worker.store.models import Base
+
+pytest_plugins = ["tests.support.fixtures"]
+
+LOCAL_REDIS = ("127.0.0.1", 6379)
+LOCAL_PG = ("127.0.0.1", 5432)
+PG_ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+PG_TEST_DB = "escalator_test"
+
+
+def reachable(address: tuple[str, int]) -> bool:
+    """Whether something accepts TCP connections there."""
+    try:
+        with socket.create_connection(address, timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The local Redis on 127.0.0.1:6379 (database 15), or an embedded one when none runs."""
+    if reachable(LOCAL_REDIS):
+        yield "redis://127.0.0.1:6379/15"
+        return
+    from worker.embedded import EmbeddedRedis
+
+    data = tmp_path_factory.mktemp("redis")
+    server = EmbeddedRedis(data, Path("/tmp") / f"escalator-test-{data.name}.sock")
+    yield server.start()
+    server.stop()
+
+
+@pytest.fixture
+def redis_url(redis_server: str) -> Iterator[str]:
+    """A flushed Redis database for one test."""
+    client = Redis.from_url(redis_server)
+    client.flushdb()
+    yield redis_server
+    client.flushdb()
+    client.close()
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> str:
+    """A PostgreSQL database of our own on 127.0.0.1:5432; skipped with a reason if none runs."""
+    if not reachable(LOCAL_PG):
+        pytest.skip("PostgreSQL is not reachable on 127.0.0.1:5432 (CI always has it)")
+    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        exists = conn.execute(
+            text("SELECT 1 FROM pg_database WHERE datname = :name"), {"name": PG_TEST_DB}
+        ).first()
+        if not exists:
+            conn.execute(text(f'CREATE DATABASE "{PG_TEST_DB}"'))
+    admin.dispose()
+    return f"postgresql+psycopg://postgres@127.0.0.1:5432/{PG_TEST_DB}"
+
+
+def fresh_postgres(url: str) -> None:
+    """Drop every table (and Alembic's record) so the test starts from an empty schema."""
+    engine = make_engine(url)
+    Base.metadata.drop_all(engine)
+    with engine.begin() as conn:
+        conn.execute(text("DROP TABLE IF EXISTS alembic_version"))
+    engine.dispose()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A migrated, empty database: SQLite in tmp_path, and PostgreSQL when reachable."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'escalator.db'}"
+    else:
+        url = request.getfixturevalue("pg_server")
+        fresh_postgres(url)
+    upgrade(url)
+    return url

@@ -1,0 +1,48 @@
+"""Redis holds nothing that cannot be rebuilt; several schedulers never double-fire."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from tests.support.fixtures import StackFactory
+from tests.support.stack import event
+
+pytestmark = pytest.mark.integration
+
+
+def test_flushing_redis_and_reconciling_loses_no_deadline(make_stack: StackFactory) -> None:
+    """After FLUSHDB wipes the index, stream and queues, the reconciler re-arms every deadline."""
+    stack = make_stack(tier_s=4.0)
+    t0 = datetime.now(UTC)
+    ids = [f"FL-{n}" for n in range(5)]
+    stack.producer.send_many(event("issue.opened", i, at=t0) for i in ids)
+    stack.wait_for(lambda: all(stack.issue(i) for i in ids), 10, "issues opened")
+    stack.wait_for(lambda: stack.redis.zcard("escalator:deadlines:due") == 5, 5, "index armed")
+    stack.redis.flushdb()
+    assert stack.redis.zcard("escalator:deadlines:due") == 0
+    # The scheduler reconciles every 2 s here; every issue still escalates, on time.
+    stack.wait_for(lambda: all(stack.tier(i) == "L2" for i in ids), 15, "escalations after flush")
+    for i in ids:
+        entry = next(e for e in stack.timeline(i) if e.kind == "escalate")
+        assert (entry.at - (t0 + timedelta(seconds=4))).total_seconds() < 1.0
+    # Ingest recreated its consumer group: new events still flow.
+    stack.producer.send(event("issue.acknowledged", "FL-0"))
+    stack.wait_for(lambda: stack.issue("FL-0").lifecycle == "acknowledged", 10, "ingest after flush")
+
+
+def test_two_schedulers_and_two_workers_never_double_escalate(make_stack: StackFactory) -> None:
+    """With two schedulers and two workers racing, each issue escalates once per tier."""
+    stack = make_stack(roles=("ingest", "scheduler", "scheduler", "worker", "worker"), tier_s=1.0)
+    t0 = datetime.now(UTC)
+    ids = [f"TWO-{n}" for n in range(20)]
+    stack.producer.send_many(event("issue.opened", i, at=t0) for i in ids)
+    stack.wait_for(lambda: all(stack.tier(i) == "manager" for i in ids), 40, "all at manager")
+    for i in ids:
+        kinds = stack.kinds(i)
+        assert kinds.count("escalate") == 3, (i, kinds)
+        sent = [m.kind for m in stack.outbox(i)]
+        assert sent.count("escalated") == 3, (i, sent)
+        fired = [d for d in stack.deadlines(i) if d.state == "fired" and d.kind == "escalate"]
+        assert len(fired) == 3
