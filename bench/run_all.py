@@ -1,0 +1,56 @@
+"""Run every benchmark in turn (what `make bench` calls); each prints its own figures and ratios.
+
+    python bench/run_all.py              # default sizes, SQLite (about 1 minute on 2 cores)
+    python bench/run_all.py --quick      # smoke run
+    python bench/run_all.py --postgres   # also ingest into PostgreSQL (127.0.0.1:5432/test)
+
+Exit status: 0 when every benchmark ran and verified its results, else 1. Timings never fail.
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="small smoke runs")
+    parser.add_argument(
+        "--postgres", action="store_true", help="also run ingest against PostgreSQL"
+    )
+    args = parser.parse_args(argv)
+    extra = ["--quick"] if args.quick else []
+    runs = [
+        ("ingest_throughput (sqlite)", ["ingest_throughput.py", *extra]),
+        ("armed_deadlines_rss", ["armed_deadlines_rss.py", *extra]),
+    ]
+    if args.postgres:
+        runs.insert(
+            1,
+            (
+                "ingest_throughput (postgres)",
+                ["ingest_throughput.py", "--database", "postgres", *extra],
+            ),
+        )
+    results = []
+    for name, command in runs:
+        start = time.perf_counter()
+        code = subprocess.call(
+            [sys.executable, str(HERE / command[0]), *command[1:]], cwd=HERE.parent
+        )
+        results.append((name, code, time.perf_counter() - start))
+        print(flush=True)
+    print("== summary")
+    for name, code, took in results:
+        print(f"   {name:<32} {'ok' if code == 0 else f'FAILED (exit {code})':<18} {took:6.1f} s")
+    return 0 if all(code == 0 for _, code, _ in results) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
