@@ -18,6 +18,7 @@ worker hold 932 MB RSS and take 110 s to absorb them.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import signal
@@ -379,18 +380,21 @@ def main(argv: list[str] | None = None) -> int:
             print(f"FAIL: the index holds {due_after:,} deadlines, expected {n:,}", file=sys.stderr)
             status = 1
     finally:
-        print()
-        for role in reversed(roles):
-            code, took = role.stop()
-            row(f"stop {role.name} (SIGTERM)", f"exit {code} in {took:.2f} s")
-            for line in role.errors()[:5]:
-                print(f"   !! {role.name}: {line[:300]}", file=sys.stderr)
-            if code not in (0, -signal.SIGTERM):
-                status = 1
+        # Clean up first (stop our roles, flush Redis), print afterwards: a closed stdout
+        # (`| head`) must not leave role processes or benchmark keys behind.
+        stopped = [(role, *role.stop()) for role in reversed(roles)]
         c.close()
         redis.close()
         common.flush_redis(args.redis_url)
         tmp.cleanup()
+        if any(code not in (0, -signal.SIGTERM) for _, code, _ in stopped):
+            status = 1
+        with contextlib.suppress(BrokenPipeError):
+            print()
+            for role, code, took in stopped:
+                row(f"stop {role.name} (SIGTERM)", f"exit {code} in {took:.2f} s")
+                for line in role.errors()[:5]:
+                    print(f"   !! {role.name}: {line[:300]}", file=sys.stderr)
     return status
 
 
