@@ -16,8 +16,13 @@ FIRE = "escalation.fire"
 
 
 def run_effects(c: Container, effects: Effects) -> None:
-    """Index armed deadlines, drop disarmed ones, enqueue outbox delivery (one task)."""
+    """Index armed deadlines, drop disarmed ones, enqueue outbox delivery (one task).
+
+    A batch can arm a deadline and cancel it again (opened, then acknowledged): what was
+    cancelled is never indexed.
+    """
+    cancelled = set(effects.disarm)
     c.index.disarm(effects.disarm)
-    c.index.arm(effects.arm)
+    c.index.arm([item for item in effects.arm if item[0] not in cancelled])
     if effects.outbox:
         app.send_task(DELIVER_BATCH, args=[effects.outbox])
