@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,7 +20,7 @@ pytest_plugins = ["tests.support.fixtures"]
 LOCAL_REDIS = ("127.0.0.1", 6379)
 LOCAL_PG = ("127.0.0.1", 5432)
 PG_ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-PG_TEST_DB = "escalator_test"
+PG_TEST_DB = f"escalator_test_{os.getpid()}"  # one per session: parallel runs never collide
 
 
 def reachable(address: tuple[str, int]) -> bool:
@@ -56,19 +57,21 @@ def redis_url(redis_server: str) -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
-def pg_server() -> str:
-    """A PostgreSQL database of our own on 127.0.0.1:5432; skipped with a reason if none runs."""
+def pg_server() -> Iterator[str]:
+    """A PostgreSQL database of this session's own on 127.0.0.1:5432, dropped afterwards.
+
+    Skipped with a reason when no PostgreSQL is reachable.
+    """
     if not reachable(LOCAL_PG):
         pytest.skip("PostgreSQL is not reachable on 127.0.0.1:5432 (CI always has it)")
     admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
-        exists = conn.execute(
-            text("SELECT 1 FROM pg_database WHERE datname = :name"), {"name": PG_TEST_DB}
-        ).first()
-        if not exists:
-            conn.execute(text(f'CREATE DATABASE "{PG_TEST_DB}"'))
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{PG_TEST_DB}" WITH (FORCE)'))
+        conn.execute(text(f'CREATE DATABASE "{PG_TEST_DB}"'))
+    yield f"postgresql+psycopg://postgres@127.0.0.1:5432/{PG_TEST_DB}"
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{PG_TEST_DB}" WITH (FORCE)'))
     admin.dispose()
-    return f"postgresql+psycopg://postgres@127.0.0.1:5432/{PG_TEST_DB}"
 
 
 def fresh_postgres(url: str) -> None:

@@ -46,6 +46,7 @@ class EmbeddedRedis:
                 'save ""',
                 "maxmemory-policy noeviction",
                 f'logfile "{self.data_dir / "redis.log"}"',
+                f'pidfile "{self.data_dir / "redis.pid"}"',
                 "daemonize no",
                 "",
             ]
@@ -74,6 +75,10 @@ class EmbeddedRedis:
                 time.sleep(0.05)
         self.stop()
         raise EscalatorError(f"embedded redis-server did not answer within {timeout:.0f}s")
+
+    def alive(self) -> bool:
+        """Whether the server process is still running."""
+        return self.process is not None and self.process.poll() is None
 
     def stop(self, timeout: float = 10.0) -> None:
         """Shut it down cleanly (SIGTERM flushes the AOF)."""

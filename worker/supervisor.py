@@ -71,6 +71,10 @@ class Supervisor:
     def watch(self) -> None:
         """Restart children that die, until asked to stop."""
         while not self.stop_event.wait(0.5):
+            if self.redis and not self.redis.alive():
+                # The AOF brings back what it held; the roles reconnect (or are restarted below).
+                log.error("embedded_redis.exited", restarting=True)
+                self.redis.start()
             for role, child in list(self.children.items()):
                 code = child.process.poll()
                 if code is None:
