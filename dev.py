@@ -28,7 +28,7 @@ STAMP = VENV / ".escalator-installed"
 
 def ensure_env() -> None:
     """Create .venv and install the project (editable, with test extras) when needed."""
-    if sys.version_info < (3, 11):
+    if sys.version_info < (3, 11):  # noqa: UP036 (this script may be started by an older python)
         sys.exit(f"Escalator needs Python 3.11 or newer; this is {sys.version.split()[0]}")
     if not (BIN / "python").exists():
         print("creating .venv ...", flush=True)
@@ -57,7 +57,7 @@ def main(argv: list[str]) -> int:
     name, extra = argv[0], argv[1:]
     os.chdir(ROOT)
     if name == "lint":
-        for step in (["ruff", "check", "."], ["ruff", "format", "--check", "."], ["mypy", "."]):
+        for step in (["ruff", "check", "."], ["ruff", "format", "--check", "."], ["mypy", "worker", "schemas", "config"]):
             code = subprocess.call([str(BIN / step[0]), *step[1:]])
             if code:
                 return code

@@ -21,7 +21,9 @@ class Settings(BaseSettings):
         env_prefix="ESCALATOR_", env_file=".env", extra="ignore", frozen=True
     )
 
-    data_dir: Path = Field(default=Path(".data"), description="Embedded Redis and SQLite live here.")
+    data_dir: Path = Field(
+        default=Path(".data"), description="Embedded Redis and SQLite live here."
+    )
     redis_url: str | None = Field(default=None, description="Unset: start the embedded Redis.")
     database_url: str | None = Field(default=None, description="Unset: SQLite in the data dir.")
     policy_file: Path = PACKAGED_POLICY

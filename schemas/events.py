@@ -105,9 +105,9 @@ class IssueEvent(BaseModel):
     occurred_at: UtcDatetime = Field(
         description="When it happened, with a time zone offset; events are ordered by it."
     )
-    source: Annotated[str, Field(min_length=1, max_length=50, pattern=r"^[a-z0-9][a-z0-9_.-]*$")] = (
-        Field(description="The ticket or alerting system, e.g. jira, github, alertmanager.")
-    )
+    source: Annotated[
+        str, Field(min_length=1, max_length=50, pattern=r"^[a-z0-9][a-z0-9_.-]*$")
+    ] = Field(description="The ticket or alerting system, e.g. jira, github, alertmanager.")
     issue: IssueSnapshot
 
     @property

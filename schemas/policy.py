@@ -37,6 +37,10 @@ class WebhookChannel(_Strict):
 Channel = Annotated[LogChannel | WebhookChannel, Field(discriminator="type")]
 
 
+def _log_only() -> dict[str, Channel]:
+    return {"log": LogChannel()}
+
+
 class Tier(_Strict):
     """A support tier: who is assigned when the issue reaches it, and where they are told."""
 
@@ -96,7 +100,7 @@ class PolicyFile(_Strict):
     """The whole file. Policies are tried in order; the first match wins, else `default`."""
 
     version: Literal[1] = 1
-    channels: dict[Ident, Channel] = Field(default_factory=lambda: {"log": LogChannel()})
+    channels: dict[Ident, Channel] = Field(default_factory=lambda: _log_only())
     tiers: tuple[Tier, ...] = Field(min_length=1)
     policies: tuple[Policy, ...] = Field(min_length=1)
     default: Ident

@@ -74,8 +74,13 @@ def create_app(settings: Settings, redis: Redis, engine: Engine | None = None) -
         code: {"model": Problem, "content": {PROBLEM: {}}} for code in (401, 422, 503)
     }
 
-    @app.post("/v1/events", status_code=202, response_model=Accepted, responses=responses,
-              dependencies=[Depends(authorize)])
+    @app.post(
+        "/v1/events",
+        status_code=202,
+        response_model=Accepted,
+        responses=responses,
+        dependencies=[Depends(authorize)],
+    )
     def post_event(event: IssueEvent) -> Accepted | JSONResponse:
         """Accept one event: it is on the Redis stream before this answers."""
         try:
@@ -101,7 +106,9 @@ def create_app(settings: Settings, redis: Redis, engine: Engine | None = None) -
             except Exception as exc:
                 checks["database"] = f"error: {type(exc).__name__}"
         healthy = all(v == "ok" for v in checks.values())
-        return JSONResponse({"status": "ok" if healthy else "unhealthy", **checks},
-                            status_code=200 if healthy else 503)
+        return JSONResponse(
+            {"status": "ok" if healthy else "unhealthy", **checks},
+            status_code=200 if healthy else 503,
+        )
 
     return app

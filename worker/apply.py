@@ -57,7 +57,8 @@ def parse_event(raw: str | bytes | None) -> IssueEvent:
         return IssueEvent.model_validate_json(raw)
     except ValidationError as exc:
         problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or 'body'}: {err['msg']}" for err in exc.errors()
+            f"{'.'.join(str(p) for p in err['loc']) or 'body'}: {err['msg']}"
+            for err in exc.errors()
         )
         raise InvalidEvent(f"invalid event: {problems}") from None
 

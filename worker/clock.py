@@ -1,4 +1,4 @@
-"""Time is injected: domain code takes a `Clock`. This is the only module that reads the wall clock."""
+"""Time is injected: domain code takes a `Clock`. Only this module reads the wall clock."""
 
 from __future__ import annotations
 

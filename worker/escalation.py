@@ -52,7 +52,9 @@ def _describe(kind: DeadlineKind, due_at: datetime, issue: Issue) -> str:
     return f"{issue.tier} did not acknowledge by {due_at.isoformat(timespec='seconds')}"
 
 
-def fire(sessions: SessionFactory, policies: PolicyFile, clock: Clock, deadline_id: int) -> FireResult:
+def fire(
+    sessions: SessionFactory, policies: PolicyFile, clock: Clock, deadline_id: int
+) -> FireResult:
     """Fire one deadline, at most once in effect however often it is called."""
     effects = Effects()
     with sessions() as session, session.begin():
@@ -88,7 +90,7 @@ def fire(sessions: SessionFactory, policies: PolicyFile, clock: Clock, deadline_
                 fired_at=now,
                 note=decision.reason if isinstance(decision, Stale) else None,
             )
-        ).rowcount
+        ).rowcount  # type: ignore[attr-defined]
         if not won or isinstance(decision, Stale):
             note = decision.reason if isinstance(decision, Stale) else "lost the race"
             return FireResult(False, note, effects, issue.key)
@@ -118,7 +120,5 @@ def fire(sessions: SessionFactory, policies: PolicyFile, clock: Clock, deadline_
             session, issue.id, now, kind.value, message, deadline_id=deadline_id, late_ms=late_ms
         )
         effects.outbox = queue_notifications(session, issue, notify, policies, now, now, reason)
-    log.info(
-        "escalation.fired", issue=issue.key, kind=kind.value, tier=issue.tier, late_ms=late_ms
-    )
+    log.info("escalation.fired", issue=issue.key, kind=kind.value, tier=issue.tier, late_ms=late_ms)
     return FireResult(True, message, effects, issue.key)

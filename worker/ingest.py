@@ -56,8 +56,10 @@ def _decode(raw_entries: list[Any]) -> tuple[list[Entry], dict[str, str]]:
         if raw_fields is None:  # deleted while pending
             entries.append((entry_id, None))
             continue
-        pairs = list(raw_fields.items()) if isinstance(raw_fields, dict) else list(
-            zip(raw_fields[::2], raw_fields[1::2], strict=True)
+        pairs = (
+            list(raw_fields.items())
+            if isinstance(raw_fields, dict)
+            else list(zip(raw_fields[::2], raw_fields[1::2], strict=True))
         )
         try:
             entries.append((entry_id, {_text(k): _text(v) for k, v in pairs}))
@@ -134,7 +136,7 @@ class Ingest:
         args: list[Any] = ["GROUP", GROUP, self.name, "COUNT", self.c.settings.ingest_batch]
         if block:
             args += ["BLOCK", block]
-        response = self.c.redis.execute_command(
+        response = self.c.redis.execute_command(  # type: ignore[no-untyped-call]
             "XREADGROUP", *args, "STREAMS", STREAM, ">", **{NEVER_DECODE: True}
         )
         for _, raw_entries in response or []:
@@ -149,9 +151,12 @@ class Ingest:
             return
         raw = {entry_id: (fields or {}).get(STREAM_FIELD) for entry_id, fields in entries}
         results: list[EntryResult] = [
-            EntryResult(entry_id, Outcome.DEAD, reason) for entry_id, reason in (reasons or {}).items()
+            EntryResult(entry_id, Outcome.DEAD, reason)
+            for entry_id, reason in (reasons or {}).items()
         ]
-        todo = [(entry_id, raw[entry_id]) for entry_id, _ in entries if entry_id not in (reasons or {})]
+        todo = [
+            (entry_id, raw[entry_id]) for entry_id, _ in entries if entry_id not in (reasons or {})
+        ]
         if todo:
             batch = apply_batch(self.c.sessions, todo, self.c.policies, self.c.clock)
             run_effects(self.c, batch.effects)
@@ -186,19 +191,32 @@ class Ingest:
     def reclaim(self) -> int:
         """Take over entries idle past the claim time; dead-letter those delivered too often."""
         settings = self.c.settings
-        answer = self.c.redis.execute_command(
-            "XAUTOCLAIM", STREAM, GROUP, self.name, settings.ingest_claim_idle_ms, "0-0",
-            "COUNT", settings.ingest_batch, **{NEVER_DECODE: True},
+        answer = self.c.redis.execute_command(  # type: ignore[no-untyped-call]
+            "XAUTOCLAIM",
+            STREAM,
+            GROUP,
+            self.name,
+            settings.ingest_claim_idle_ms,
+            "0-0",
+            "COUNT",
+            settings.ingest_batch,
+            **{NEVER_DECODE: True},
         )
         # Redis 7 adds a third element (deleted ids); 6.2 does not.
         claimed, reasons = _decode([e for e in answer[1] if e and e[1] is not None])
         if not claimed:
             return 0
         pending = self.c.redis.xpending_range(
-            STREAM, GROUP, min=claimed[0][0], max=claimed[-1][0], count=len(claimed) * 2,
+            STREAM,
+            GROUP,
+            min=claimed[0][0],
+            max=claimed[-1][0],
+            count=len(claimed) * 2,
             consumername=self.name,
         )
-        deliveries = {p["message_id"]: p["times_delivered"] for p in pending}
+        deliveries: dict[str, int] = {
+            _text(p["message_id"]): int(p["times_delivered"]) for p in pending
+        }
         reasons |= {
             entry_id: f"gave up after {deliveries[entry_id]} deliveries: applying it kept failing"
             for entry_id, _ in claimed

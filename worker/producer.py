@@ -1,8 +1,8 @@
 """The Python producer helper: put `IssueEvent`s on the stream.
 
-    from redis import Redis
-    from worker.producer import Producer
-    Producer(Redis.from_url("redis://localhost:6379")).send(event)
+from redis import Redis
+from worker.producer import Producer
+Producer(Redis.from_url("redis://localhost:6379")).send(event)
 """
 
 from __future__ import annotations

@@ -35,7 +35,9 @@ class Scheduler:
         """Claim what is due now and send it to the workers; returns how many."""
         settings = self.c.settings
         now = self.c.clock.now()
-        due, reclaimed = self.c.index.claim(now, settings.scheduler_lease_s, settings.scheduler_batch)
+        due, reclaimed = self.c.index.claim(
+            now, settings.scheduler_lease_s, settings.scheduler_batch
+        )
         for deadline_id in due + reclaimed:
             app.send_task(FIRE, args=[deadline_id])
         if reclaimed:
@@ -81,7 +83,9 @@ class Scheduler:
             except Exception as exc:  # Redis or the database away: keep trying, loudly
                 failures += 1
                 delay = min(30.0, 0.5 * 2 ** min(failures, 6))
-                log.error("scheduler.failed", error=f"{type(exc).__name__}: {exc}", retry_in_s=delay)
+                log.error(
+                    "scheduler.failed", error=f"{type(exc).__name__}: {exc}", retry_in_s=delay
+                )
                 self.stop.wait(delay)
         keeper.join(timeout=10)
         log.info("scheduler.stopped", dispatched=self.dispatched)

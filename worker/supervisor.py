@@ -62,8 +62,12 @@ class Supervisor:
     def _spawn(self, role: str, restarts: int = 0) -> None:
         command = [sys.executable, "-m", "worker.cli.main", role]
         process = subprocess.Popen(
-            command, env=self._env, stdin=subprocess.DEVNULL, stdout=self.output,
-            stderr=self.output, start_new_session=self.output is not None,
+            command,
+            env=self._env,
+            stdin=subprocess.DEVNULL,
+            stdout=self.output,
+            stderr=self.output,
+            start_new_session=self.output is not None,
         )
         self.children[role] = Child(role, process, time.monotonic(), restarts)
         log.info("role.started", role=role, pid=process.pid)
@@ -81,7 +85,7 @@ class Supervisor:
                     continue
                 quick = time.monotonic() - child.started < 10
                 restarts = child.restarts + 1 if quick else 0
-                delay = min(30.0, 0.5 * 2 ** restarts) if quick else 0.5
+                delay = min(30.0, 0.5 * 2**restarts) if quick else 0.5
                 log.error("role.exited", role=role, code=code, restart_in_s=delay)
                 if self.stop_event.wait(delay):
                     return
@@ -116,8 +120,11 @@ class Supervisor:
         signal.signal(signal.SIGTERM, _stop)
         try:
             self.start()
-            log.info("escalator.running", data_dir=str(Path(self.settings.data_dir).resolve()),
-                     api=f"http://{self.settings.api_host}:{self.settings.api_port}")
+            log.info(
+                "escalator.running",
+                data_dir=str(Path(self.settings.data_dir).resolve()),
+                api=f"http://{self.settings.api_host}:{self.settings.api_port}",
+            )
             self.watch()
         finally:
             self.shutdown()

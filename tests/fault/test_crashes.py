@@ -56,15 +56,21 @@ def test_worker_sigkilled_mid_escalation_escalates_exactly_once(
     locker.join()
     assert "escalate" not in stack.kinds("KILL-1")
     stack.start("worker")
-    stack.wait_for(lambda: "escalate" in stack.kinds("KILL-1"), 30, "the escalation after the crash")
+    stack.wait_for(
+        lambda: "escalate" in stack.kinds("KILL-1"), 30, "the escalation after the crash"
+    )
     stack.wait_for(
         lambda: any(r.json()["kind"] == "escalated" for r in sink.received), 15, "its notification"
     )
     time.sleep(1.0)  # room for a duplicate to show up, if there were one
-    escalations = [e.message.split(":")[0] for e in stack.timeline("KILL-1") if e.kind == "escalate"]
+    escalations = [
+        e.message.split(":")[0] for e in stack.timeline("KILL-1") if e.kind == "escalate"
+    ]
     assert escalations.count("escalated L1 → L2") == 1
     assert len(escalations) == len(set(escalations)), escalations  # later tiers: once each too
-    to_l2 = [r for r in sink.received if r.json()["kind"] == "escalated" and r.json()["tier"] == "L2"]
+    to_l2 = [
+        r for r in sink.received if r.json()["kind"] == "escalated" and r.json()["tier"] == "L2"
+    ]
     assert len({r.headers["webhook-id"] for r in to_l2}) == 1
 
 
@@ -83,8 +89,11 @@ def test_worker_sigkilled_while_sending_redelivers_with_the_same_id(
     stack.start("worker")
     stack.wait_for(lambda: len(sink.received) >= 2, 30, "the redelivery")
     stack.wait_for(
-        lambda: {m.channel: m.state for m in stack.outbox("SEND-1")} == {"log": "sent", "sink": "sent"},
-        10, "both messages marked sent",
+        lambda: (
+            {m.channel: m.state for m in stack.outbox("SEND-1")} == {"log": "sent", "sink": "sent"}
+        ),
+        10,
+        "both messages marked sent",
     )
     first, again = sink.received[0], sink.received[1]
     assert first.headers["webhook-id"] == again.headers["webhook-id"]

@@ -30,12 +30,23 @@ def test_escalator_run_survives_redis_being_killed(tmp_path: Path, database_url:
     data = tmp_path / "data"
     policy = write_policy(tmp_path / "policy.yaml", tier_s=4.0)
     env = {k: v for k, v in os.environ.items() if not k.startswith("ESCALATOR_")}
-    env.update(ESCALATOR_DATA_DIR=str(data), ESCALATOR_DATABASE_URL=database_url,
-               ESCALATOR_POLICY_FILE=str(policy), ESCALATOR_API_PORT=str(_free_port()),
-               ESCALATOR_LOG_FORMAT="json", ESCALATOR_SCHEDULER_LEASE_S="3")
+    env.update(
+        ESCALATOR_DATA_DIR=str(data),
+        ESCALATOR_DATABASE_URL=database_url,
+        ESCALATOR_POLICY_FILE=str(policy),
+        ESCALATOR_API_PORT=str(_free_port()),
+        ESCALATOR_LOG_FORMAT="json",
+        ESCALATOR_SCHEDULER_LEASE_S="3",
+    )
     log = (tmp_path / "run.log").open("wb")
-    run = subprocess.Popen([sys.executable, "-m", "worker.cli.main", "run"], env=env, cwd=tmp_path,
-                           stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    run = subprocess.Popen(
+        [sys.executable, "-m", "worker.cli.main", "run"],
+        env=env,
+        cwd=tmp_path,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     sock = Settings(_env_file=None, data_dir=data).embedded_socket()
     stack = Stack(tmp_path, f"unix://{sock}", database_url, policy)  # to send, wait and read
 

@@ -29,7 +29,9 @@ def test_flushing_redis_and_reconciling_loses_no_deadline(make_stack: StackFacto
         assert (entry.at - (t0 + timedelta(seconds=4))).total_seconds() < 1.0
     # Ingest recreated its consumer group: new events still flow.
     stack.producer.send(event("issue.acknowledged", "FL-0"))
-    stack.wait_for(lambda: stack.issue("FL-0").lifecycle == "acknowledged", 10, "ingest after flush")
+    stack.wait_for(
+        lambda: stack.issue("FL-0").lifecycle == "acknowledged", 10, "ingest after flush"
+    )
 
 
 def test_two_schedulers_and_two_workers_never_double_escalate(make_stack: StackFactory) -> None:

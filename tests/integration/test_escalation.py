@@ -33,13 +33,14 @@ def test_p1_escalates_l1_l2_l3_on_time(make_stack: StackFactory) -> None:
     assert issue is not None and issue.assignee == "l3-oncall"
     stack.wait_for(
         lambda: sum(m.state == "sent" for m in stack.outbox("ESC-1")) == 3,
-        10, "assigned + two escalated notifications sent",
+        10,
+        "assigned + two escalated notifications sent",
     )
     assert [m.kind for m in stack.outbox("ESC-1")] == ["assigned", "escalated", "escalated"]
 
 
 def test_acknowledge_stops_the_ladder(make_stack: StackFactory) -> None:
-    """An issue acknowledged within its tier's time never escalates; its ack deadline is cancelled."""
+    """Acknowledged within its tier's time: it never escalates, its ack deadline is cancelled."""
     stack = make_stack()
     now = datetime.now(UTC)
     stack.producer.send(event("issue.opened", "ACK-1", at=now))
@@ -57,26 +58,42 @@ def test_duplicates_and_out_of_order_events_change_nothing(make_stack: StackFact
     stack = make_stack()
     t0 = datetime.now(UTC)
     opened = event("issue.opened", "ORD-1", at=t0, event_id="ord-open")
-    stack.producer.send_many([
-        opened,
-        event("issue.acknowledged", "ORD-1", at=t0 + timedelta(seconds=1)),
-        event("issue.resolved", "ORD-1", at=t0 + timedelta(seconds=3)),
-    ])
+    stack.producer.send_many(
+        [
+            opened,
+            event("issue.acknowledged", "ORD-1", at=t0 + timedelta(seconds=1)),
+            event("issue.resolved", "ORD-1", at=t0 + timedelta(seconds=3)),
+        ]
+    )
     stack.wait_for(lambda: (i := stack.issue("ORD-1")) and i.lifecycle == "resolved", 10, "resolve")
     before = stack.processed_count()
-    stack.producer.send_many([
-        opened,  # the same event id again
-        event("issue.opened", "ORD-1", at=t0, event_id="ord-open", severity="P4"),  # same id, other body
-        event("issue.reopened", "ORD-1", at=t0 + timedelta(seconds=2)),  # older than the resolve
-        event("issue.acknowledged", "ORD-1", at=t0 + timedelta(seconds=0.5)),
-        event("issue.updated", "ORD-1", at=t0 - timedelta(seconds=5), severity="P4"),
-    ])
+    stack.producer.send_many(
+        [
+            opened,  # the same event id again
+            event(
+                "issue.opened", "ORD-1", at=t0, event_id="ord-open", severity="P4"
+            ),  # same id, other body
+            event(
+                "issue.reopened", "ORD-1", at=t0 + timedelta(seconds=2)
+            ),  # older than the resolve
+            event("issue.acknowledged", "ORD-1", at=t0 + timedelta(seconds=0.5)),
+            event("issue.updated", "ORD-1", at=t0 - timedelta(seconds=5), severity="P4"),
+        ]
+    )
     stack.wait_for(lambda: stack.processed_count() == before + 3, 10, "late events recorded")
-    stack.wait_for(lambda: stack.redis.xpending("escalator:events", "escalator")["pending"] == 0,
-                   10, "every entry acked")
+    stack.wait_for(
+        lambda: stack.redis.xpending("escalator:events", "escalator")["pending"] == 0,
+        10,
+        "every entry acked",
+    )
     issue = stack.issue("ORD-1")
     assert issue is not None
-    assert (issue.lifecycle, issue.severity, issue.tier, issue.clock_version) == ("resolved", "P1", "L1", 1)
+    assert (issue.lifecycle, issue.severity, issue.tier, issue.clock_version) == (
+        "resolved",
+        "P1",
+        "L1",
+        1,
+    )
     assert stack.kinds("ORD-1").count("ignored") == 3
     assert not [d for d in stack.deadlines("ORD-1") if d.state == "armed"]
     assert stack.redis.xlen("escalator:events:dead") == 0

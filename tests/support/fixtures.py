@@ -27,9 +27,13 @@ def make_stack(tmp_path: Path, redis_url: str, database_url: str) -> Iterator[St
     """Build a Stack with a fast policy; start the given roles; stop everything afterwards."""
     stacks: list[Stack] = []
 
-    def _make(roles: tuple[str, ...] = ("ingest", "scheduler", "worker"), tier_s: float = 2.0,
-              webhook_url: str | None = None, resolve_s: float | None = None,
-              **env: str) -> Stack:
+    def _make(
+        roles: tuple[str, ...] = ("ingest", "scheduler", "worker"),
+        tier_s: float = 2.0,
+        webhook_url: str | None = None,
+        resolve_s: float | None = None,
+        **env: str,
+    ) -> Stack:
         policy = write_policy(tmp_path / "policy.yaml", tier_s, webhook_url, resolve_s)
         stack = Stack(tmp_path, redis_url, database_url, policy, env_extra=env)
         stacks.append(stack)

@@ -6,6 +6,7 @@ Celery worker's whole process tree), with a clean ESCALATOR_* environment and it
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 import signal
@@ -16,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 from redis import Redis
 from sqlalchemy import func, select
@@ -31,8 +32,9 @@ T = TypeVar("T")
 _ids = itertools.count(1)
 
 
-def write_policy(path: Path, tier_s: float = 2.0, webhook_url: str | None = None,
-                 resolve_s: float | None = None) -> Path:
+def write_policy(
+    path: Path, tier_s: float = 2.0, webhook_url: str | None = None, resolve_s: float | None = None
+) -> Path:
     """A four-tier policy whose tiers last `tier_s` seconds; optionally a signed webhook channel."""
     channels = "  log: {type: log}\n"
     tier_channels = "[log]"
@@ -44,17 +46,31 @@ def write_policy(path: Path, tier_s: float = 2.0, webhook_url: str | None = None
         f"        - {{tier: {t}, within: {tier_s}s}}\n" for t in ("L1", "L2", "L3", "manager")
     )
     path.write_text(
-        "version: 1\nchannels:\n" + channels + "tiers:\n"
-        + "".join(f"  - {{name: {t}, assignee: {t.lower()}-oncall, channels: {tier_channels}}}\n"
-                  for t in ("L1", "L2", "L3", "manager"))
-        + "policies:\n  - name: fast\n    acknowledge:\n      ladder:\n" + ladder
-        + f"      renotify_every: {tier_s * 10}s\n" + resolve + "default: fast\n"
+        "version: 1\nchannels:\n"
+        + channels
+        + "tiers:\n"
+        + "".join(
+            f"  - {{name: {t}, assignee: {t.lower()}-oncall, channels: {tier_channels}}}\n"
+            for t in ("L1", "L2", "L3", "manager")
+        )
+        + "policies:\n  - name: fast\n    acknowledge:\n      ladder:\n"
+        + ladder
+        + f"      renotify_every: {tier_s * 10}s\n"
+        + resolve
+        + "default: fast\n"
     )
     return path
 
 
-def event(kind: str, issue: str, at: datetime | None = None, severity: str = "P1",
-          event_id: str | None = None, source: str = "test", **snapshot: Any) -> IssueEvent:
+def event(
+    kind: str,
+    issue: str,
+    at: datetime | None = None,
+    severity: str = "P1",
+    event_id: str | None = None,
+    source: str = "test",
+    **snapshot: Any,
+) -> IssueEvent:
     """An IssueEvent with sensible defaults."""
     return IssueEvent.model_validate(
         {
@@ -109,36 +125,48 @@ class Stack:
         """Start one role process; its output goes to tmp/ROLE-N.log."""
         log = (self.tmp / f"{role}-{len(self.procs)}.log").open("wb")
         proc = subprocess.Popen(
-            [sys.executable, "-m", "worker.cli.main", role], env=self.env(), cwd=self.tmp,
-            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            [sys.executable, "-m", "worker.cli.main", role],
+            env=self.env(),
+            cwd=self.tmp,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
         self.procs.append((role, proc))
         return proc
 
-    READY = {"worker": " ready.", "scheduler": "scheduler.started", "ingest": "ingest.started",
-             "api": "Application startup complete"}
+    READY: ClassVar[dict[str, str]] = {
+        "worker": " ready.",
+        "scheduler": "scheduler.started",
+        "ingest": "ingest.started",
+        "api": "Application startup complete",
+    }
 
     def wait_ready(self, timeout: float = 30) -> None:
         """Wait until every started role has said it is ready."""
         for n, (role, _) in enumerate(self.procs):
             log = self.tmp / f"{role}-{n}.log"
-            self.wait_for(lambda log=log, role=role: self.READY[role] in log.read_text(errors="replace"),
-                          timeout, f"{log.name} to be ready")
+            self.wait_for(
+                lambda log=log, role=role: self.READY[role] in log.read_text(errors="replace"),
+                timeout,
+                f"{log.name} to be ready",
+            )
 
     def start_ready(self, role: str) -> subprocess.Popen[bytes]:
         """Start a role and wait until it is ready."""
         proc = self.start(role)
         n = len(self.procs) - 1
         log = self.tmp / f"{role}-{n}.log"
-        self.wait_for(lambda: self.READY[role] in log.read_text(errors="replace"), 30, f"{log.name} ready")
+        self.wait_for(
+            lambda: self.READY[role] in log.read_text(errors="replace"), 30, f"{log.name} ready"
+        )
         return proc
 
     def kill(self, proc: subprocess.Popen[bytes], sig: int = signal.SIGKILL) -> None:
         """Signal a role's whole process group (a Celery worker and its pool children)."""
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, sig)
-        except ProcessLookupError:
-            pass
         proc.wait(15)
 
     def stop(self) -> None:
@@ -158,7 +186,8 @@ class Stack:
 
     def logs(self) -> str:
         return "\n".join(
-            f"===== {p.name}\n{p.read_text(errors='replace')[-4000:]}" for p in sorted(self.tmp.glob("*.log"))
+            f"===== {p.name}\n{p.read_text(errors='replace')[-4000:]}"
+            for p in sorted(self.tmp.glob("*.log"))
         )
 
     def wait_for(self, check: Callable[[], T], timeout: float, what: str) -> T:
@@ -169,7 +198,9 @@ class Stack:
             if value:
                 return value
             if time.monotonic() > deadline:
-                raise AssertionError(f"timed out after {timeout}s waiting for {what}\n{self.logs()}")
+                raise AssertionError(
+                    f"timed out after {timeout}s waiting for {what}\n{self.logs()}"
+                )
             time.sleep(0.1)
 
     # --- reading the store -------------------------------------------------------------------
@@ -184,9 +215,10 @@ class Stack:
         with self.sessions() as s:
             return list(
                 s.scalars(
-                    select(TimelineEntry).join(Issue).where(
-                        Issue.source == source, Issue.external_id == external_id
-                    ).order_by(TimelineEntry.id)
+                    select(TimelineEntry)
+                    .join(Issue)
+                    .where(Issue.source == source, Issue.external_id == external_id)
+                    .order_by(TimelineEntry.id)
                 )
             )
 
@@ -197,7 +229,9 @@ class Stack:
         with self.sessions() as s:
             return list(
                 s.scalars(
-                    select(Deadline).join(Issue).where(Issue.external_id == external_id)
+                    select(Deadline)
+                    .join(Issue)
+                    .where(Issue.external_id == external_id)
                     .order_by(Deadline.id)
                 )
             )
@@ -206,7 +240,9 @@ class Stack:
         with self.sessions() as s:
             return list(
                 s.scalars(
-                    select(OutboxMessage).join(Issue).where(Issue.external_id == external_id)
+                    select(OutboxMessage)
+                    .join(Issue)
+                    .where(Issue.external_id == external_id)
                     .order_by(OutboxMessage.created_at)
                 )
             )

@@ -29,8 +29,15 @@ from worker.store.db import make_engine, reader_factory
 from worker.store.models import Issue, OutboxMessage, TimelineEntry
 from worker.supervisor import Supervisor
 
-STYLE = {"escalate": "bold red", "remind": "red", "resolve": "magenta", "event": "cyan",
-         "notified": "green", "ignored": "dim", "notification_dead": "bold red"}
+STYLE = {
+    "escalate": "bold red",
+    "remind": "red",
+    "resolve": "magenta",
+    "event": "cyan",
+    "notified": "green",
+    "ignored": "dim",
+    "notification_dead": "bold red",
+}
 
 
 def _free_port() -> int:
@@ -43,8 +50,13 @@ def _free_port() -> int:
 
 def _event(kind: str, issue: str, severity: str, title: str, n: int) -> IssueEvent:
     return IssueEvent.model_validate(
-        {"event_id": f"demo-{issue}-{n}", "type": kind, "occurred_at": SystemClock().now(),
-         "source": "demo", "issue": {"id": issue, "severity": severity, "title": title}}
+        {
+            "event_id": f"demo-{issue}-{n}",
+            "type": kind,
+            "occurred_at": SystemClock().now(),
+            "source": "demo",
+            "issue": {"id": issue, "severity": severity, "title": title},
+        }
     )
 
 
@@ -61,20 +73,36 @@ def _wait_ready(log: Path, seconds: float) -> bool:
 def run_demo(settings: Settings, console: Console, seconds: float) -> int:
     """Run the demo; 0 when it showed what it promises, 1 otherwise."""
     data_dir = Path(tempfile.mkdtemp(prefix="escalator-demo-"))
-    env = {"ESCALATOR_DATA_DIR": str(data_dir), "ESCALATOR_POLICY_FILE": str(DEMO_POLICY),
-           "ESCALATOR_REDIS_URL": "", "ESCALATOR_DATABASE_URL": "",
-           "ESCALATOR_API_PORT": str(_free_port()), "ESCALATOR_LOG_FORMAT": "json",
-           "ESCALATOR_SCHEDULER_LEASE_S": "5"}
-    demo = settings.model_copy(update={"data_dir": data_dir, "redis_url": None, "database_url": None,
-                                       "policy_file": DEMO_POLICY, "log_level": "WARNING"})
+    env = {
+        "ESCALATOR_DATA_DIR": str(data_dir),
+        "ESCALATOR_POLICY_FILE": str(DEMO_POLICY),
+        "ESCALATOR_REDIS_URL": "",
+        "ESCALATOR_DATABASE_URL": "",
+        "ESCALATOR_API_PORT": str(_free_port()),
+        "ESCALATOR_LOG_FORMAT": "json",
+        "ESCALATOR_SCHEDULER_LEASE_S": "5",
+    }
+    demo = settings.model_copy(
+        update={
+            "data_dir": data_dir,
+            "redis_url": None,
+            "database_url": None,
+            "policy_file": DEMO_POLICY,
+            "log_level": "WARNING",
+        }
+    )
     configure_logging(demo)
-    console.print(Panel.fit(
-        "Three issues go onto the event stream of an embedded Escalator.\n"
-        "Policy: each tier has [bold]6 s[/bold] to acknowledge a P1 (L1 → L2 → L3 → manager).\n"
-        "  DEMO-1  P1, nobody acknowledges: it escalates tier by tier\n"
-        "  DEMO-2  P1, acknowledged after 3 s: it stays with L1\n"
-        "  DEMO-3  P2, resolved after 5 s\n"
-        f"Data and role logs: {data_dir}", title="escalator demo"))
+    console.print(
+        Panel.fit(
+            "Three issues go onto the event stream of an embedded Escalator.\n"
+            "Policy: each tier has [bold]6 s[/bold] to acknowledge a P1 (L1 → L2 → L3 → manager).\n"
+            "  DEMO-1  P1, nobody acknowledges: it escalates tier by tier\n"
+            "  DEMO-2  P1, acknowledged after 3 s: it stays with L1\n"
+            "  DEMO-3  P2, resolved after 5 s\n"
+            f"Data and role logs: {data_dir}",
+            title="escalator demo",
+        )
+    )
     log_path = data_dir / "roles.log"
     with log_path.open("wb") as output:
         supervisor = Supervisor(demo, env=env, output=output)
@@ -101,13 +129,17 @@ def _show(settings: Settings, console: Console, seconds: float, data_dir: Path) 
     producer = Producer(redis)
     readers = reader_factory(make_engine(settings.resolved_database_url()))
     start = time.monotonic()
-    producer.send_many([
-        _event("issue.opened", "DEMO-1", "P1", "Checkout API returns 500s", 1),
-        _event("issue.opened", "DEMO-2", "P1", "Payment webhooks backing up", 1),
-        _event("issue.opened", "DEMO-3", "P2", "Search latency above 2 s", 1),
-    ])
-    pending = [(3.0, _event("issue.acknowledged", "DEMO-2", "P1", "Payment webhooks backing up", 2)),
-               (5.0, _event("issue.resolved", "DEMO-3", "P2", "Search latency above 2 s", 2))]
+    producer.send_many(
+        [
+            _event("issue.opened", "DEMO-1", "P1", "Checkout API returns 500s", 1),
+            _event("issue.opened", "DEMO-2", "P1", "Payment webhooks backing up", 1),
+            _event("issue.opened", "DEMO-3", "P2", "Search latency above 2 s", 1),
+        ]
+    )
+    pending = [
+        (3.0, _event("issue.acknowledged", "DEMO-2", "P1", "Payment webhooks backing up", 2)),
+        (5.0, _event("issue.resolved", "DEMO-3", "P2", "Search latency above 2 s", 2)),
+    ]
     last_id = 0
     done = False
     while not done and time.monotonic() - start < seconds:
@@ -116,16 +148,23 @@ def _show(settings: Settings, console: Console, seconds: float, data_dir: Path) 
             producer.send(pending.pop(0)[1])
         with readers() as session:
             rows = session.execute(
-                select(TimelineEntry, Issue.external_id).join(Issue)
-                .where(TimelineEntry.id > last_id).order_by(TimelineEntry.id)
+                select(TimelineEntry, Issue.external_id)
+                .join(Issue)
+                .where(TimelineEntry.id > last_id)
+                .order_by(TimelineEntry.id)
             ).all()
             for entry, issue_id in rows:
                 last_id = entry.id
                 at = entry.at.astimezone().strftime("%H:%M:%S")
                 style = STYLE.get(entry.kind, "")
-                console.print(f"{at}  [bold]{issue_id}[/bold]  [{style}]{entry.kind:<9}[/{style}] {entry.message}")
+                console.print(
+                    f"{at}  [bold]{issue_id}[/bold]  [{style}]{entry.kind:<9}[/{style}] "
+                    f"{entry.message}"
+                )
             reminders = session.scalar(
-                select(func.count()).select_from(TimelineEntry).join(Issue)
+                select(func.count())
+                .select_from(TimelineEntry)
+                .join(Issue)
                 .where(Issue.external_id == "DEMO-1", TimelineEntry.kind == "remind")
             )
         done = bool(reminders) and not pending
@@ -135,25 +174,56 @@ def _show(settings: Settings, console: Console, seconds: float, data_dir: Path) 
 
 def _summary(readers, console: Console, took: timedelta) -> int:  # type: ignore[no-untyped-def]
     table = Table(title=f"Summary after {took.total_seconds():.0f} s")
-    for column in ("Issue", "Sev", "State", "Tier", "Assignee", "Escalations", "Notifications sent"):
+    for column in (
+        "Issue",
+        "Sev",
+        "State",
+        "Tier",
+        "Assignee",
+        "Escalations",
+        "Notifications sent",
+    ):
         table.add_column(column)
     outcome: dict[str, tuple[str, int]] = {}
     with readers() as session:
         for issue in session.scalars(select(Issue).order_by(Issue.external_id)):
-            escalations = session.scalar(select(func.count()).select_from(TimelineEntry).where(
-                TimelineEntry.issue_id == issue.id, TimelineEntry.kind == "escalate")) or 0
-            sent = session.scalar(select(func.count()).select_from(OutboxMessage).where(
-                OutboxMessage.issue_id == issue.id, OutboxMessage.state == "sent")) or 0
+            escalations = (
+                session.scalar(
+                    select(func.count())
+                    .select_from(TimelineEntry)
+                    .where(TimelineEntry.issue_id == issue.id, TimelineEntry.kind == "escalate")
+                )
+                or 0
+            )
+            sent = (
+                session.scalar(
+                    select(func.count())
+                    .select_from(OutboxMessage)
+                    .where(OutboxMessage.issue_id == issue.id, OutboxMessage.state == "sent")
+                )
+                or 0
+            )
             outcome[issue.external_id] = (issue.lifecycle, escalations)
-            table.add_row(issue.external_id, issue.severity, issue.lifecycle, issue.tier,
-                          issue.assignee or "", str(escalations), str(sent))
+            table.add_row(
+                issue.external_id,
+                issue.severity,
+                issue.lifecycle,
+                issue.tier,
+                issue.assignee or "",
+                str(escalations),
+                str(sent),
+            )
     console.print(table)
-    ok = (outcome.get("DEMO-1", ("", 0))[1] >= 2
-          and outcome.get("DEMO-2") == ("acknowledged", 0)
-          and outcome.get("DEMO-3", ("", 0))[0] == "resolved")
+    ok = (
+        outcome.get("DEMO-1", ("", 0))[1] >= 2
+        and outcome.get("DEMO-2") == ("acknowledged", 0)
+        and outcome.get("DEMO-3", ("", 0))[0] == "resolved"
+    )
     if ok:
-        console.print("[green]DEMO-1 escalated through the tiers, DEMO-2 was acknowledged in time, "
-                      "DEMO-3 was resolved.[/green] Run `escalator run` to keep it going.")
+        console.print(
+            "[green]DEMO-1 escalated through the tiers, DEMO-2 was acknowledged in time, "
+            "DEMO-3 was resolved.[/green] Run `escalator run` to keep it going."
+        )
         return 0
     console.print("[red]the demo did not go as planned; the role logs were in the data dir[/red]")
     return 1

@@ -61,8 +61,15 @@ def issues_table(settings: Settings, include_resolved: bool = False) -> Table:
             left = nxt.due_at - now if nxt else None
             style = "red" if left is not None and left.total_seconds() < 0 else ""
             table.add_row(
-                issue.key, issue.severity, issue.title[:60], issue.tier, issue.assignee or "",
-                issue.lifecycle, nxt.kind if nxt else "", human(left) if left else "—", style=style,
+                issue.key,
+                issue.severity,
+                issue.title[:60],
+                issue.tier,
+                issue.assignee or "",
+                issue.lifecycle,
+                nxt.kind if nxt else "",
+                human(left) if left else "—",
+                style=style,
             )
     return table
 
@@ -79,7 +86,9 @@ def register(app: typer.Typer, dead_app: typer.Typer) -> None:
         console.print(issues_table(ctx.obj, include_resolved=all))
 
     @app.command()
-    def show(ctx: typer.Context, issue: Annotated[str, typer.Argument(help="source:id, e.g. jira:OPS-1")]) -> None:
+    def show(
+        ctx: typer.Context, issue: Annotated[str, typer.Argument(help="source:id, e.g. jira:OPS-1")]
+    ) -> None:
         """An issue's timeline: events, escalations, notifications."""
         from worker.store.repository import issue_by_ref
 
@@ -97,7 +106,9 @@ def register(app: typer.Typer, dead_app: typer.Typer) -> None:
             for column in ("When", "What", "Detail"):
                 table.add_column(column, overflow="fold")
             entries = session.scalars(
-                select(TimelineEntry).where(TimelineEntry.issue_id == row.id).order_by(TimelineEntry.at, TimelineEntry.id)
+                select(TimelineEntry)
+                .where(TimelineEntry.issue_id == row.id)
+                .order_by(TimelineEntry.at, TimelineEntry.id)
             )
             for entry in entries:
                 table.add_row(local(entry.at), entry.kind, entry.message)
@@ -108,7 +119,9 @@ def register(app: typer.Typer, dead_app: typer.Typer) -> None:
             for d in armed:
                 console.print(f"armed: {d.kind} at {local(d.due_at)} (tier {d.tier_index})")
             dead = session.scalars(
-                select(OutboxMessage).where(OutboxMessage.issue_id == row.id, OutboxMessage.state == "dead")
+                select(OutboxMessage).where(
+                    OutboxMessage.issue_id == row.id, OutboxMessage.state == "dead"
+                )
             ).all()
             for m in dead:
                 console.print(f"[red]dead notification[/red] {m.id} to {m.channel}: {m.last_error}")
@@ -130,7 +143,9 @@ def register(app: typer.Typer, dead_app: typer.Typer) -> None:
     @dead_app.command("replay")
     def dead_replay(
         ctx: typer.Context,
-        ids: Annotated[list[str] | None, typer.Argument(help="Dead entry ids; see `dead list`.")] = None,
+        ids: Annotated[
+            list[str] | None, typer.Argument(help="Dead entry ids; see `dead list`.")
+        ] = None,
         all: Annotated[bool, typer.Option("--all", help="Replay every dead entry.")] = False,
     ) -> None:
         """Put dead entries back on the event stream (after fixing what made them fail)."""
@@ -150,5 +165,6 @@ def register(app: typer.Typer, dead_app: typer.Typer) -> None:
 
         report = run(build(ctx.obj))
         console.print(
-            f"{report.armed} armed deadlines; {report.rearmed} re-armed, {report.dropped} stale dropped"
+            f"{report.armed} armed deadlines; {report.rearmed} re-armed, "
+            f"{report.dropped} stale dropped"
         )

@@ -24,13 +24,16 @@ from worker.redis_conn import connect
 
 app = typer.Typer(
     name="escalator",
-    help="Self-hosted SLA escalation worker: durable, second-precise deadlines beside any ticket system.",
+    help="Self-hosted SLA escalation worker: durable, second-precise deadlines "
+    "beside any ticket system.",
     no_args_is_help=True,
     rich_markup_mode="rich",
     pretty_exceptions_enable=False,
 )
 db_app = typer.Typer(help="The database schema.", no_args_is_help=True)
-dead_app = typer.Typer(help="The dead-letter stream: events that could not be applied.", no_args_is_help=True)
+dead_app = typer.Typer(
+    help="The dead-letter stream: events that could not be applied.", no_args_is_help=True
+)
 app.add_typer(db_app, name="db")
 app.add_typer(dead_app, name="dead")
 
@@ -72,7 +75,7 @@ def _container(settings: Settings) -> Container:
 
 @app.command()
 def run(ctx: typer.Context) -> None:
-    """Run every role in one supervised command (embedded Redis unless ESCALATOR_REDIS_URL is set)."""
+    """Run every role in one supervised command (embedded Redis unless a URL is set)."""
     from worker.supervisor import Supervisor
 
     Supervisor(settings_of(ctx)).run_forever()
@@ -83,7 +86,7 @@ def demo(
     ctx: typer.Context,
     seconds: Annotated[float, typer.Option(help="Stop after this long at most.")] = 60.0,
 ) -> None:
-    """Watch issues escalate live on the embedded stack with a demo policy whose tiers last seconds."""
+    """Watch issues escalate live, on the embedded stack with tiers that last seconds."""
     from worker.cli.demo import run_demo
 
     raise typer.Exit(run_demo(settings_of(ctx), console, seconds))
@@ -99,8 +102,11 @@ def api(ctx: typer.Context) -> None:
     settings = settings_of(ctx)
     c = _container(settings)
     uvicorn.run(
-        create_app(settings, c.redis, c.engine), host=settings.api_host, port=settings.api_port,
-        log_config=None, access_log=False,
+        create_app(settings, c.redis, c.engine),
+        host=settings.api_host,
+        port=settings.api_port,
+        log_config=None,
+        access_log=False,
     )
 
 
@@ -146,14 +152,22 @@ def worker(ctx: typer.Context) -> None:
 @app.command()
 def send(
     ctx: typer.Context,
-    issue: Annotated[str | None, typer.Option(help="The issue's id in its source, e.g. OPS-1.")] = None,
+    issue: Annotated[
+        str | None, typer.Option(help="The issue's id in its source, e.g. OPS-1.")
+    ] = None,
     type: Annotated[EventType, typer.Option("--type", help="What happened.")] = EventType.OPENED,
     severity: Annotated[str, typer.Option(help="P1-P4 or critical/high/medium/low.")] = "P3",
     source: Annotated[str, typer.Option(help="The ticket system.")] = "cli",
     title: Annotated[str, typer.Option(help="The issue's title.")] = "",
     event_id: Annotated[str | None, typer.Option(help="Dedup key; random when omitted.")] = None,
-    at: Annotated[datetime | None, typer.Option(help="When it happened (ISO 8601 with offset); now when omitted.")] = None,
-    json_file: Annotated[Path | None, typer.Option("--json", help="Send events from a JSON Lines file ('-' for stdin) instead.")] = None,
+    at: Annotated[
+        datetime | None,
+        typer.Option(help="When it happened (ISO 8601 with offset); now when omitted."),
+    ] = None,
+    json_file: Annotated[
+        Path | None,
+        typer.Option("--json", help="Send events from a JSON Lines file ('-' for stdin) instead."),
+    ] = None,
 ) -> None:
     """Put events on the stream, validated first, as any producer would."""
     from worker.producer import Producer
@@ -174,7 +188,7 @@ def send(
                     type=type,
                     occurred_at=at or SystemClock().now(),
                     source=source,
-                    issue=IssueSnapshot(id=issue, title=title, severity=severity),  # type: ignore[arg-type]
+                    issue=IssueSnapshot(id=issue, title=title, severity=severity),
                 )
             ]
     except ValidationError as exc:

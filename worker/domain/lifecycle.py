@@ -74,7 +74,9 @@ def _open(event: IssueEvent, policies: PolicyFile) -> Transition:
     )
 
 
-def _replan(clock: IssueClock, severity: Severity, event: IssueEvent, policies: PolicyFile) -> Transition:
+def _replan(
+    clock: IssueClock, severity: Severity, event: IssueEvent, policies: PolicyFile
+) -> Transition:
     policy = policies.match(severity, event.source, event.issue.labels)
     tier = min(clock.tier_index, len(policy.acknowledge.ladder) - 1)
     new = replace(
@@ -113,12 +115,18 @@ def _update(clock: IssueClock, event: IssueEvent, policies: PolicyFile) -> Trans
 def _lifecycle(clock: IssueClock, event: IssueEvent, policies: PolicyFile) -> Transition:
     at = event.occurred_at
     if at < clock.lifecycle_at:
-        return _ignored(clock, f"older than the last lifecycle event ({clock.lifecycle_at.isoformat()})")
+        return _ignored(
+            clock, f"older than the last lifecycle event ({clock.lifecycle_at.isoformat()})"
+        )
     kind = event.type
     if kind in (EventType.ACKNOWLEDGED, EventType.RESPONDED):
         if clock.lifecycle is not Lifecycle.OPEN:
             return _ignored(clock, f"issue is already {clock.lifecycle}")
-        verb = "acknowledged" if kind is EventType.ACKNOWLEDGED else "responded to (counts as acknowledged)"
+        verb = (
+            "acknowledged"
+            if kind is EventType.ACKNOWLEDGED
+            else "responded to (counts as acknowledged)"
+        )
         return Transition(
             applied=True,
             note=verb,

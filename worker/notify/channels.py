@@ -47,7 +47,12 @@ class SignedWebhook:
     """POSTs the message as JSON with Standard Webhooks headers (signed when a secret is set)."""
 
     def __init__(
-        self, name: str, config: WebhookChannel, secret: str | None, clock: Clock, http: httpx.Client
+        self,
+        name: str,
+        config: WebhookChannel,
+        secret: str | None,
+        clock: Clock,
+        http: httpx.Client,
     ) -> None:
         self.name = name
         self.url = str(config.url)

@@ -62,7 +62,7 @@ def deliver(
                 lease_until=now + timedelta(seconds=settings.delivery_lease_s),
                 attempts=OutboxMessage.attempts + 1,
             )
-        ).rowcount
+        ).rowcount  # type: ignore[attr-defined]
         if not leased:
             return Delivery("skipped")
         row = session.get_one(OutboxMessage, message_id)
@@ -86,17 +86,25 @@ def deliver(
         if error is None:
             row.state, row.sent_at, row.last_error = "sent", done, None
             repo.add_timeline(
-                session, row.issue_id, done, "notified",
+                session,
+                row.issue_id,
+                done,
+                "notified",
                 f"{message.kind.value} sent to {message.tier} via {channel_name}",
-                message_id=message_id, attempts=attempts,
+                message_id=message_id,
+                attempts=attempts,
             )
             return Delivery("sent")
         row.last_error = error
         if permanent or attempts >= settings.delivery_max_attempts:
             row.state = "dead"
             repo.add_timeline(
-                session, row.issue_id, done, "notification_dead",
-                f"{message.kind.value} to {channel_name} is dead after {attempts} attempts: {error}",
+                session,
+                row.issue_id,
+                done,
+                "notification_dead",
+                f"{message.kind.value} to {channel_name} is dead after {attempts} attempts: "
+                f"{error}",
                 message_id=message_id,
             )
             log.error("notification.dead", message_id=message_id, channel=channel_name, error=error)
@@ -104,13 +112,19 @@ def deliver(
         delay = backoff(attempts, settings.delivery_backoff_s, settings.delivery_backoff_max_s)
         row.next_attempt_at = done + timedelta(seconds=delay)
     log.warning(
-        "notification.retry", message_id=message_id, channel=channel_name, attempt=attempts,
-        retry_in_s=round(delay, 2), error=error,
+        "notification.retry",
+        message_id=message_id,
+        channel=channel_name,
+        attempt=attempts,
+        retry_in_s=round(delay, 2),
+        error=error,
     )
     return Delivery("retry", delay)
 
 
-def due_messages(sessions: SessionFactory, clock: Clock, grace_s: float, limit: int = 1000) -> list[str]:
+def due_messages(
+    sessions: SessionFactory, clock: Clock, grace_s: float, limit: int = 1000
+) -> list[str]:
     """Pending messages whose next attempt is overdue by `grace_s` and that nobody holds."""
     now = clock.now()
     cutoff = now - timedelta(seconds=grace_s)

@@ -1,4 +1,4 @@
-"""Queries and writes the services share. Functions take a Session; the caller owns the transaction."""
+"""Queries and writes the services share. Each takes a Session; the caller owns the transaction."""
 
 from __future__ import annotations
 
@@ -17,7 +17,9 @@ from worker.store.models import Deadline, Issue, ProcessedEvent, TimelineEntry
 ARMED = "armed"
 
 
-def issue_by_key(session: Session, source: str, external_id: str, lock: bool = True) -> Issue | None:
+def issue_by_key(
+    session: Session, source: str, external_id: str, lock: bool = True
+) -> Issue | None:
     """The issue `source:external_id`, locked for update where the backend can."""
     query = select(Issue).where(Issue.source == source, Issue.external_id == external_id)
     if lock:
