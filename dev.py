@@ -57,7 +57,12 @@ def main(argv: list[str]) -> int:
     name, extra = argv[0], argv[1:]
     os.chdir(ROOT)
     if name == "lint":
-        for step in (["ruff", "check", "."], ["ruff", "format", "--check", "."], ["mypy", "worker", "schemas", "config"]):
+        steps = (
+            ["ruff", "check", "."],
+            ["ruff", "format", "--check", "."],
+            ["mypy", "worker", "schemas", "config"],
+        )
+        for step in steps:
             code = subprocess.call([str(BIN / step[0]), *step[1:]])
             if code:
                 return code
