@@ -1,28 +1,40 @@
 """Applying a batch of events to the store: validate, dedupe, decide, write, in one commit.
 
-Each event runs in its own savepoint, so one bad event never spoils its neighbours; the batch
-commits once. The caller acknowledges the stream entries only after `apply_batch` returns.
+The fast path loads everything the batch touches in three queries (its event ids, its issues,
+their armed deadlines), applies the events in memory in order of occurrence and writes it all
+in one flush. If anything unexpected happens (a unique race with another consumer, a bug
+tripped by one event) the batch is rolled back and applied again one event per savepoint, so a
+bad event never spoils its neighbours. The caller acknowledges the stream entries only after
+`apply_batch` returns, that is after the commit.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from enum import StrEnum
 
+import structlog
 from pydantic import ValidationError
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import select, tuple_
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
 from schemas.events import IssueEvent
 from schemas.policy import PolicyFile
 from worker.clock import Clock
-from worker.domain.lifecycle import apply_event
+from worker.domain.lifecycle import Cancel, apply_event
+from worker.domain.sla import DeadlineKind
 from worker.effects import Effects
 from worker.errors import InvalidEvent, PermanentError
 from worker.outbox import queue_notifications
 from worker.store import repository as repo
 from worker.store.db import SessionFactory
-from worker.store.models import Issue, ProcessedEvent
+from worker.store.models import Deadline, Issue, ProcessedEvent, TimelineEntry
+
+log = structlog.get_logger("escalator.apply")
+
+ACK_KINDS = (DeadlineKind.ESCALATE.value, DeadlineKind.REMIND.value)
 
 
 class Outcome(StrEnum):
@@ -63,25 +75,81 @@ def parse_event(raw: str | bytes | None) -> IssueEvent:
         raise InvalidEvent(f"invalid event: {problems}") from None
 
 
-def _apply_one(
-    session: Session, event: IssueEvent, stream_id: str, policies: PolicyFile, clock: Clock
-) -> tuple[Outcome, str, Effects]:
-    effects = Effects()
-    seen = session.get(ProcessedEvent, event.event_id)
-    if seen is not None:
-        # A redelivery after a crash between commit and indexing: make sure the index has
-        # what the first delivery armed (arming is idempotent).
-        if seen.issue_id is not None:
-            effects.arm = repo.armed_deadlines(session, [seen.issue_id])
-        return Outcome.DUPLICATE, "event id already processed", effects
-    now = clock.now()
-    issue = repo.issue_by_key(session, event.source, event.issue.id)
+class _Loaded:
+    """Everything a group of events reads, loaded up front, and what applying them wrote."""
+
+    def __init__(self, session: Session, events: list[IssueEvent]) -> None:
+        self.session = session
+        ids = list({e.event_id for e in events})
+        self.seen: dict[str, Issue | None] = {
+            row.event_id: row.issue
+            for row in session.scalars(
+                select(ProcessedEvent).where(ProcessedEvent.event_id.in_(ids))
+            )
+        }
+        keys = list({(e.source, e.issue.id) for e in events})
+        # Locked in id order, so concurrent consumers on PostgreSQL never deadlock.
+        issues = session.scalars(
+            select(Issue)
+            .where(tuple_(Issue.source, Issue.external_id).in_(keys))
+            .order_by(Issue.id)
+            .with_for_update()
+        ).all()
+        self.issues = {(i.source, i.external_id): i for i in issues}
+        self.armed: dict[Issue, list[Deadline]] = {i: [] for i in issues}
+        by_id = {i.id: i for i in issues}
+        if by_id:
+            for d in session.scalars(
+                select(Deadline).where(Deadline.issue_id.in_(by_id), Deadline.state == repo.ARMED)
+            ):
+                self.armed[by_id[d.issue_id]].append(d)
+        self.new: list[Deadline] = []
+        self.disarm: list[int] = []
+        self.rearm: set[Issue] = set()
+        self.outbox: list[str] = []
+
+    def effects(self) -> Effects:
+        """After the flush: what to index and drop, and which messages to dispatch."""
+        arm = {d.id: d.due_at for d in self.new if d.state == repo.ARMED}
+        for issue in self.rearm:
+            arm.update((d.id, d.due_at) for d in self.armed.get(issue, []))
+        return Effects(arm=list(arm.items()), disarm=self.disarm, outbox=self.outbox)
+
+    def cancel(self, issue: Issue, which: Cancel, note: str) -> None:
+        if which is Cancel.NONE:
+            return
+        keep = []
+        for d in self.armed[issue]:
+            if which is Cancel.ALL or d.kind in ACK_KINDS:
+                d.state, d.note = "cancelled", note
+                if d.id is not None:
+                    self.disarm.append(d.id)
+            else:
+                keep.append(d)
+        self.armed[issue] = keep
+
+
+def _apply(
+    loaded: _Loaded, event: IssueEvent, stream_id: str, policies: PolicyFile, now: datetime
+) -> tuple[Outcome, str]:
+    """Apply one event to what `loaded` holds; raises PermanentError before changing anything."""
+    session = loaded.session
+    if event.event_id in loaded.seen:
+        # A redelivery after a crash between commit and indexing: make sure the index has what
+        # the first delivery armed (arming is idempotent).
+        seen = loaded.seen[event.event_id]
+        if seen is not None:
+            loaded.rearm.add(seen)
+        return Outcome.DUPLICATE, "event id already processed"
+    key = (event.source, event.issue.id)
+    issue = loaded.issues.get(key)
     transition = apply_event(repo.clock_of(issue) if issue else None, event, policies)
     assert transition.clock is not None
-    if issue is None:
-        issue = Issue(source=event.source, external_id=event.issue.id, created_at=now, tier="")
-        session.add(issue)
     snap = event.issue
+    if issue is None:
+        issue = Issue(source=event.source, external_id=snap.id, created_at=now, tier="")
+        session.add(issue)
+        loaded.issues[key], loaded.armed[issue] = issue, []
     if transition.take_snapshot:
         issue.title, issue.status, issue.assignee = snap.title, snap.status, snap.assignee
         issue.labels, issue.url = list(snap.labels), str(snap.url) if snap.url else None
@@ -97,27 +165,35 @@ def _apply_one(
         issue.tier = holder
         issue.assignee = tier.assignee if tier and tier.assignee else issue.assignee
     issue.updated_at = now
-    session.flush()
-    effects.disarm = repo.cancel_deadlines(session, issue.id, transition.cancel, event.type.value)
-    effects.arm = repo.add_deadlines(session, issue, transition.arm)
-    for kind in transition.notify:
-        effects.outbox += queue_notifications(
-            session, issue, kind, policies, event.occurred_at, now
+    loaded.cancel(issue, transition.cancel, event.type.value)
+    for spec in transition.arm:
+        deadline = Deadline(
+            issue=issue,
+            kind=spec.kind.value,
+            tier_index=spec.tier_index,
+            clock_version=issue.clock_version,
+            due_at=spec.due_at,
+            state=repo.ARMED,
         )
+        session.add(deadline)
+        loaded.armed[issue].append(deadline)
+        loaded.new.append(deadline)
+    for kind in transition.notify:
+        loaded.outbox += queue_notifications(session, issue, kind, policies, event.occurred_at, now)
     outcome = Outcome.APPLIED if transition.applied else Outcome.IGNORED
-    repo.add_timeline(
-        session,
-        issue.id,
-        event.occurred_at,
-        "event" if transition.applied else "ignored",
-        f"{event.type.value}: {transition.note}",
-        event_id=event.event_id,
-        source=event.source,
+    session.add(
+        TimelineEntry(
+            issue=issue,
+            at=event.occurred_at,
+            kind="event" if transition.applied else "ignored",
+            message=f"{event.type.value}: {transition.note}",
+            data={"event_id": event.event_id, "source": event.source},
+        )
     )
     session.add(
         ProcessedEvent(
             event_id=event.event_id,
-            issue_id=issue.id,
+            issue=issue,
             stream_id=stream_id,
             type=event.type.value,
             occurred_at=event.occurred_at,
@@ -125,24 +201,68 @@ def _apply_one(
             processed_at=now,
         )
     )
-    session.flush()
-    return outcome, transition.note, effects
+    loaded.seen[event.event_id] = issue
+    return outcome, transition.note
 
 
-def _apply_in_savepoint(
-    session: Session, event: IssueEvent, stream_id: str, policies: PolicyFile, clock: Clock
-) -> tuple[Outcome, str, Effects]:
-    """Apply one event in a savepoint; retry once if a concurrent consumer won a unique race."""
-    for attempt in (1, 2):
-        try:
-            with session.begin_nested():
-                return _apply_one(session, event, stream_id, policies, clock)
-        except IntegrityError:
-            # Another consumer committed the same event id or created the same issue meanwhile;
-            # the retry sees its row. A second failure aborts the batch, which is not acked.
-            if attempt == 2:
-                raise
-    raise AssertionError("unreachable")
+def _result(stream_id: str, event: IssueEvent, outcome: Outcome, note: str) -> EntryResult:
+    return EntryResult(stream_id, outcome, note, event.event_id, event.issue_key)
+
+
+def _fast(
+    sessions: SessionFactory,
+    parsed: list[tuple[str, IssueEvent]],
+    policies: PolicyFile,
+    now: datetime,
+) -> BatchResult:
+    batch = BatchResult()
+    with sessions() as session, session.begin():
+        loaded = _Loaded(session, [event for _, event in parsed])
+        for stream_id, event in parsed:
+            try:
+                outcome, note = _apply(loaded, event, stream_id, policies, now)
+            except PermanentError as exc:  # raised before anything was changed
+                outcome, note = Outcome.DEAD, str(exc)
+            batch.results.append(_result(stream_id, event, outcome, note))
+        session.flush()
+        batch.effects = loaded.effects()
+    return batch
+
+
+def _careful(
+    sessions: SessionFactory,
+    parsed: list[tuple[str, IssueEvent]],
+    policies: PolicyFile,
+    now: datetime,
+) -> BatchResult:
+    """One savepoint per event: an event that fails is dead-lettered alone."""
+    batch = BatchResult()
+    with sessions() as session, session.begin():
+        for stream_id, event in parsed:
+            for attempt in (1, 2):
+                try:
+                    with session.begin_nested():
+                        loaded = _Loaded(session, [event])
+                        outcome, note = _apply(loaded, event, stream_id, policies, now)
+                        session.flush()
+                    batch.effects.merge(loaded.effects())
+                    break
+                except PermanentError as exc:
+                    outcome, note = Outcome.DEAD, str(exc)
+                    break
+                except IntegrityError:
+                    # Another consumer committed the same event id or issue meanwhile; the
+                    # retry sees its row. Failing twice aborts the batch, which is not acked.
+                    if attempt == 2:
+                        raise
+                except (OperationalError, DBAPIError):
+                    raise  # the database is away: the whole batch is retried later
+                except Exception as exc:
+                    log.exception("apply.event_failed", event_id=event.event_id)
+                    outcome, note = Outcome.DEAD, f"internal error: {type(exc).__name__}: {exc}"
+                    break
+            batch.results.append(_result(stream_id, event, outcome, note))
+    return batch
 
 
 def apply_batch(
@@ -152,25 +272,25 @@ def apply_batch(
     clock: Clock,
 ) -> BatchResult:
     """Apply (stream_id, raw JSON) entries in order of occurrence; commit once."""
-    batch = BatchResult()
+    dead: list[EntryResult] = []
     parsed: list[tuple[str, IssueEvent]] = []
     for stream_id, raw in entries:
         try:
             parsed.append((stream_id, parse_event(raw)))
         except InvalidEvent as exc:
-            batch.results.append(EntryResult(stream_id, Outcome.DEAD, str(exc)))
+            dead.append(EntryResult(stream_id, Outcome.DEAD, str(exc)))
     # Within a batch, apply in order of occurrence; across batches the domain's rules order them.
     parsed.sort(key=lambda item: item[1].occurred_at)
-    with sessions() as session, session.begin():
-        for stream_id, event in parsed:
-            try:
-                outcome, note, effects = _apply_in_savepoint(
-                    session, event, stream_id, policies, clock
-                )
-            except PermanentError as exc:
-                outcome, note, effects = Outcome.DEAD, str(exc), Effects()
-            batch.effects.merge(effects)
-            batch.results.append(
-                EntryResult(stream_id, outcome, note, event.event_id, event.issue_key)
-            )
+    now = clock.now()
+    try:
+        batch = _fast(sessions, parsed, policies, now)
+    except (OperationalError, DBAPIError) as exc:
+        if not isinstance(exc, IntegrityError):
+            raise
+        log.info("apply.retry_one_by_one", reason="unique race with another consumer")
+        batch = _careful(sessions, parsed, policies, now)
+    except Exception:
+        log.warning("apply.retry_one_by_one", reason="an event failed", exc_info=True)
+        batch = _careful(sessions, parsed, policies, now)
+    batch.results = dead + batch.results
     return batch

@@ -66,7 +66,7 @@ def queue_notifications(
         session.add(
             OutboxMessage(
                 id=message.id,
-                issue_id=issue.id,
+                issue=issue,
                 channel=channel,
                 kind=kind.value,
                 payload=message.model_dump(mode="json"),

@@ -18,7 +18,7 @@ from sqlalchemy import (
     TypeDecorator,
     UniqueConstraint,
 )
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 NAMING = {
     "ix": "ix_%(column_0_label)s",
@@ -98,6 +98,7 @@ class Deadline(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     issue_id: Mapped[int] = mapped_column(ForeignKey("issues.id", ondelete="CASCADE"), index=True)
+    issue: Mapped[Issue] = relationship()
     kind: Mapped[str] = mapped_column(String(20))
     tier_index: Mapped[int] = mapped_column(Integer)
     clock_version: Mapped[int] = mapped_column(Integer)
@@ -114,6 +115,7 @@ class TimelineEntry(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     issue_id: Mapped[int] = mapped_column(ForeignKey("issues.id", ondelete="CASCADE"), index=True)
+    issue: Mapped[Issue] = relationship()
     at: Mapped[datetime]
     kind: Mapped[str] = mapped_column(String(40))
     message: Mapped[str] = mapped_column(Text)
@@ -127,6 +129,7 @@ class ProcessedEvent(Base):
 
     event_id: Mapped[str] = mapped_column(String(200), primary_key=True)
     issue_id: Mapped[int | None] = mapped_column(ForeignKey("issues.id", ondelete="SET NULL"))
+    issue: Mapped[Issue | None] = relationship()
     stream_id: Mapped[str | None] = mapped_column(String(40))
     type: Mapped[str] = mapped_column(String(40))
     occurred_at: Mapped[datetime]
@@ -142,6 +145,7 @@ class OutboxMessage(Base):
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
     issue_id: Mapped[int] = mapped_column(ForeignKey("issues.id", ondelete="CASCADE"), index=True)
+    issue: Mapped[Issue] = relationship()
     channel: Mapped[str] = mapped_column(String(100))
     kind: Mapped[str] = mapped_column(String(20))
     payload: Mapped[dict[str, Any]]

@@ -6,13 +6,13 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from schemas.events import Severity
-from worker.domain.lifecycle import Cancel, IssueClock
-from worker.domain.sla import DeadlineKind, DeadlineSpec, Lifecycle
-from worker.store.models import Deadline, Issue, ProcessedEvent, TimelineEntry
+from worker.domain.lifecycle import IssueClock
+from worker.domain.sla import DeadlineSpec, Lifecycle
+from worker.store.models import Deadline, Issue, TimelineEntry
 
 ARMED = "armed"
 
@@ -33,11 +33,6 @@ def issue_by_ref(session: Session, ref: str) -> Issue | None:
         source, external_id = ref.split(":", 1)
         return issue_by_key(session, source, external_id, lock=False)
     return session.get(Issue, int(ref)) if ref.isdigit() else None
-
-
-def is_processed(session: Session, event_id: str) -> bool:
-    """Whether this event id was seen before."""
-    return session.get(ProcessedEvent, event_id) is not None
 
 
 def clock_of(issue: Issue) -> IssueClock:
@@ -64,19 +59,6 @@ def write_clock(issue: Issue, clock: IssueClock) -> None:
     issue.cycle_started_at = clock.cycle_started_at
     issue.lifecycle_at = clock.lifecycle_at
     issue.snapshot_at = clock.snapshot_at
-
-
-def cancel_deadlines(session: Session, issue_id: int, which: Cancel, note: str) -> list[int]:
-    """Disarm an issue's armed deadlines; returns their ids (to drop from the index)."""
-    if which is Cancel.NONE:
-        return []
-    query = update(Deadline).where(Deadline.issue_id == issue_id, Deadline.state == ARMED)
-    if which is Cancel.ACKNOWLEDGE:
-        query = query.where(Deadline.kind.in_([DeadlineKind.ESCALATE, DeadlineKind.REMIND]))
-    rows = session.execute(
-        query.values(state="cancelled", note=note).returning(Deadline.id)
-    ).scalars()
-    return list(rows)
 
 
 def add_deadlines(
