@@ -275,7 +275,7 @@ def main(argv: list[str] | None = None) -> int:
             "reconcile again, index full (periodic pass)",
             f"{t_warm[0]:.2f} s (re-indexed {warm.rearmed}, "
             f"dropped {warm.dropped}); runs every {settings.reconcile_every_s:.0f} s "
-            "inside the scheduler loop",
+            "in the scheduler's housekeeping thread",
         )
         mem_full = int(redis.info("memory")["used_memory"])
         zset = int(redis.memory_usage(DUE) or 0)
