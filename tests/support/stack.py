@@ -29,6 +29,7 @@ from worker.store.models import Deadline, Issue, OutboxMessage, ProcessedEvent, 
 
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 T = TypeVar("T")
+R = TypeVar("R", Deadline, OutboxMessage)
 _ids = itertools.count(1)
 
 
@@ -225,27 +226,17 @@ class Stack:
     def kinds(self, external_id: str) -> list[str]:
         return [e.kind for e in self.timeline(external_id)]
 
-    def deadlines(self, external_id: str) -> list[Deadline]:
+    def _rows(self, model: type[R], external_id: str, order: Any) -> list[R]:
+        """Rows of `model` that belong to the issue, in `order`."""
         with self.sessions() as s:
-            return list(
-                s.scalars(
-                    select(Deadline)
-                    .join(Issue)
-                    .where(Issue.external_id == external_id)
-                    .order_by(Deadline.id)
-                )
-            )
+            query = select(model).join(Issue).where(Issue.external_id == external_id)
+            return list(s.scalars(query.order_by(order)))
+
+    def deadlines(self, external_id: str) -> list[Deadline]:
+        return self._rows(Deadline, external_id, Deadline.id)
 
     def outbox(self, external_id: str) -> list[OutboxMessage]:
-        with self.sessions() as s:
-            return list(
-                s.scalars(
-                    select(OutboxMessage)
-                    .join(Issue)
-                    .where(Issue.external_id == external_id)
-                    .order_by(OutboxMessage.created_at)
-                )
-            )
+        return self._rows(OutboxMessage, external_id, OutboxMessage.created_at)
 
     def processed_count(self) -> int:
         with self.sessions() as s:
