@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, HttpUrl, model_validator
+from pydantic import BaseModel, ConfigDict, Field, HttpUrl, ValidationError, model_validator
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from schemas.durations import Duration
 from schemas.events import Severity, SeverityField
@@ -107,24 +108,34 @@ class PolicyFile(_Strict):
 
     @model_validator(mode="after")
     def _references_resolve(self) -> PolicyFile:
+        problems: list[tuple[tuple[str | int, ...], str]] = []
         tier_names = [t.name for t in self.tiers]
-        if len(set(tier_names)) != len(tier_names):
-            raise ValueError("tiers: each tier name must be unique")
+        for n, name in enumerate(tier_names):
+            if name in tier_names[:n]:
+                problems.append((("tiers", n, "name"), f"tier {name!r} is defined twice"))
         policy_names = [p.name for p in self.policies]
-        if len(set(policy_names)) != len(policy_names):
-            raise ValueError("policies: each policy name must be unique")
+        for n, name in enumerate(policy_names):
+            if name in policy_names[:n]:
+                problems.append((("policies", n, "name"), f"policy {name!r} is defined twice"))
         if self.default not in policy_names:
-            raise ValueError(f"default: no policy named {self.default!r}")
-        for tier in self.tiers:
-            for channel in tier.channels:
+            problems.append((("default",), f"no policy named {self.default!r}"))
+        for n, tier in enumerate(self.tiers):
+            for m, channel in enumerate(tier.channels):
                 if channel not in self.channels:
-                    raise ValueError(f"tiers.{tier.name}.channels: no channel named {channel!r}")
-        for policy in self.policies:
-            for step in policy.acknowledge.ladder:
+                    problems.append((("tiers", n, "channels", m), f"no channel named {channel!r}"))
+        for n, policy in enumerate(self.policies):
+            for m, step in enumerate(policy.acknowledge.ladder):
                 if step.tier not in tier_names:
-                    raise ValueError(
-                        f"policies.{policy.name}.acknowledge.ladder: no tier named {step.tier!r}"
-                    )
+                    loc = ("policies", n, "acknowledge", "ladder", m, "tier")
+                    problems.append((loc, f"no tier named {step.tier!r}"))
+        if problems:
+            raise ValidationError.from_exception_data(
+                "PolicyFile",
+                [
+                    InitErrorDetails(type=PydanticCustomError("reference", message), loc=loc, input=None)
+                    for loc, message in problems
+                ],
+            )
         return self
 
     def tier(self, name: str) -> Tier | None:

@@ -8,3 +8,4 @@ DUE = "escalator:deadlines:due"  # ZSET deadline id -> due time (epoch seconds)
 INFLIGHT = "escalator:deadlines:inflight"  # ZSET deadline id -> lease expiry (epoch seconds)
 ESCALATION_QUEUE = "escalations"
 OUTBOX_QUEUE = "outbox"
+POLICY_GENERATION = "escalator:policy:generation"  # INCR asks every role to reload its policy file

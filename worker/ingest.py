@@ -22,6 +22,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from worker.apply import EntryResult, Outcome, apply_batch
 from worker.bootstrap import Container
 from worker.constants import DEAD_STREAM, GROUP, STREAM, STREAM_FIELD
+from worker.policy_reload import Reloader
 from worker.post_commit import run_effects
 
 log = structlog.get_logger("escalator.ingest")
@@ -91,6 +92,7 @@ class Ingest:
         self.applied = 0
         self._next_reclaim = 0.0
         self._next_trim = 0.0
+        self.reloader = Reloader(c)
 
     def run(self) -> None:
         ensure_group(self.c)
@@ -124,6 +126,7 @@ class Ingest:
 
     def step(self, block_ms: int | None = None) -> int:
         """Reclaim, trim and read one batch; returns how many entries were handled."""
+        self.reloader.check()
         now = time.monotonic()
         handled = 0
         if now >= self._next_reclaim:

@@ -1,8 +1,11 @@
-"""Reading the policy file, with errors that name the file and the field."""
+"""Reading the policy file, with errors that name the file, the line and the field."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import yaml
 from pydantic import ValidationError
@@ -11,21 +14,78 @@ from schemas.policy import PolicyFile
 from worker.errors import PolicyError
 
 
-def load_policy(path: Path) -> PolicyFile:
-    """Parse and validate a policy file; raise PolicyError listing every problem."""
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """One thing wrong with a policy file, where it is and what it is."""
+
+    path: Path
+    line: int | None
+    field: str
+    message: str
+
+    def __str__(self) -> str:
+        where = f"{self.path}:{self.line}" if self.line else str(self.path)
+        return f"{where}: {self.field}: {self.message}"
+
+
+class PolicyFileError(PolicyError):
+    """The policy file is invalid; `problems` lists every error found."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        self.problems = problems
+        super().__init__("\n".join(str(p) for p in problems))
+
+
+def _line(node: yaml.Node | None, loc: Sequence[str | int]) -> int | None:
+    """The 1-based line of the YAML node at `loc`, or of its nearest ancestor."""
+    if node is None:
+        return None
+    for part in loc:
+        if isinstance(node, yaml.MappingNode):
+            child = next((v for k, v in node.value if k.value == str(part)), None)
+            if child is not None:
+                node = child
+            # else: a pydantic-only step (a union's tag): stay on this node
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int):
+            if part >= len(node.value):
+                break
+            node = node.value[part]
+        else:
+            break
+    return int(node.start_mark.line) + 1
+
+
+def check_policy(path: Path) -> tuple[PolicyFile | None, list[Problem]]:
+    """Parse and validate; every problem found, with its line where the file has one."""
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
-        raise PolicyError(f"{path}: cannot read the policy file: {exc.strerror}") from None
+        return None, [Problem(path, None, "(file)", f"cannot read it: {exc.strerror}")]
     try:
-        data = yaml.safe_load(text)
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        data: Any = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise PolicyError(f"{path}: not valid YAML: {exc}") from None
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 1 if mark is not None else None
+        return None, [Problem(path, line, "(syntax)", f"not valid YAML: {exc}")]
     try:
-        return PolicyFile.model_validate(data)
+        return PolicyFile.model_validate(data), []
     except ValidationError as exc:
-        lines = [
-            f"{path}: {'.'.join(str(p) for p in err['loc']) or '(top level)'}: {err['msg']}"
+        problems = [
+            Problem(
+                path,
+                _line(root, err["loc"]),
+                ".".join(str(p) for p in err["loc"]) or "(top level)",
+                err["msg"],
+            )
             for err in exc.errors()
         ]
-        raise PolicyError("\n".join(lines)) from None
+        return None, problems
+
+
+def load_policy(path: Path) -> PolicyFile:
+    """Parse and validate a policy file; raise PolicyFileError listing every problem."""
+    policies, problems = check_policy(path)
+    if policies is None:
+        raise PolicyFileError(problems)
+    return policies

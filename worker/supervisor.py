@@ -19,9 +19,12 @@ from pathlib import Path
 from typing import IO, Any
 
 import structlog
+from redis.exceptions import RedisError
 
 from config.settings import Settings
+from worker.constants import POLICY_GENERATION
 from worker.embedded import EmbeddedRedis
+from worker.redis_conn import connect
 from worker.store.migrate import upgrade
 
 log = structlog.get_logger("escalator.supervisor")
@@ -48,6 +51,7 @@ class Supervisor:
     stop_event: threading.Event = field(default_factory=threading.Event)
     children: dict[str, Child] = field(default_factory=dict)
     redis: EmbeddedRedis | None = None
+    reload_requested: bool = False
 
     def start(self) -> None:
         env = dict(os.environ, **self.env)
@@ -75,6 +79,9 @@ class Supervisor:
     def watch(self) -> None:
         """Restart children that die, until asked to stop."""
         while not self.stop_event.wait(0.5):
+            if self.reload_requested:
+                self.reload_requested = False
+                self._request_reload()
             if self.redis and not self.redis.alive():
                 # The AOF brings back what it held; the roles reconnect (or are restarted below).
                 log.error("embedded_redis.exited", restarting=True)
@@ -90,6 +97,17 @@ class Supervisor:
                 if self.stop_event.wait(delay):
                     return
                 self._spawn(role, restarts)
+
+    def _request_reload(self) -> None:
+        """SIGHUP: ask every role to reload the policy file (an invalid one is refused)."""
+        try:
+            with connect(
+                self._env.get("ESCALATOR_REDIS_URL") or self.settings.resolved_redis_url()
+            ) as r:
+                generation = r.incr(POLICY_GENERATION)
+            log.info("policy.reload_requested", generation=generation)
+        except RedisError as exc:
+            log.error("policy.reload_failed", error=str(exc))
 
     def shutdown(self, timeout: float = 20.0) -> None:
         """SIGTERM every child, wait, SIGKILL stragglers, then stop the embedded Redis."""
@@ -116,8 +134,12 @@ class Supervisor:
             log.info("escalator.stopping", signal=signal.Signals(signum).name)
             self.stop_event.set()
 
+        def _hup(*_: Any) -> None:
+            self.reload_requested = True
+
         signal.signal(signal.SIGINT, _stop)
         signal.signal(signal.SIGTERM, _stop)
+        signal.signal(signal.SIGHUP, _hup)
         try:
             self.start()
             log.info(

@@ -6,14 +6,26 @@ import structlog
 from redis.exceptions import RedisError
 from sqlalchemy.exc import SQLAlchemyError
 
-from worker.bootstrap import container
+from worker.bootstrap import Container, container
 from worker.celery_app import app
 from worker.errors import TransientError
 from worker.escalation import fire
 from worker.notify.dispatcher import deliver
+from worker.policy_reload import Reloader
 from worker.post_commit import DELIVER, DELIVER_BATCH, FIRE, run_effects
 
 log = structlog.get_logger("escalator.tasks")
+_reloader: Reloader | None = None
+
+
+def current() -> Container:
+    """This process's container, with the policy file reloaded if that was asked for."""
+    global _reloader
+    c = container()
+    if _reloader is None or _reloader.c is not c:
+        _reloader = Reloader(c)
+    _reloader.check()
+    return c
 
 
 @app.task(
@@ -28,7 +40,7 @@ log = structlog.get_logger("escalator.tasks")
 )
 def fire_deadline(deadline_id: int) -> None:
     """Fire one claimed deadline, then release its claim."""
-    c = container()
+    c = current()
     result = fire(c.sessions, c.policies, c.clock, deadline_id)
     run_effects(c, result.effects)
     c.index.ack(deadline_id)
@@ -49,7 +61,7 @@ def deliver_batch(message_ids: list[str]) -> None:
 
 
 def deliver_messages(message_ids: list[str]) -> None:
-    c = container()
+    c = current()
     for message_id in message_ids:
         outcome = deliver(c.sessions, c.channels, c.clock, c.settings, message_id)
         if outcome.retry_in is not None:

@@ -115,7 +115,13 @@ def ingest(ctx: typer.Context) -> None:
     """Role: consume the event stream into the store (run as many as you like)."""
     from worker.ingest import Ingest
 
-    Ingest(_container(settings_of(ctx)), stop=_stop_on_signals()).run()
+    consumer = Ingest(_container(settings_of(ctx)), stop=_stop_on_signals())
+
+    def _reload(*_: Any) -> None:
+        consumer.reloader.requested = True  # SIGHUP: reload the policy file between batches
+
+    signal.signal(signal.SIGHUP, _reload)
+    consumer.run()
 
 
 @app.command()
@@ -210,8 +216,10 @@ def db_upgrade(ctx: typer.Context) -> None:
 
 
 from worker.cli import inspect as _inspect  # noqa: E402  (registers issues, show, dead, reconcile)
+from worker.cli.policy import policy_app  # noqa: E402
 
 _inspect.register(app, dead_app)
+app.add_typer(policy_app, name="policy")
 
 
 def main() -> None:
