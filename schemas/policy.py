@@ -4,9 +4,18 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, HttpUrl, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    HttpUrl,
+    PrivateAttr,
+    ValidationError,
+    model_validator,
+)
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
+from schemas.calendar import CalendarSpec
 from schemas.durations import Duration
 from schemas.events import Severity, SeverityField
 
@@ -57,7 +66,24 @@ class LadderStep(_Strict):
     within: Duration
 
 
-class AcknowledgeTarget(_Strict):
+TWENTY_FOUR_SEVEN = "24x7"
+
+
+class _Target(_Strict):
+    """A target whose time runs on a calendar: `24x7`, or a business calendar by name."""
+
+    calendar: Ident = Field(
+        default=TWENTY_FOUR_SEVEN, description="24x7, or the name of an entry in `calendars`."
+    )
+    _calendar_spec: CalendarSpec | None = PrivateAttr(default=None)
+
+    @property
+    def calendar_spec(self) -> CalendarSpec | None:
+        """The business calendar's definition, resolved when the file is loaded (None: 24x7)."""
+        return self._calendar_spec
+
+
+class AcknowledgeTarget(_Target):
     """Time to acknowledge: each tier gets `within`; the last tier is re-notified until ack."""
 
     ladder: tuple[LadderStep, ...] = Field(min_length=1)
@@ -66,7 +92,7 @@ class AcknowledgeTarget(_Strict):
     )
 
 
-class ResolveTarget(_Strict):
+class ResolveTarget(_Target):
     """Time to resolve, from opening; a breach notifies the tier holding the issue."""
 
     within: Duration
@@ -102,6 +128,9 @@ class PolicyFile(_Strict):
 
     version: Literal[1] = 1
     channels: dict[Ident, Channel] = Field(default_factory=lambda: _log_only())
+    calendars: dict[Ident, CalendarSpec] = Field(
+        default_factory=dict, description="Business calendars that targets name."
+    )
     tiers: tuple[Tier, ...] = Field(min_length=1)
     policies: tuple[Policy, ...] = Field(min_length=1)
     default: Ident
@@ -123,7 +152,22 @@ class PolicyFile(_Strict):
             for m, channel in enumerate(tier.channels):
                 if channel not in self.channels:
                     problems.append((("tiers", n, "channels", m), f"no channel named {channel!r}"))
+        if TWENTY_FOUR_SEVEN in self.calendars:
+            problems.append(
+                (("calendars", TWENTY_FOUR_SEVEN), "24x7 is built in; pick another name")
+            )
         for n, policy in enumerate(self.policies):
+            for target_name, target in (
+                ("acknowledge", policy.acknowledge),
+                ("resolve", policy.resolve),
+            ):
+                if target is None or target.calendar == TWENTY_FOUR_SEVEN:
+                    continue
+                if target.calendar not in self.calendars:
+                    where = ("policies", n, target_name, "calendar")
+                    problems.append((where, f"no calendar named {target.calendar!r}"))
+                else:
+                    target._calendar_spec = self.calendars[target.calendar]
             for m, step in enumerate(policy.acknowledge.ladder):
                 if step.tier not in tier_names:
                     loc = ("policies", n, "acknowledge", "ladder", m, "tier")
@@ -132,7 +176,9 @@ class PolicyFile(_Strict):
             raise ValidationError.from_exception_data(
                 "PolicyFile",
                 [
-                    InitErrorDetails(type=PydanticCustomError("reference", message), loc=loc, input=None)
+                    InitErrorDetails(
+                        type=PydanticCustomError("reference", message), loc=loc, input=None
+                    )
                     for loc, message in problems
                 ],
             )

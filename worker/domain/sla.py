@@ -11,8 +11,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
+from functools import lru_cache
 
+from schemas.calendar import CalendarSpec
 from schemas.policy import Policy
+from worker.domain.calendar import ALWAYS_OPEN, Calendar, business_calendar
 
 
 class Lifecycle(StrEnum):
@@ -40,6 +43,16 @@ class DeadlineSpec:
     due_at: datetime
 
 
+@lru_cache(maxsize=256)
+def _business(spec: CalendarSpec) -> Calendar:
+    return business_calendar(spec)
+
+
+def calendar_of(spec: CalendarSpec | None) -> Calendar:
+    """The calendar a target's time runs on: 24x7 unless it names a business calendar."""
+    return ALWAYS_OPEN if spec is None else _business(spec)
+
+
 def last_tier(policy: Policy) -> int:
     """Index of the policy's last tier."""
     return len(policy.acknowledge.ladder) - 1
@@ -49,7 +62,8 @@ def ack_due(policy: Policy, cycle_start: datetime, tier_index: int) -> datetime:
     """When tier `tier_index` must have acknowledged, for a cycle that started at `cycle_start`."""
     ladder = policy.acknowledge.ladder
     index = min(tier_index, len(ladder) - 1)
-    return cycle_start + sum((step.within for step in ladder[: index + 1]), timedelta())
+    budget = sum((step.within for step in ladder[: index + 1]), timedelta())
+    return calendar_of(policy.acknowledge.calendar_spec).add(cycle_start, budget)
 
 
 def renotify_every(policy: Policy) -> timedelta:
@@ -74,19 +88,20 @@ def plan(
     if lifecycle is Lifecycle.OPEN:
         specs.append(ack_deadline(policy, cycle_start, tier_index))
     if policy.resolve is not None:
-        specs.append(
-            DeadlineSpec(DeadlineKind.RESOLVE, tier_index, cycle_start + policy.resolve.within)
-        )
+        due = calendar_of(policy.resolve.calendar_spec).add(cycle_start, policy.resolve.within)
+        specs.append(DeadlineSpec(DeadlineKind.RESOLVE, tier_index, due))
     return specs
 
 
 def next_reminder(policy: Policy, due_at: datetime, now: datetime) -> datetime:
     """The first reminder after `due_at` that is not already in the past (no catch-up storm)."""
     every = renotify_every(policy)
-    if now < due_at + every:
-        return due_at + every
-    skipped = (now - due_at) // every
-    return due_at + every * (skipped + 1)
+    calendar = calendar_of(policy.acknowledge.calendar_spec)
+    following = calendar.add(due_at, every)
+    if now < following:
+        return following
+    skipped = calendar.elapsed(due_at, now) // every
+    return calendar.add(due_at, every * (skipped + 1))
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,7 +171,8 @@ def decide(issue: ClockView, deadline: FiringDeadline, policy: Policy, now: date
         # outage) keeps the ladder on its planned schedule.
         step = policy.acknowledge.ladder[to_tier].within
         kind = DeadlineKind.ESCALATE if to_tier < last_tier(policy) else DeadlineKind.REMIND
-        return Escalate(to_tier, DeadlineSpec(kind, to_tier, deadline.due_at + step))
+        due = calendar_of(policy.acknowledge.calendar_spec).add(deadline.due_at, step)
+        return Escalate(to_tier, DeadlineSpec(kind, to_tier, due))
     return Remind(
         DeadlineSpec(
             DeadlineKind.REMIND, issue.tier_index, next_reminder(policy, deadline.due_at, now)
