@@ -120,6 +120,15 @@ def fresh_sqlite(directory: Path) -> str:
     return url
 
 
+def without_calendars(folder: Path) -> Path:
+    """A copy of the default policy whose targets all run 24x7 (for the comparison run)."""
+    text = DEFAULT_POLICY.read_text()
+    text = text.replace(", calendar: office}", "}").replace("      calendar: office\n", "")
+    path = folder / "policy_24x7.yaml"
+    path.write_text(text)
+    return path
+
+
 def make_settings(redis_url: str, database_url: str, **extra: Any) -> Settings:
     """Settings for a benchmark: no `.env`, the packaged default policy, WARNING logs."""
     from config.settings import Settings

@@ -179,6 +179,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument(
+        "--24x7",
+        dest="all_day",
+        action="store_true",
+        help="the default policy with its business calendars removed (every target 24x7), "
+        "to compare with the business-hours run",
+    )
+    parser.add_argument(
         "--strict", action="store_true", help="exit 1 when the index has stale entries"
     )
     parser.add_argument(
@@ -206,7 +213,13 @@ def main(argv: list[str] | None = None) -> int:
     else:
         database_url = common.fresh_sqlite(Path(tmp.name))
     extra = {"ingest_batch": args.batch} if args.batch else {}
+    if args.all_day:
+        extra["policy_file"] = common.without_calendars(Path(tempfile.mkdtemp()))
     settings = common.make_settings(args.redis_url, database_url, **extra)
+    print(
+        f"   policy                                             "
+        f"{'default, all targets 24x7' if args.all_day else 'default (P3/P4 business hours)'}"
+    )
     configure_logging(settings)
     c = build(settings)
     status = 0

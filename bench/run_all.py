@@ -28,6 +28,8 @@ def main(argv: list[str] | None = None) -> int:
     extra = ["--quick"] if args.quick else []
     runs = [
         ("ingest_throughput (sqlite)", ["ingest_throughput.py", *extra]),
+        ("ingest_throughput (sqlite, all 24x7)", ["ingest_throughput.py", "--24x7", *extra]),
+        ("calendar_bench", ["calendar_bench.py", *extra]),
         ("armed_deadlines_rss", ["armed_deadlines_rss.py", *extra]),
     ]
     if args.postgres:
