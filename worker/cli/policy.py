@@ -1,21 +1,31 @@
-"""`escalator policy check|reload`: validate a policy file; make running roles reload theirs."""
+"""`escalator policy check|reload|simulate`: validate, reload and try out a policy file."""
 
 from __future__ import annotations
 
+import json
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
+from zoneinfo import ZoneInfo
 
 import typer
+from pydantic import TypeAdapter, ValidationError
 from rich.console import Console
+from rich.table import Table
 
 from config.settings import Settings
+from schemas.events import EventType, SeverityField
 from worker.constants import POLICY_GENERATION
+from worker.domain.simulate import PlannedEvent, simulate
 from worker.policy_loader import check_policy
 from worker.redis_conn import connect
 
-policy_app = typer.Typer(help="The policy file: check it, reload it.", no_args_is_help=True)
+policy_app = typer.Typer(
+    help="The policy file: check it, reload it, simulate it.", no_args_is_help=True
+)
 console = Console()
 err = Console(stderr=True)
+_SEVERITY: TypeAdapter[SeverityField] = TypeAdapter(SeverityField)
 
 
 def _report(path: Path) -> bool:
@@ -51,3 +61,93 @@ def reload(ctx: typer.Context) -> None:
         raise typer.Exit(1)
     generation = connect(settings.resolved_redis_url()).incr(POLICY_GENERATION)
     console.print(f"reload requested (generation {generation}); roles reload within a second")
+
+
+def _planned(path: Path) -> list[PlannedEvent]:
+    """`--events` lines: {"type": "issue.acknowledged", "at": "2026-03-27T17:00:00+01:00"}."""
+    events = []
+    for number, line in enumerate(path.read_text().splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            data = json.loads(line)
+            at = datetime.fromisoformat(data["at"])
+            if at.tzinfo is None:
+                raise ValueError("'at' needs a time zone offset")
+            severity = _SEVERITY.validate_python(data["severity"]) if "severity" in data else None
+            events.append(PlannedEvent(EventType(data["type"]), at, severity))
+        except (ValueError, KeyError, TypeError, ValidationError) as exc:
+            err.print(f"[red]{path}:{number}: {exc}[/red]", highlight=False, soft_wrap=True)
+            raise typer.Exit(2) from None
+    return events
+
+
+@policy_app.command("simulate")
+def simulate_cmd(
+    file: Annotated[Path, typer.Argument(help="The policy file.")],
+    severity: Annotated[str, typer.Option(help="P1-P4 or critical/high/medium/low.")],
+    opened: Annotated[str, typer.Option(help="When the issue opens, ISO 8601 with offset.")],
+    events: Annotated[
+        Path | None,
+        typer.Option(help='JSON Lines of later events: {"type": ..., "at": ..., "severity": ...}.'),
+    ] = None,
+    source: Annotated[str, typer.Option(help="The issue's source, for policy matching.")] = "sim",
+    label: Annotated[
+        list[str] | None, typer.Option(help="A label, for matching; repeatable.")
+    ] = None,
+    reminders: Annotated[int, typer.Option(help="Stop after this many reminders.")] = 2,
+    tz: Annotated[
+        str | None, typer.Option(help="Zone for local times; default the calendar's.")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+) -> None:
+    """The timeline of deadlines and escalations for a hypothetical issue, without Redis or a DB."""
+    policies, _ = check_policy(file)
+    if policies is None:
+        _report(file)
+        raise typer.Exit(1)
+    try:
+        level = _SEVERITY.validate_python(severity)
+        start = datetime.fromisoformat(opened)
+        if start.tzinfo is None:
+            raise ValueError("--opened needs a time zone offset, e.g. 2026-03-27T16:30:00+01:00")
+        planned = _planned(events) if events else []
+    except (ValueError, ValidationError) as exc:
+        err.print(f"[red]{exc}[/red]", highlight=False, soft_wrap=True)
+        raise typer.Exit(2) from None
+    labels = tuple(label or ())
+    policy = policies.match(level, source, labels)
+    spec = policy.acknowledge.calendar_spec
+    zone = ZoneInfo(tz) if tz else (spec.zone if spec else ZoneInfo("UTC"))
+    steps = simulate(policies, level, start, planned, source, labels, reminders)
+    if as_json:
+        rows = [
+            {
+                "at": s.at.astimezone(zone).isoformat(),
+                "at_utc": s.at.astimezone(UTC).isoformat(),
+                "kind": s.kind,
+                "tier": s.tier,
+                "message": s.message,
+                "due": s.due.astimezone(zone).isoformat() if s.due else None,
+                "due_utc": s.due.astimezone(UTC).isoformat() if s.due else None,
+            }
+            for s in steps
+        ]
+        console.print_json(json.dumps({"policy": policy.name, "zone": str(zone), "timeline": rows}))
+        return
+    table = Table(title=f"{level} under policy {policy.name} (local time: {zone})")
+    for column in ("Local", "UTC", "What", "Tier", "Detail"):
+        table.add_column(column, overflow="fold")
+    for s in steps:
+        detail = s.message
+        if s.due is not None:
+            due_local = s.due.astimezone(zone).strftime("%a %Y-%m-%d %H:%M")
+            detail += f": due {due_local} ({s.due.astimezone(UTC).strftime('%H:%M')} UTC)"
+        table.add_row(
+            s.at.astimezone(zone).strftime("%a %Y-%m-%d %H:%M"),
+            s.at.astimezone(UTC).strftime("%Y-%m-%d %H:%M"),
+            s.kind,
+            s.tier,
+            detail,
+        )
+    console.print(table)
