@@ -38,7 +38,9 @@ def test_worker_sigkilled_mid_escalation_escalates_exactly_once(
     make_stack: StackFactory, sink: Sink, database_url: str
 ) -> None:
     """A worker killed inside the escalation transaction: one escalation, its message delivered."""
-    stack = make_stack(roles=("ingest", "scheduler"), webhook_url=sink.url)
+    # Tiers of 8 s: the worker's start-up and the lock below both happen before the first
+    # deadline, however slow the machine is.
+    stack = make_stack(roles=("ingest", "scheduler"), webhook_url=sink.url, tier_s=8.0)
     t0 = datetime.now(UTC)
     stack.producer.send(event("issue.opened", "KILL-1", at=t0))
     stack.wait_for(lambda: stack.issue("KILL-1"), 10, "issue opened")
@@ -47,9 +49,10 @@ def test_worker_sigkilled_mid_escalation_escalates_exactly_once(
     release, held = threading.Event(), threading.Event()
     locker = threading.Thread(target=_hold_write_lock, args=(database_url, release, held))
     locker.start()
-    held.wait(10)
-    # The escalation comes due at t0 + 2 s; the worker blocks inside its transaction.
-    stack.wait_for(lambda: stack.redis.zcard("escalator:deadlines:inflight") >= 1, 10, "claim")
+    assert held.wait(10), "the write lock was not taken"
+    assert "escalate" not in stack.kinds("KILL-1"), "escalated before the lock: test too slow"
+    # The escalation comes due at t0 + 8 s; the worker blocks inside its transaction.
+    stack.wait_for(lambda: stack.redis.zcard("escalator:deadlines:inflight") >= 1, 20, "claim")
     time.sleep(1.0)
     stack.kill(first)
     release.set()
