@@ -15,6 +15,7 @@ from pydantic import (
     Field,
     HttpUrl,
     WithJsonSchema,
+    model_validator,
 )
 
 
@@ -59,6 +60,9 @@ class EventType(StrEnum):
     STATUS_CHANGED = "issue.status_changed"
     RESOLVED = "issue.resolved"
     REOPENED = "issue.reopened"
+    CUSTOMER_REPLIED = "issue.customer_replied"  # the requester wrote: next response is due
+    ESCALATION_REQUESTED = "issue.escalation_requested"  # someone asks to escalate it now
+    SNOOZED = "issue.snoozed"  # the acknowledge ladder waits until `snooze_until`
 
 
 def _utc(value: datetime) -> datetime:
@@ -109,6 +113,17 @@ class IssueEvent(BaseModel):
         str, Field(min_length=1, max_length=50, pattern=r"^[a-z0-9][a-z0-9_.-]*$")
     ] = Field(description="The ticket or alerting system, e.g. jira, github, alertmanager.")
     issue: IssueSnapshot
+    snooze_until: UtcDatetime | None = Field(
+        default=None, description="With issue.snoozed only: when the acknowledge ladder resumes."
+    )
+
+    @model_validator(mode="after")
+    def _snooze_until_goes_with_snoozed(self) -> IssueEvent:
+        if self.type is EventType.SNOOZED and self.snooze_until is None:
+            raise ValueError("snooze_until is required for issue.snoozed")
+        if self.type is not EventType.SNOOZED and self.snooze_until is not None:
+            raise ValueError("snooze_until goes with issue.snoozed only")
+        return self
 
     @property
     def issue_key(self) -> str:

@@ -13,6 +13,7 @@ class NotificationKind(StrEnum):
     ASSIGNED = "assigned"  # a new issue landed on the first tier
     ESCALATED = "escalated"  # not acknowledged in time: reassigned to the next tier
     REMINDER = "reminder"  # the last tier still has not acknowledged
+    WARNING = "warning"  # a target is about to breach (a fraction of its time has passed)
     BREACH = "breach"  # the resolve target passed
     RESOLVED = "resolved"
 

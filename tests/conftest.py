@@ -21,6 +21,8 @@ LOCAL_REDIS = ("127.0.0.1", 6379)
 LOCAL_PG = ("127.0.0.1", 5432)
 PG_ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 PG_TEST_DB = f"escalator_test_{os.getpid()}"  # one per session: parallel runs never collide
+# The local Redis database the tests flush; two checkouts testing at once pick different ones.
+TEST_REDIS_DB = int(os.environ.get("ESCALATOR_TEST_REDIS_DB", "15"))
 
 
 def reachable(address: tuple[str, int]) -> bool:
@@ -36,7 +38,7 @@ def reachable(address: tuple[str, int]) -> bool:
 def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The local Redis on 127.0.0.1:6379 (database 15), or an embedded one when none runs."""
     if reachable(LOCAL_REDIS):
-        yield "redis://127.0.0.1:6379/15"
+        yield f"redis://127.0.0.1:6379/{TEST_REDIS_DB}"
         return
     from worker.embedded import EmbeddedRedis
 

@@ -15,6 +15,7 @@ _TEXT = {
     NotificationKind.ASSIGNED: "{sev} {key} assigned to {tier}: {title}",
     NotificationKind.ESCALATED: "{sev} {key} escalated to {tier}: {reason}",
     NotificationKind.REMINDER: "{sev} {key} still not acknowledged at {tier}: {reason}",
+    NotificationKind.WARNING: "{sev} {key} is about to breach: {reason}",
     NotificationKind.BREACH: "{sev} {key} breached its resolve target: {reason}",
     NotificationKind.RESOLVED: "{sev} {key} resolved: {title}",
 }

@@ -143,6 +143,8 @@ def _lifecycle(clock: IssueClock, event: IssueEvent, policies: PolicyFile) -> Tr
             cancel=Cancel.ALL,
             notify=(NotificationKind.RESOLVED,),
         )
+    if kind is not EventType.REOPENED:
+        return _ignored(clock, f"{kind} is not handled yet")
     # reopened: also when the issue looks open, because its resolve may still be in flight
     policy = policies.match(clock.severity, event.source, event.issue.labels)
     new = replace(
