@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from dataclasses import field as dataclass_field
+from datetime import timedelta
 from typing import Annotated, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -67,35 +73,96 @@ class LadderStep(_Strict):
 
 
 TWENTY_FOUR_SEVEN = "24x7"
+TARGET_NAMES = ("acknowledge", "first_response", "next_response", "resolve")
+TargetName = Literal["acknowledge", "first_response", "next_response", "resolve"]
 
 
-class _Target(_Strict):
-    """A target whose time runs on a calendar: `24x7`, or a business calendar by name."""
+def _fraction(value: float) -> float:
+    if not 0 < value < 1:
+        raise ValueError(f"a warning is a fraction of the target between 0 and 1, got {value}")
+    return value
+
+
+Fraction = Annotated[float, AfterValidator(_fraction)]
+
+
+class Target(_Strict):
+    """One SLA target: its time, calendar, pauses, warnings and escalation ladder.
+
+    The clock runs on `calendar` from the target's start (opening; for `next_response`, the
+    customer's update) until the target is met, except while the issue's status is one of
+    `pause_on`. `within` is the target itself (default: the first ladder step's time); a
+    warning goes out at each `warn_at` fraction of it, and a breach message when it passes,
+    unless a ladder step escalates at that very moment. Ladder step `i` holds the issue for its
+    `within`, counted from when the step before it ended; the last step is reminded every
+    `renotify_every` until the target is met.
+    """
 
     calendar: Ident = Field(
         default=TWENTY_FOUR_SEVEN, description="24x7, or the name of an entry in `calendars`."
     )
+    within: Duration | None = Field(
+        default=None, description="The target time; default the first ladder step's `within`."
+    )
+    ladder: tuple[LadderStep, ...] = ()
+    renotify_every: Duration | None = Field(
+        default=None, description="How often the last tier is reminded; default its `within`."
+    )
+    warn_at: tuple[Fraction, ...] = Field(
+        default=(), description="Warn when these fractions of `within` have passed, e.g. [0.5]."
+    )
+    pause_on: tuple[str, ...] = Field(
+        default=(), description="Issue statuses that stop this clock (matched without case)."
+    )
     _calendar_spec: CalendarSpec | None = PrivateAttr(default=None)
+
+    @model_validator(mode="after")
+    def _has_a_time(self) -> Target:
+        if self.within is None and not self.ladder:
+            raise ValueError("a target needs `within`, a `ladder`, or both")
+        if len(set(self.warn_at)) != len(self.warn_at):
+            raise ValueError("warn_at lists a fraction twice")
+        return self
 
     @property
     def calendar_spec(self) -> CalendarSpec | None:
         """The business calendar's definition, resolved when the file is loaded (None: 24x7)."""
         return self._calendar_spec
 
+    @property
+    def target_time(self) -> timedelta:
+        """The time the target allows: `within`, else the first ladder step's."""
+        if self.within is not None:
+            return self.within
+        return self.ladder[0].within
 
-class AcknowledgeTarget(_Target):
-    """Time to acknowledge: each tier gets `within`; the last tier is re-notified until ack."""
+    @property
+    def renotify(self) -> timedelta:
+        """How often the last tier of the ladder is reminded."""
+        return self.renotify_every or self.ladder[-1].within
 
-    ladder: tuple[LadderStep, ...] = Field(min_length=1)
-    renotify_every: Duration | None = Field(
-        default=None, description="How often the last tier is reminded; default its `within`."
-    )
+    def pauses(self, status: str) -> bool:
+        """Whether an issue in `status` stops this clock."""
+        folded = status.casefold()
+        return any(folded == s.casefold() for s in self.pause_on)
 
 
-class ResolveTarget(_Target):
-    """Time to resolve, from opening; a breach notifies the tier holding the issue."""
+# Kept for older imports and documentation: every target has the same shape now.
+AcknowledgeTarget = ResolveTarget = Target
 
-    within: Duration
+ISSUE_FIELDS = ("id", "title", "status", "assignee", "url")
+IssueField = Literal["id", "title", "status", "assignee", "url"]
+
+
+@dataclass(frozen=True, slots=True)
+class IssueFacts:
+    """What policy matching looks at: the issue as its latest snapshot describes it."""
+
+    severity: Severity
+    source: str
+    labels: tuple[str, ...] = ()
+    status: str = "open"
+    fields: Mapping[str, str | None] = dataclass_field(default_factory=dict)
 
 
 class Match(_Strict):
@@ -104,23 +171,93 @@ class Match(_Strict):
     severity: tuple[SeverityField, ...] = ()
     source: tuple[str, ...] = ()
     labels: tuple[str, ...] = Field(default=(), description="The issue has all of these labels.")
+    status: tuple[str, ...] = Field(
+        default=(), description="The issue's status is one of these (matched without case)."
+    )
+    fields: dict[IssueField, tuple[str, ...]] = Field(
+        default_factory=dict,
+        description="Issue field -> accepted values (exact, without case), e.g. assignee.",
+    )
+    patterns: dict[IssueField, re.Pattern[str]] = Field(
+        default_factory=dict,
+        description="Issue field -> regular expression that must be found in it.",
+    )
 
-    def matches(self, severity: Severity, source: str, labels: tuple[str, ...]) -> bool:
-        """Whether an issue with these attributes meets every condition."""
-        return (
-            (not self.severity or severity in self.severity)
-            and (not self.source or source in self.source)
-            and all(label in labels for label in self.labels)
+    def matches(self, facts: IssueFacts) -> bool:
+        """Whether an issue with these facts meets every condition."""
+        if self.severity and facts.severity not in self.severity:
+            return False
+        if self.source and facts.source not in self.source:
+            return False
+        if not all(label in facts.labels for label in self.labels):
+            return False
+        if self.status and facts.status.casefold() not in {s.casefold() for s in self.status}:
+            return False
+        for name, accepted in self.fields.items():
+            value = (facts.fields.get(name) or "").casefold()
+            if value not in {a.casefold() for a in accepted}:
+                return False
+        return all(
+            pattern.search(facts.fields.get(name) or "") for name, pattern in self.patterns.items()
         )
+
+    def explain(self, facts: IssueFacts) -> list[tuple[str, bool]]:
+        """Each condition as text, with whether it holds: for `escalator policy explain`."""
+        checks: list[tuple[str, bool]] = []
+        if self.severity:
+            names = ", ".join(s.value for s in self.severity)
+            checks.append((f"severity in [{names}]", facts.severity in self.severity))
+        if self.source:
+            checks.append((f"source in {list(self.source)}", facts.source in self.source))
+        for label in self.labels:
+            checks.append((f"has label {label!r}", label in facts.labels))
+        if self.status:
+            folded = {s.casefold() for s in self.status}
+            checks.append((f"status in {list(self.status)}", facts.status.casefold() in folded))
+        for name, accepted in self.fields.items():
+            value = (facts.fields.get(name) or "").casefold()
+            checks.append(
+                (f"{name} in {list(accepted)}", value in {a.casefold() for a in accepted})
+            )
+        for name, pattern in self.patterns.items():
+            found = bool(pattern.search(facts.fields.get(name) or ""))
+            checks.append((f"{name} ~ /{pattern.pattern}/", found))
+        return checks
 
 
 class Policy(_Strict):
-    """One SLA policy: which issues it covers and their targets."""
+    """One SLA policy: which issues it covers and their targets (each optional, at least one)."""
 
     name: Ident
     match: Match = Match()
-    acknowledge: AcknowledgeTarget
-    resolve: ResolveTarget | None = None
+    acknowledge: Target | None = None
+    first_response: Target | None = None
+    next_response: Target | None = None
+    resolve: Target | None = None
+
+    @model_validator(mode="after")
+    def _has_a_target(self) -> Policy:
+        if not self.targets():
+            raise ValueError(
+                f"policy {self.name!r} has no target; give it at least one of "
+                + ", ".join(TARGET_NAMES)
+            )
+        return self
+
+    def targets(self) -> list[tuple[str, Target]]:
+        """The targets this policy sets, in a fixed order."""
+        found = ((name, getattr(self, name)) for name in TARGET_NAMES)
+        return [(name, target) for name, target in found if target is not None]
+
+    def target(self, name: str) -> Target | None:
+        """The target called `name`, if the policy sets it."""
+        found: Target | None = getattr(self, name, None) if name in TARGET_NAMES else None
+        return found
+
+    @property
+    def first_tier(self) -> str | None:
+        """The tier a new issue goes to: the first step of the first ladder, if any."""
+        return next((t.ladder[0].tier for _, t in self.targets() if t.ladder), None)
 
 
 class PolicyFile(_Strict):
@@ -157,21 +294,17 @@ class PolicyFile(_Strict):
                 (("calendars", TWENTY_FOUR_SEVEN), "24x7 is built in; pick another name")
             )
         for n, policy in enumerate(self.policies):
-            for target_name, target in (
-                ("acknowledge", policy.acknowledge),
-                ("resolve", policy.resolve),
-            ):
-                if target is None or target.calendar == TWENTY_FOUR_SEVEN:
-                    continue
-                if target.calendar not in self.calendars:
-                    where = ("policies", n, target_name, "calendar")
-                    problems.append((where, f"no calendar named {target.calendar!r}"))
-                else:
-                    target._calendar_spec = self.calendars[target.calendar]
-            for m, step in enumerate(policy.acknowledge.ladder):
-                if step.tier not in tier_names:
-                    loc = ("policies", n, "acknowledge", "ladder", m, "tier")
-                    problems.append((loc, f"no tier named {step.tier!r}"))
+            for target_name, target in policy.targets():
+                if target.calendar != TWENTY_FOUR_SEVEN:
+                    if target.calendar not in self.calendars:
+                        where = ("policies", n, target_name, "calendar")
+                        problems.append((where, f"no calendar named {target.calendar!r}"))
+                    else:
+                        target._calendar_spec = self.calendars[target.calendar]
+                for m, step in enumerate(target.ladder):
+                    if step.tier not in tier_names:
+                        loc = ("policies", n, target_name, "ladder", m, "tier")
+                        problems.append((loc, f"no tier named {step.tier!r}"))
         if problems:
             raise ValidationError.from_exception_data(
                 "PolicyFile",
@@ -192,9 +325,13 @@ class PolicyFile(_Strict):
         """The policy called `name`, if the file still has it."""
         return next((p for p in self.policies if p.name == name), None)
 
-    def match(self, severity: Severity, source: str, labels: tuple[str, ...]) -> Policy:
+    def match(self, facts: IssueFacts) -> Policy:
         """The first policy whose conditions hold, else the default."""
         for policy in self.policies:
-            if policy.match.matches(severity, source, labels):
+            if policy.match.matches(facts):
                 return policy
         return next(p for p in self.policies if p.name == self.default)
+
+    def first_tier(self, policy: Policy) -> str:
+        """The tier a new issue under `policy` goes to: its first ladder's, else the first tier."""
+        return policy.first_tier or self.tiers[0].name

@@ -18,23 +18,21 @@ import structlog
 from pydantic import ValidationError
 from sqlalchemy import select, tuple_
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 
 from schemas.events import IssueEvent
 from schemas.policy import PolicyFile
 from worker.clock import Clock
-from worker.domain.lifecycle import Cancel, apply_event
-from worker.domain.sla import DeadlineKind
+from worker.domain.lifecycle import apply_event
 from worker.effects import Effects
 from worker.errors import InvalidEvent, PermanentError
 from worker.outbox import queue_notifications
+from worker.policy_versions import policies_for, remember, version_of
 from worker.store import repository as repo
 from worker.store.db import SessionFactory
 from worker.store.models import Deadline, Issue, ProcessedEvent, TimelineEntry
 
 log = structlog.get_logger("escalator.apply")
-
-ACK_KINDS = (DeadlineKind.ESCALATE.value, DeadlineKind.REMIND.value)
 
 
 class Outcome(StrEnum):
@@ -94,6 +92,7 @@ class _Loaded:
             .where(tuple_(Issue.source, Issue.external_id).in_(keys))
             .order_by(Issue.id)
             .with_for_update()
+            .options(selectinload(Issue.clocks))
         ).all()
         self.issues = {(i.source, i.external_id): i for i in issues}
         self.armed: dict[Issue, list[Deadline]] = {i: [] for i in issues}
@@ -115,12 +114,13 @@ class _Loaded:
             arm.update((d.id, d.due_at) for d in self.armed.get(issue, []))
         return Effects(arm=list(arm.items()), disarm=self.disarm, outbox=self.outbox)
 
-    def cancel(self, issue: Issue, which: Cancel, note: str) -> None:
-        if which is Cancel.NONE:
+    def cancel(self, issue: Issue, targets: frozenset[str], note: str) -> None:
+        """Cancel the issue's armed deadlines of these targets (and snoozes)."""
+        if not targets:
             return
         keep = []
         for d in self.armed[issue]:
-            if which is Cancel.ALL or d.kind in ACK_KINDS:
+            if d.target in targets:
                 d.state, d.note = "cancelled", note
                 if d.id is not None:
                     self.disarm.append(d.id)
@@ -143,43 +143,45 @@ def _apply(
         return Outcome.DUPLICATE, "event id already processed"
     key = (event.source, event.issue.id)
     issue = loaded.issues.get(key)
-    transition = apply_event(repo.clock_of(issue) if issue else None, event, policies)
+    if issue is None:
+        version, under = version_of(policies), policies
+    else:
+        version = issue.policy_version
+        under = policies_for(session, version, policies)
+    transition = apply_event(repo.clock_of(issue) if issue else None, event, under)
     assert transition.clock is not None
     snap = event.issue
     if issue is None:
-        issue = Issue(source=event.source, external_id=snap.id, created_at=now, tier="")
+        issue = Issue(
+            source=event.source,
+            external_id=snap.id,
+            created_at=now,
+            tier="",
+            policy_version=version,
+        )
         session.add(issue)
         loaded.issues[key], loaded.armed[issue] = issue, []
     if transition.take_snapshot:
-        issue.title, issue.status, issue.assignee = snap.title, snap.status, snap.assignee
+        issue.title, issue.assignee = snap.title, snap.assignee
         issue.labels, issue.url = list(snap.labels), str(snap.url) if snap.url else None
-    repo.write_clock(issue, transition.clock)
-    policy = policies.policy(issue.policy_name)
-    if policy is None:  # the policy file changed under the issue: match it afresh
-        policy = policies.match(snap.severity, event.source, snap.labels)
-        issue.policy_name = policy.name
-    issue.tier_index = min(issue.tier_index, len(policy.acknowledge.ladder) - 1)
-    holder = policy.acknowledge.ladder[issue.tier_index].tier
-    if holder != issue.tier:  # a tier takes the issue: its configured assignee with it
-        tier = policies.tier(holder)
-        issue.tier = holder
+    holder = issue.tier
+    repo.write_clock(issue, transition.clock, under)
+    if issue.tier != holder:  # a tier takes the issue: its configured assignee with it
+        tier = under.tier(issue.tier)
         issue.assignee = tier.assignee if tier and tier.assignee else issue.assignee
     issue.updated_at = now
     loaded.cancel(issue, transition.cancel, event.type.value)
     for spec in transition.arm:
-        deadline = Deadline(
-            issue=issue,
-            kind=spec.kind.value,
-            tier_index=spec.tier_index,
-            clock_version=issue.clock_version,
-            due_at=spec.due_at,
-            state=repo.ARMED,
-        )
+        deadline = repo.deadline_row(issue, spec)
         session.add(deadline)
         loaded.armed[issue].append(deadline)
         loaded.new.append(deadline)
-    for kind in transition.notify:
-        loaded.outbox += queue_notifications(session, issue, kind, policies, event.occurred_at, now)
+    for kind, reason in transition.notify:
+        loaded.outbox += queue_notifications(
+            session, issue, kind, under, event.occurred_at, now, reason
+        )
+    for note in transition.notes:
+        session.add(TimelineEntry(issue=issue, at=event.occurred_at, kind="clock", message=note))
     outcome = Outcome.APPLIED if transition.applied else Outcome.IGNORED
     session.add(
         TimelineEntry(
@@ -282,6 +284,8 @@ def apply_batch(
     # Within a batch, apply in order of occurrence; across batches the domain's rules order them.
     parsed.sort(key=lambda item: item[1].occurred_at)
     now = clock.now()
+    if parsed:
+        remember(sessions, policies, now)  # new issues name this version: it must be stored
     try:
         batch = _fast(sessions, parsed, policies, now)
     except (OperationalError, DBAPIError) as exc:

@@ -7,28 +7,22 @@ applies the winner only if the issue still has the clock version and tier it was
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
 
 import structlog
 from sqlalchemy import select, update
+from sqlalchemy.orm import Session, selectinload
 
 from schemas.messages import NotificationKind
 from schemas.policy import PolicyFile
 from worker.clock import Clock
-from worker.domain.sla import (
-    Breach,
-    ClockView,
-    DeadlineKind,
-    Escalate,
-    FiringDeadline,
-    Lifecycle,
-    Remind,
-    Stale,
-    decide,
-)
+from worker.domain.firing import FiringDeadline, Stale, decide
+from worker.domain.lifecycle import IssueClock, end_snooze
+from worker.domain.sla import SNOOZE, DeadlineKind, DeadlineSpec
 from worker.effects import Effects
 from worker.outbox import queue_notifications
+from worker.policy_versions import policies_for
 from worker.store import repository as repo
 from worker.store.db import SessionFactory
 from worker.store.models import Deadline, Issue
@@ -46,12 +40,6 @@ class FireResult:
     issue_key: str | None = None
 
 
-def _describe(kind: DeadlineKind, due_at: datetime, issue: Issue) -> str:
-    if kind is DeadlineKind.RESOLVE:
-        return f"not resolved by {due_at.isoformat(timespec='seconds')}"
-    return f"{issue.tier} did not acknowledge by {due_at.isoformat(timespec='seconds')}"
-
-
 def fire(
     sessions: SessionFactory, policies: PolicyFile, clock: Clock, deadline_id: int
 ) -> FireResult:
@@ -63,7 +51,12 @@ def fire(
         issue_id = session.scalar(select(Deadline.issue_id).where(Deadline.id == deadline_id))
         if issue_id is None:
             return FireResult(False, "no such deadline", effects)
-        issue = session.scalars(select(Issue).where(Issue.id == issue_id).with_for_update()).one()
+        issue = session.scalars(
+            select(Issue)
+            .where(Issue.id == issue_id)
+            .with_for_update()
+            .options(selectinload(Issue.clocks))
+        ).one()
         deadline = session.scalars(
             select(Deadline).where(Deadline.id == deadline_id).with_for_update()
         ).one()
@@ -72,53 +65,100 @@ def fire(
             effects.arm = repo.armed_deadlines(session, [issue.id])
             return FireResult(False, f"already {deadline.state}", effects, issue.key)
         now = clock.now()
-        policy = policies.policy(issue.policy_name) or policies.match(
-            repo.clock_of(issue).severity, issue.source, tuple(issue.labels)
-        )
-        kind = DeadlineKind(deadline.kind)
-        decision = decide(
-            ClockView(Lifecycle(issue.lifecycle), issue.clock_version, issue.tier_index),
-            FiringDeadline(kind, deadline.clock_version, deadline.tier_index, deadline.due_at),
-            policy,
-            now,
-        )
         won = session.execute(
             update(Deadline)
             .where(Deadline.id == deadline_id, Deadline.state == repo.ARMED)
-            .values(
-                state="fired" if not isinstance(decision, Stale) else "stale",
-                fired_at=now,
-                note=decision.reason if isinstance(decision, Stale) else None,
-            )
+            .values(state="fired", fired_at=now)
         ).rowcount  # type: ignore[attr-defined]
-        if not won or isinstance(decision, Stale):
-            note = decision.reason if isinstance(decision, Stale) else "lost the race"
-            return FireResult(False, note, effects, issue.key)
-        late_ms = int((now - deadline.due_at).total_seconds() * 1000)
-        reason = _describe(kind, deadline.due_at, issue)
-        if isinstance(decision, Escalate):
-            previous = issue.tier
-            step = policy.acknowledge.ladder[decision.to_tier]
-            tier = policies.tier(step.tier)
-            issue.tier_index, issue.tier = decision.to_tier, step.tier
-            issue.assignee = tier.assignee if tier and tier.assignee else issue.assignee
-            issue.snapshot_at = max(issue.snapshot_at, now)
-            message = f"escalated {previous} → {issue.tier}: {reason}"
-            notify = NotificationKind.ESCALATED
-            effects.arm = repo.add_deadlines(session, issue, [decision.next])
-        elif isinstance(decision, Remind):
-            message = f"reminded {issue.tier}: {reason}"
-            notify = NotificationKind.REMINDER
-            effects.arm = repo.add_deadlines(session, issue, [decision.next])
+        if not won:
+            return FireResult(False, "lost the race", effects, issue.key)
+        under = policies_for(session, issue.policy_version, policies)
+        kind = DeadlineKind(deadline.kind)
+        state = repo.clock_of(issue)
+        if kind is DeadlineKind.RESUME:
+            outcome = _resume(session, issue, deadline, state, under, now)
         else:
-            assert isinstance(decision, Breach)
-            message = f"breached the resolve target: {reason}"
-            notify = NotificationKind.BREACH
+            outcome = _fire_target(issue, deadline, state, under, now)
+        message, notify, reason, arm, cancel = outcome
+        if notify is None and not arm and not cancel:  # the fence: nothing to do
+            deadline.state, deadline.note = "stale", message
+            return FireResult(False, message, effects, issue.key)
+        late_ms = int((now - deadline.due_at).total_seconds() * 1000)
+        effects.disarm = repo.cancel_deadlines(session, issue, cancel, kind.value)
+        effects.arm = repo.add_deadlines(session, issue, arm)
         issue.updated_at = now
         session.flush()
         repo.add_timeline(
             session, issue.id, now, kind.value, message, deadline_id=deadline_id, late_ms=late_ms
         )
-        effects.outbox = queue_notifications(session, issue, notify, policies, now, now, reason)
-    log.info("escalation.fired", issue=issue.key, kind=kind.value, tier=issue.tier, late_ms=late_ms)
+        if notify is not None:
+            effects.outbox = queue_notifications(session, issue, notify, under, now, now, reason)
+    log.info(
+        "escalation.fired",
+        issue=issue.key,
+        kind=kind.value,
+        target=deadline.target,
+        tier=issue.tier,
+        late_ms=late_ms,
+    )
     return FireResult(True, message, effects, issue.key)
+
+
+# (timeline message, what to notify, its reason, deadlines to arm, targets to cancel)
+Outcome = tuple[str, NotificationKind | None, str, tuple[DeadlineSpec, ...], frozenset[str]]
+
+
+def _fire_target(
+    issue: Issue, deadline: Deadline, state: IssueClock, policies: PolicyFile, now: datetime
+) -> Outcome:
+    """A target's deadline: warn, breach, escalate or remind, if the fence lets it."""
+    policy = policies.policy(state.policy_name)
+    target = policy.target(deadline.target) if policy else None
+    decision = decide(
+        state.lifecycle,
+        state.clock_version,
+        state.target(deadline.target),
+        target,
+        FiringDeadline(
+            DeadlineKind(deadline.kind),
+            deadline.target,
+            deadline.tier_index,
+            timedelta(seconds=deadline.budget_s),
+            deadline.clock_version,
+            deadline.due_at,
+            deadline.fraction,
+        ),
+        now,
+    )
+    if isinstance(decision, Stale):
+        return decision.reason, None, "", (), frozenset()
+    new = state.with_target(decision.clock)
+    message = decision.message
+    if decision.to_tier is not None:
+        previous = issue.tier
+        new = replace(new, tier=decision.to_tier)
+        tier = policies.tier(decision.to_tier)
+        issue.assignee = tier.assignee if tier and tier.assignee else issue.assignee
+        message = f"escalated {previous} → {decision.to_tier}: {message}"
+    repo.write_clock(issue, new, policies)
+    return message, decision.notify, decision.message, decision.arm, frozenset()
+
+
+def _resume(
+    session: Session,
+    issue: Issue,
+    deadline: Deadline,
+    state: IssueClock,
+    policies: PolicyFile,
+    now: datetime,
+) -> Outcome:
+    """A snooze's end: the clocks it held run again."""
+    if deadline.clock_version != state.clock_version:
+        return "armed for an older clock cycle", None, "", (), frozenset()
+    transition = end_snooze(state, policies, deadline.due_at)
+    if not transition.applied or transition.clock is None:
+        return transition.note, None, "", (), frozenset()
+    repo.write_clock(issue, transition.clock, policies)
+    for note in transition.notes:
+        repo.add_timeline(session, issue.id, deadline.due_at, "clock", note)
+    return transition.note, None, "", transition.arm, transition.cancel | {SNOOZE}

@@ -14,9 +14,9 @@ from worker.store.models import Issue, OutboxMessage
 _TEXT = {
     NotificationKind.ASSIGNED: "{sev} {key} assigned to {tier}: {title}",
     NotificationKind.ESCALATED: "{sev} {key} escalated to {tier}: {reason}",
-    NotificationKind.REMINDER: "{sev} {key} still not acknowledged at {tier}: {reason}",
-    NotificationKind.WARNING: "{sev} {key} is about to breach: {reason}",
-    NotificationKind.BREACH: "{sev} {key} breached its resolve target: {reason}",
+    NotificationKind.REMINDER: "{sev} {key} reminder for {tier}: {reason}",
+    NotificationKind.WARNING: "{sev} {key} warning for {tier}: {reason}",
+    NotificationKind.BREACH: "{sev} {key} {reason}",
     NotificationKind.RESOLVED: "{sev} {key} resolved: {title}",
 }
 

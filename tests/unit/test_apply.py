@@ -48,7 +48,7 @@ def test_opened_creates_issue_deadlines_and_one_outbox_row_per_channel(
         deadlines = session.scalars(select(Deadline).order_by(Deadline.id)).all()
         assert [(d.kind, d.due_at, d.state, d.clock_version) for d in deadlines] == [
             ("escalate", T0 + minutes(5), "armed", 1),
-            ("resolve", T0 + timedelta(hours=4), "armed", 1),
+            ("breach", T0 + timedelta(hours=4), "armed", 1),
         ]
         outbox = session.scalars(select(OutboxMessage)).all()
         assert sorted(m.channel for m in outbox) == ["chat", "log"]
@@ -101,7 +101,7 @@ def test_events_in_a_batch_are_applied_in_occurrence_order(
         states = {
             kind: state for kind, state in session.execute(select(Deadline.kind, Deadline.state))
         }
-    assert states == {"escalate": "cancelled", "resolve": "armed"}
+    assert states == {"escalate": "cancelled", "warn": "armed", "breach": "armed"}
 
 
 def test_acknowledge_in_a_later_batch_disarms_the_escalation(
@@ -140,7 +140,7 @@ def test_severity_raise_makes_a_past_deadline_due_at_once(
     redis: fakeredis.FakeRedis,
 ) -> None:
     """P3 → P1 after 20 minutes re-arms L1's 5-minute deadline in the past: claimable now."""
-    apply_batch(sessions, [("1-0", event_json(severity="P3", at=T0))], policies, clock)
+    opened = apply_batch(sessions, [("1-0", event_json(severity="P3", at=T0))], policies, clock)
     clock.set(T0 + minutes(20))
     raised = apply_batch(
         sessions,
@@ -149,7 +149,7 @@ def test_severity_raise_makes_a_past_deadline_due_at_once(
         clock,
     )
     assert raised.results[0].outcome is Outcome.APPLIED
-    assert len(raised.effects.disarm) == 2
+    assert sorted(raised.effects.disarm) == sorted(i for i, _ in opened.effects.arm)
     index = DeadlineIndex(redis)
     index.arm(raised.effects.arm)
     due, _ = index.claim(clock.now(), 30.0, 10)

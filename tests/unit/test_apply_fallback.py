@@ -48,7 +48,7 @@ def test_an_event_that_trips_an_error_is_dead_lettered_alone(
     with sessions() as session:
         assert session.scalar(select(func.count()).select_from(Issue)) == 2
         assert session.scalar(select(func.count()).select_from(ProcessedEvent)) == 2
-    assert len(batch.effects.arm) == 4  # escalate + resolve for each applied issue
+    assert len(batch.effects.arm) == 8  # escalate, 2 resolve warnings, breach: each issue
 
 
 def test_fast_and_careful_paths_write_the_same(

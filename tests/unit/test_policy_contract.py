@@ -12,7 +12,7 @@ from pydantic import ValidationError
 from config.settings import DEMO_POLICY, PACKAGED_POLICY
 from schemas.durations import format_duration, parse_duration
 from schemas.events import Severity
-from schemas.policy import PolicyFile
+from schemas.policy import IssueFacts, PolicyFile
 from worker.errors import PolicyError
 from worker.policy_loader import load_policy
 
@@ -78,7 +78,7 @@ def policy_data(**overrides: Any) -> dict[str, Any]:
 def test_minimal_policy_file_validates() -> None:
     """The minimal file validates and matches every issue to its default."""
     policies = PolicyFile.model_validate(policy_data())
-    assert policies.match(Severity.P2, "jira", ()).name == "std"
+    assert policies.match(IssueFacts(Severity.P2, "jira")).name == "std"
 
 
 @pytest.mark.parametrize(
@@ -115,7 +115,7 @@ def test_both_packaged_policy_files_load() -> None:
     default = load_policy(PACKAGED_POLICY)
     demo = load_policy(DEMO_POLICY)
     assert default.default == "medium"
-    assert demo.match(Severity.P1, "demo", ()).name == "demo-critical"
+    assert demo.match(IssueFacts(Severity.P1, "demo")).name == "demo-critical"
 
 
 def test_load_policy_error_names_the_file_and_the_field_path(tmp_path: Path) -> None:

@@ -1,175 +1,183 @@
-"""The SLA arithmetic and the escalation decision (worker/domain/sla.py)."""
+"""Target clocks and firing decisions: pure arithmetic and the fence, hand-worked."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
-from schemas.events import Severity
-from schemas.policy import Policy, PolicyFile
+from schemas.messages import NotificationKind
+from schemas.policy import Target
+from worker.domain.firing import Fired, FiringDeadline, Stale, decide
 from worker.domain.sla import (
-    Breach,
-    ClockView,
+    ClockState,
     DeadlineKind,
     DeadlineSpec,
-    Escalate,
-    FiringDeadline,
     Lifecycle,
-    Remind,
-    Stale,
-    ack_due,
-    decide,
-    next_reminder,
+    TargetClock,
+    elapsed,
+    meet,
+    pause,
     plan,
+    resume,
+    start,
 )
 
-from .factories import T0, ladder_policies, minutes
+T0 = datetime(2026, 3, 4, 10, 0, tzinfo=UTC)
 
 
-@pytest.fixture
-def p1(policies: PolicyFile) -> Policy:
-    """The default file's P1 policy: L1 5m, L2 10m, L3 15m, manager 15m; remind 15m; 4h."""
-    return policies.match(Severity.P1, "jira", ())
+def m(n: float) -> timedelta:
+    return timedelta(minutes=n)
 
 
-def firing(kind: DeadlineKind, tier: int, due_offset_min: float, cycle: int = 1) -> FiringDeadline:
-    """A deadline armed for `tier` in `cycle`, due `due_offset_min` minutes after T0."""
-    return FiringDeadline(kind, cycle, tier, T0 + minutes(due_offset_min))
+def target(**fields: Any) -> Target:
+    """An acknowledge-style target; defaults: ladder L1 5m, L2 10m, L3 15m, renotify 15m."""
+    fields.setdefault(
+        "ladder",
+        [
+            {"tier": "L1", "within": "5m"},
+            {"tier": "L2", "within": "10m"},
+            {"tier": "L3", "within": "15m"},
+        ],
+    )
+    fields.setdefault("renotify_every", "15m")
+    return Target.model_validate(fields)
 
 
-def test_packaged_p1_policy_is_the_critical_ladder(p1: Policy) -> None:
-    """The default policy file routes P1 to the four-step `critical` ladder."""
-    assert p1.name == "critical"
-    assert [s.tier for s in p1.acknowledge.ladder] == ["L1", "L2", "L3", "manager"]
+def fire(
+    clock: TargetClock, tgt: Target, spec: DeadlineSpec, now: datetime, cycle: int = 1
+) -> Fired | Stale:
+    """Fire `spec` as armed for cycle 1 against `clock`."""
+    deadline = FiringDeadline(
+        spec.kind, spec.target, spec.step, spec.budget, 1, spec.due_at, spec.fraction
+    )
+    return decide(Lifecycle.OPEN, cycle, clock, tgt, deadline, now)
 
 
-@pytest.mark.parametrize(("tier", "expected_min"), [(0, 5), (1, 15), (2, 30), (3, 45), (7, 45)])
-def test_ack_due_sums_the_ladder_up_to_the_tier(p1: Policy, tier: int, expected_min: int) -> None:
-    """Tier i must acknowledge by start + within[0..i]; indexes past the end clamp to the last."""
-    assert ack_due(p1, T0, tier) == T0 + minutes(expected_min)
+def only(specs: list[DeadlineSpec], kind: DeadlineKind) -> DeadlineSpec:
+    (found,) = [s for s in specs if s.kind is kind]
+    return found
 
 
-def test_plan_open_arms_the_tier_deadline_and_the_resolve_target(p1: Policy) -> None:
-    """An open issue gets an escalate deadline for its tier plus the resolve target."""
-    assert plan(p1, T0, 0, Lifecycle.OPEN) == [
-        DeadlineSpec(DeadlineKind.ESCALATE, 0, T0 + minutes(5)),
-        DeadlineSpec(DeadlineKind.RESOLVE, 0, T0 + timedelta(hours=4)),
+def test_a_ladder_without_within_breaches_with_its_first_step() -> None:
+    """No `within`: the first step's 5 min is the target; its escalation carries the breach."""
+    specs = plan(start("acknowledge", T0), target())
+    assert [(s.kind, s.due_at) for s in specs] == [(DeadlineKind.ESCALATE, T0 + m(5))]
+
+
+def test_warnings_and_an_explicit_target_arm_their_own_deadlines() -> None:
+    """warn_at [0.5, 0.8] of a 20 min target: warnings at 10 and 16 min, breach at 20."""
+    specs = plan(
+        start("resolve", T0), Target.model_validate({"within": "20m", "warn_at": [0.8, 0.5]})
+    )
+    assert [(s.kind, s.due_at, s.fraction) for s in specs] == [
+        (DeadlineKind.WARN, T0 + m(10), 0.5),
+        (DeadlineKind.WARN, T0 + m(16), 0.8),
+        (DeadlineKind.BREACH, T0 + m(20), None),
     ]
 
 
-def test_plan_open_at_the_last_tier_arms_a_reminder(p1: Policy) -> None:
-    """At the last tier the acknowledge deadline is a reminder, not an escalation."""
-    specs = plan(p1, T0, 3, Lifecycle.OPEN)
-    assert specs[0] == DeadlineSpec(DeadlineKind.REMIND, 3, T0 + minutes(45))
+def test_a_pause_moves_every_deadline_by_the_paused_time() -> None:
+    """Paused from 2 to 32 minutes: the 5-minute deadline falls at 35 minutes."""
+    tgt = target()
+    clock = pause(start("acknowledge", T0), tgt, T0 + m(2))
+    assert clock.state is ClockState.PAUSED and clock.spent == m(2)
+    assert plan(clock, tgt) == []  # nothing is armed while paused
+    clock = resume(clock, T0 + m(32))
+    assert only(plan(clock, tgt), DeadlineKind.ESCALATE).due_at == T0 + m(35)
+    assert elapsed(clock, tgt, T0 + m(34)) == m(4)
 
 
-def test_plan_acknowledged_keeps_only_the_resolve_target(p1: Policy) -> None:
-    """An acknowledged issue has no acknowledge deadline, only the resolve target."""
-    assert plan(p1, T0, 1, Lifecycle.ACKNOWLEDGED) == [
-        DeadlineSpec(DeadlineKind.RESOLVE, 1, T0 + timedelta(hours=4))
+def test_meeting_a_target_stops_its_clock() -> None:
+    """Met at 3 minutes: the clock stays at 3 minutes and arms nothing."""
+    tgt = target()
+    clock = meet(start("acknowledge", T0), tgt, T0 + m(3))
+    assert (clock.state, clock.spent, plan(clock, tgt)) == (ClockState.MET, m(3), [])
+
+
+def test_escalation_counts_the_next_step_from_the_planned_due_time() -> None:
+    """Fired 40 s late, L1 → L2 still falls due at 5 + 10 = 15 minutes, and it is the breach."""
+    tgt = target()
+    clock = start("acknowledge", T0)
+    spec = only(plan(clock, tgt), DeadlineKind.ESCALATE)
+    fired = fire(clock, tgt, spec, T0 + m(5) + timedelta(seconds=40))
+    assert isinstance(fired, Fired)
+    assert fired.to_tier == "L2" and fired.notify is NotificationKind.ESCALATED
+    assert "target is breached" in fired.message and fired.clock.breached
+    assert [(s.kind, s.step, s.due_at) for s in fired.arm] == [
+        (DeadlineKind.ESCALATE, 1, T0 + m(15))
     ]
 
 
-def test_plan_resolved_arms_nothing(p1: Policy) -> None:
-    """A resolved issue has no deadlines."""
-    assert plan(p1, T0, 0, Lifecycle.RESOLVED) == []
+def test_a_very_late_escalation_jumps_to_the_tier_due_now_once() -> None:
+    """Fired at 20 min (L2's 15-min deadline passed too): one escalation, straight to L3."""
+    tgt = target()
+    clock = start("acknowledge", T0)
+    fired = fire(clock, tgt, only(plan(clock, tgt), DeadlineKind.ESCALATE), T0 + m(20))
+    assert isinstance(fired, Fired) and fired.to_tier == "L3"
+    assert fired.clock.step == 2
+    assert [(s.kind, s.due_at) for s in fired.arm] == [(DeadlineKind.REMIND, T0 + m(30))]
 
 
-def test_plan_without_resolve_target_arms_only_acknowledge() -> None:
-    """A policy with no resolve target plans no resolve deadline."""
-    policy = ladder_policies(resolve=None).policies[0]
-    assert [s.kind for s in plan(policy, T0, 0, Lifecycle.OPEN)] == [DeadlineKind.ESCALATE]
+def test_the_last_tier_is_reminded_and_a_late_reminder_does_not_storm() -> None:
+    """At L3 (due 30 min), a reminder fired at 62 min skips the missed 45 min one: next at 75."""
+    tgt = target()
+    clock = replace(start("acknowledge", T0), step=2, step_base=m(15))
+    spec = only(plan(clock, tgt), DeadlineKind.REMIND)
+    assert spec.due_at == T0 + m(30)
+    fired = fire(clock, tgt, spec, T0 + m(62))
+    assert isinstance(fired, Fired) and fired.notify is NotificationKind.REMINDER
+    assert fired.clock.reminded == 3  # 30, 45 and 60 are behind it
+    assert [s.due_at for s in fired.arm] == [T0 + m(75)]
 
 
-def test_decide_escalates_with_next_due_from_the_planned_due_time(p1: Policy) -> None:
-    """A late firing moves to the next tier; its due is due_at + next within, not now + within."""
-    late_now = T0 + timedelta(hours=2)  # the scheduler was down for two hours
-    decision = decide(
-        ClockView(Lifecycle.OPEN, 1, 0), firing(DeadlineKind.ESCALATE, 0, 5), p1, late_now
-    )
-    assert decision == Escalate(1, DeadlineSpec(DeadlineKind.ESCALATE, 1, T0 + minutes(15)))
-
-
-def test_decide_escalating_onto_the_last_tier_arms_a_reminder(p1: Policy) -> None:
-    """Reaching the last tier arms a REMIND deadline at that tier's due time."""
-    decision = decide(
-        ClockView(Lifecycle.OPEN, 1, 2), firing(DeadlineKind.ESCALATE, 2, 30), p1, T0 + minutes(30)
-    )
-    assert decision == Escalate(3, DeadlineSpec(DeadlineKind.REMIND, 3, T0 + minutes(45)))
-
-
-def test_decide_at_last_tier_reminds_again(p1: Policy) -> None:
-    """A deadline at the last tier reminds and re-arms one renotify interval later."""
-    decision = decide(
-        ClockView(Lifecycle.OPEN, 1, 3), firing(DeadlineKind.REMIND, 3, 45), p1, T0 + minutes(45)
-    )
-    assert decision == Remind(DeadlineSpec(DeadlineKind.REMIND, 3, T0 + minutes(60)))
-
-
-def test_next_reminder_skips_missed_reminders_after_an_outage(p1: Policy) -> None:
-    """After a long outage the next reminder is the first one still ahead: no catch-up storm."""
-    due = T0 + minutes(45)
-    now = due + timedelta(hours=5, minutes=7)  # 20 reminders (15m each) were missed
-    nxt = next_reminder(p1, due, now)
-    assert now < nxt <= now + minutes(15)
-    assert (nxt - due) % minutes(15) == timedelta(0)
-
-
-def test_next_reminder_on_an_exact_boundary_is_strictly_ahead(p1: Policy) -> None:
-    """When `now` is exactly on a reminder time, the next one is a full interval later."""
-    due = T0
-    assert next_reminder(p1, due, due + minutes(30)) == due + minutes(45)
-
-
-def test_next_reminder_defaults_to_the_last_tier_within() -> None:
-    """Without renotify_every the last tier's own `within` is the interval."""
-    policy = ladder_policies(steps=(("L1", "5m"), ("L2", "20m")), renotify=None).policies[0]
-    assert next_reminder(policy, T0, T0) == T0 + minutes(20)
-
-
-def test_decide_late_reminder_does_not_storm(p1: Policy) -> None:
-    """A reminder fired hours late re-arms in the future, not at the missed times."""
-    now = T0 + timedelta(hours=6)
-    decision = decide(ClockView(Lifecycle.OPEN, 1, 3), firing(DeadlineKind.REMIND, 3, 45), p1, now)
-    assert isinstance(decision, Remind)
-    assert now < decision.next.due_at <= now + minutes(15)
+def test_a_warning_and_a_breach_each_fire_once_per_cycle() -> None:
+    """The same warning or breach firing twice: the second is stale."""
+    tgt = Target.model_validate({"within": "20m", "warn_at": [0.5]})
+    clock = start("resolve", T0)
+    warn, breach = plan(clock, tgt)
+    warned = fire(clock, tgt, warn, T0 + m(10))
+    assert isinstance(warned, Fired) and warned.notify is NotificationKind.WARNING
+    assert "50% of the resolve time (20m) has passed" in warned.message
+    assert isinstance(fire(warned.clock, tgt, warn, T0 + m(11)), Stale)
+    breached = fire(warned.clock, tgt, breach, T0 + m(20))
+    assert isinstance(breached, Fired) and breached.notify is NotificationKind.BREACH
+    assert isinstance(fire(breached.clock, tgt, breach, T0 + m(21)), Stale)
 
 
 @pytest.mark.parametrize(
-    ("view", "deadline", "reason"),
+    ("change", "reason"),
     [
-        (ClockView(Lifecycle.OPEN, 2, 0), firing(DeadlineKind.ESCALATE, 0, 5, cycle=1), "cycle"),
-        (ClockView(Lifecycle.OPEN, 1, 1), firing(DeadlineKind.ESCALATE, 0, 5), "tier"),
-        (ClockView(Lifecycle.ACKNOWLEDGED, 1, 0), firing(DeadlineKind.ESCALATE, 0, 5), "acknowl"),
-        (ClockView(Lifecycle.ACKNOWLEDGED, 1, 3), firing(DeadlineKind.REMIND, 3, 45), "acknowl"),
-        (ClockView(Lifecycle.RESOLVED, 1, 0), firing(DeadlineKind.ESCALATE, 0, 5), "resolved"),
-        (ClockView(Lifecycle.RESOLVED, 1, 0), firing(DeadlineKind.RESOLVE, 0, 240), "resolved"),
-        (ClockView(Lifecycle.OPEN, 2, 0), firing(DeadlineKind.RESOLVE, 0, 240, cycle=1), "cycle"),
-    ],
-    ids=[
-        "old-version",
-        "wrong-tier",
-        "acked",
-        "acked-remind",
-        "resolved",
-        "resolved-breach",
-        "resolve-old-version",
+        (lambda c: replace(c, state=ClockState.MET), "clock is met"),
+        (lambda c: replace(c, state=ClockState.PAUSED, running_since=None), "clock is paused"),
+        (lambda c: replace(c, step=1, step_base=m(5)), "ladder step 0"),
+        (lambda c: replace(c, step_base=m(1)), "re-planned"),
     ],
 )
-def test_decide_is_stale_when_the_issue_moved_on(
-    p1: Policy, view: ClockView, deadline: FiringDeadline, reason: str
-) -> None:
-    """The fence: a deadline armed for another cycle, tier or lifecycle does nothing."""
-    decision = decide(view, deadline, p1, deadline.due_at)
-    assert isinstance(decision, Stale)
-    assert reason in decision.reason
+def test_a_deadline_for_a_state_the_clock_left_is_stale(change: Any, reason: str) -> None:
+    """Met, paused, moved on or re-planned since arming: the firing changes nothing."""
+    tgt = target()
+    clock = start("acknowledge", T0)
+    spec = only(plan(clock, tgt), DeadlineKind.ESCALATE)
+    result = fire(change(clock), tgt, spec, T0 + m(5))
+    assert isinstance(result, Stale) and reason in result.reason
 
 
-@pytest.mark.parametrize("lifecycle", [Lifecycle.OPEN, Lifecycle.ACKNOWLEDGED])
-def test_decide_resolve_deadline_is_a_breach(p1: Policy, lifecycle: Lifecycle) -> None:
-    """The resolve target breaches whether or not the issue was acknowledged, at any tier."""
-    decision = decide(
-        ClockView(lifecycle, 1, 2), firing(DeadlineKind.RESOLVE, 0, 240), p1, T0 + minutes(240)
-    )
-    assert decision == Breach()
+def test_a_deadline_of_an_older_cycle_or_a_resolved_issue_is_stale() -> None:
+    """Reopened (cycle 2) or resolved: a cycle-1 deadline does nothing."""
+    tgt = target()
+    clock = start("acknowledge", T0)
+    spec = only(plan(clock, tgt), DeadlineKind.ESCALATE)
+    assert isinstance(fire(clock, tgt, spec, T0 + m(5), cycle=2), Stale)
+    deadline = FiringDeadline(spec.kind, spec.target, 0, spec.budget, 1, spec.due_at)
+    assert isinstance(decide(Lifecycle.RESOLVED, 1, clock, tgt, deadline, T0 + m(5)), Stale)
+
+
+def test_target_needs_a_time_and_sane_warnings() -> None:
+    """A target with neither `within` nor a ladder, or a warning outside (0, 1), is refused."""
+    with pytest.raises(ValueError, match="needs `within`, a `ladder`"):
+        Target.model_validate({"calendar": "24x7"})
+    with pytest.raises(ValueError, match="between 0 and 1"):
+        Target.model_validate({"within": "1h", "warn_at": [1.5]})

@@ -15,6 +15,7 @@ from rich.table import Table
 
 from config.settings import Settings
 from schemas.events import EventType, SeverityField
+from schemas.policy import IssueFacts
 from worker.constants import POLICY_GENERATION
 from worker.domain.simulate import PlannedEvent, simulate
 from worker.policy_loader import check_policy
@@ -75,7 +76,11 @@ def _planned(path: Path) -> list[PlannedEvent]:
             if at.tzinfo is None:
                 raise ValueError("'at' needs a time zone offset")
             severity = _SEVERITY.validate_python(data["severity"]) if "severity" in data else None
-            events.append(PlannedEvent(EventType(data["type"]), at, severity))
+            until = datetime.fromisoformat(data["until"]) if "until" in data else None
+            if until is not None and until.tzinfo is None:
+                raise ValueError("'until' needs a time zone offset")
+            status = str(data["status"]) if "status" in data else None
+            events.append(PlannedEvent(EventType(data["type"]), at, severity, status, until))
         except (ValueError, KeyError, TypeError, ValidationError) as exc:
             err.print(f"[red]{path}:{number}: {exc}[/red]", highlight=False, soft_wrap=True)
             raise typer.Exit(2) from None
@@ -89,12 +94,16 @@ def simulate_cmd(
     opened: Annotated[str, typer.Option(help="When the issue opens, ISO 8601 with offset.")],
     events: Annotated[
         Path | None,
-        typer.Option(help='JSON Lines of later events: {"type": ..., "at": ..., "severity": ...}.'),
+        typer.Option(
+            help='JSON Lines of later events: {"type": ..., "at": ..., "severity": ..., '
+            '"status": ..., "until": ...}.'
+        ),
     ] = None,
     source: Annotated[str, typer.Option(help="The issue's source, for policy matching.")] = "sim",
     label: Annotated[
         list[str] | None, typer.Option(help="A label, for matching; repeatable.")
     ] = None,
+    status: Annotated[str, typer.Option(help="The issue's status when it opens.")] = "open",
     reminders: Annotated[int, typer.Option(help="Stop after this many reminders.")] = 2,
     tz: Annotated[
         str | None, typer.Option(help="Zone for local times; default the calendar's.")
@@ -116,10 +125,10 @@ def simulate_cmd(
         err.print(f"[red]{exc}[/red]", highlight=False, soft_wrap=True)
         raise typer.Exit(2) from None
     labels = tuple(label or ())
-    policy = policies.match(level, source, labels)
-    spec = policy.acknowledge.calendar_spec
+    policy = policies.match(IssueFacts(level, source, labels, status))
+    spec = next((t.calendar_spec for _, t in policy.targets() if t.calendar_spec), None)
     zone = ZoneInfo(tz) if tz else (spec.zone if spec else ZoneInfo("UTC"))
-    steps = simulate(policies, level, start, planned, source, labels, reminders)
+    steps = simulate(policies, level, start, planned, source, labels, reminders, status)
     if as_json:
         rows = [
             {

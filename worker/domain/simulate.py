@@ -1,7 +1,8 @@
 """What would happen to a hypothetical issue: its SLA timeline from the policy alone.
 
-Pure: the same domain functions the workers use (`apply_event`, `plan`, `decide`) run against a
-virtual clock that jumps from one deadline or event to the next. No Redis, no database.
+Pure: the same domain functions the workers use (`apply_event`, `decide`, `end_snooze`) run
+against a virtual clock that jumps from one deadline or event to the next. No Redis, no
+database.
 """
 
 from __future__ import annotations
@@ -10,20 +11,19 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 
 from schemas.events import EventType, IssueEvent, IssueSnapshot, Severity
-from schemas.policy import Policy, PolicyFile
-from worker.domain.lifecycle import Cancel, IssueClock, apply_event
-from worker.domain.sla import (
-    Breach,
-    ClockView,
-    DeadlineKind,
-    DeadlineSpec,
-    Escalate,
-    FiringDeadline,
-    Remind,
-    decide,
-)
+from schemas.messages import NotificationKind
+from schemas.policy import PolicyFile
+from worker.domain.firing import Fired, FiringDeadline, decide, label
+from worker.domain.lifecycle import IssueClock, Transition, apply_event, end_snooze
+from worker.domain.sla import DeadlineKind, DeadlineSpec
 
 MAX_STEPS = 1000
+_KIND = {
+    NotificationKind.WARNING: "warn",
+    NotificationKind.BREACH: "breach",
+    NotificationKind.ESCALATED: "escalate",
+    NotificationKind.REMINDER: "remind",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,7 +31,7 @@ class Step:
     """One line of the timeline."""
 
     at: datetime
-    kind: str  # opened | event | ignored | armed | escalate | remind | breach | stop
+    kind: str  # opened | event | ignored | clock | armed | warn | breach | escalate | remind | stop
     tier: str
     message: str
     due: datetime | None = None  # for `armed`: when that deadline falls due
@@ -44,6 +44,8 @@ class PlannedEvent:
     type: EventType
     at: datetime
     severity: Severity | None = None
+    status: str | None = None
+    until: datetime | None = None  # issue.snoozed
 
 
 @dataclass(slots=True)
@@ -52,18 +54,94 @@ class _Armed:
     version: int
 
 
-def _tier(policy: Policy, index: int) -> str:
-    ladder = policy.acknowledge.ladder
-    return ladder[min(index, len(ladder) - 1)].tier
-
-
-def _describe(spec: DeadlineSpec, policy: Policy) -> str:
-    tier = _tier(policy, spec.tier_index)
-    if spec.kind is DeadlineKind.RESOLVE:
-        return "resolve target"
+def _describe(spec: DeadlineSpec) -> str:
+    name = label(spec.target)
+    if spec.kind is DeadlineKind.WARN:
+        return f"{name}: {spec.fraction:.0%} warning"
+    if spec.kind is DeadlineKind.BREACH:
+        return f"{name}: breach"
+    if spec.kind is DeadlineKind.RESUME:
+        return "snooze ends"
     if spec.kind is DeadlineKind.REMIND:
-        return f"{tier} must acknowledge, else a reminder"
-    return f"{tier} must acknowledge, else escalation"
+        return f"{name}: reminder of the last tier"
+    return f"{name}: escalation (ladder step {spec.step + 1})"
+
+
+class _Run:
+    """The virtual issue: its clock, its armed deadlines and the timeline so far."""
+
+    def __init__(self, policies: PolicyFile, reminders: int) -> None:
+        self.policies = policies
+        self.reminders = reminders
+        self.reminded = 0
+        self.clock: IssueClock | None = None
+        self.armed: list[_Armed] = []
+        self.steps: list[Step] = []
+
+    def effects(self, at: datetime, transition: Transition) -> None:
+        if transition.clock is None:
+            return
+        self.clock = transition.clock
+        if transition.cancel:
+            self.armed = [a for a in self.armed if a.spec.target not in transition.cancel]
+        for note in transition.notes:
+            self.steps.append(Step(at, "clock", self.clock.tier, note))
+        for spec in transition.arm:
+            self.arm(at, spec)
+
+    def arm(self, at: datetime, spec: DeadlineSpec) -> None:
+        assert self.clock is not None
+        self.armed.append(_Armed(spec, self.clock.clock_version))
+        self.steps.append(Step(at, "armed", self.clock.tier, _describe(spec), spec.due_at))
+
+    def fire(self, armed: _Armed, at: datetime) -> None:
+        assert self.clock is not None
+        spec = armed.spec
+        if spec.kind is DeadlineKind.RESUME:
+            transition = end_snooze(self.clock, self.policies, spec.due_at)
+            if transition.applied:
+                self.steps.append(Step(at, "clock", self.clock.tier, transition.note))
+                self.effects(at, transition)
+            return
+        policy = self.policies.policy(self.clock.policy_name)
+        target = policy.target(spec.target) if policy else None
+        decision = decide(
+            self.clock.lifecycle,
+            self.clock.clock_version,
+            self.clock.target(spec.target),
+            target,
+            FiringDeadline(
+                spec.kind,
+                spec.target,
+                spec.step,
+                spec.budget,
+                armed.version,
+                spec.due_at,
+                spec.fraction,
+            ),
+            at,
+        )
+        if not isinstance(decision, Fired):
+            return
+        self.clock = self.clock.with_target(decision.clock)
+        if decision.to_tier is not None:
+            self.clock = replace(self.clock, tier=decision.to_tier)
+        self.steps.append(Step(at, _KIND[decision.notify], self.clock.tier, decision.message))
+        if decision.notify is NotificationKind.REMINDER:
+            self.reminded += 1
+            if self.reminded >= self.reminders:
+                self.steps.append(
+                    Step(
+                        at,
+                        "stop",
+                        self.clock.tier,
+                        "reminders go on at the same interval until met (not simulated further)",
+                    )
+                )
+                self.armed = [a for a in self.armed if a.spec.kind is not DeadlineKind.REMIND]
+                return
+        for spec in decision.arm:
+            self.arm(at, spec)
 
 
 def simulate(
@@ -74,23 +152,24 @@ def simulate(
     source: str = "simulated",
     labels: tuple[str, ...] = (),
     reminders: int = 2,
+    status: str = "open",
 ) -> list[Step]:
     """The timeline of a hypothetical issue opened at `opened`, until nothing more is due."""
-    snapshot = IssueSnapshot(id="SIM-1", severity=severity, labels=labels)
-    steps: list[Step] = []
-    armed: list[_Armed] = []
-    clock: IssueClock | None = None
+    snapshot = IssueSnapshot(id="SIM-1", severity=severity, labels=labels, status=status)
+    run = _Run(policies, reminders)
     queue = sorted(events or [], key=lambda e: e.at)
     queue.insert(0, PlannedEvent(EventType.OPENED, opened, severity))
-    reminded = 0
     now = opened  # the virtual clock: a deadline already past fires when it is noticed
     for n in range(MAX_STEPS):
-        due = min(armed, key=lambda a: a.spec.due_at) if armed else None
+        due = min(run.armed, key=lambda a: a.spec.due_at) if run.armed else None
         if queue and (due is None or queue[0].at <= due.spec.due_at):
             planned = queue.pop(0)
             now = max(now, planned.at)
             snapshot = snapshot.model_copy(
-                update={"severity": planned.severity or snapshot.severity}
+                update={
+                    "severity": planned.severity or snapshot.severity,
+                    "status": planned.status or snapshot.status,
+                }
             )
             event = IssueEvent(
                 event_id=f"sim-{n}",
@@ -98,90 +177,23 @@ def simulate(
                 occurred_at=planned.at,
                 source=source,
                 issue=snapshot,
+                snooze_until=planned.until,
             )
-            transition = apply_event(clock, event, policies)
-            if transition.applied and transition.clock is not None:
-                if transition.cancel is Cancel.ALL:
-                    armed = []
-                elif transition.cancel is Cancel.ACKNOWLEDGE:
-                    armed = [a for a in armed if a.spec.kind is DeadlineKind.RESOLVE]
-                clock = transition.clock
-                reminded = 0 if transition.cancel is Cancel.ALL else reminded
-            policy = policies.policy(clock.policy_name) if clock else None
-            assert clock is not None and policy is not None
+            transition = apply_event(run.clock, event, policies)
             kind = (
                 "opened"
-                if planned.type is EventType.OPENED
+                if planned.type is EventType.OPENED and run.clock is None
                 else ("event" if transition.applied else "ignored")
             )
-            steps.append(
-                Step(
-                    planned.at,
-                    kind,
-                    _tier(policy, clock.tier_index),
-                    f"{planned.type.value}: {transition.note}",
-                )
-            )
-            for spec in transition.arm if transition.applied else ():
-                armed.append(_Armed(spec, clock.clock_version))
-                steps.append(
-                    Step(
-                        planned.at,
-                        "armed",
-                        _tier(policy, spec.tier_index),
-                        _describe(spec, policy),
-                        spec.due_at,
-                    )
-                )
+            tier = transition.clock.tier if transition.clock else ""
+            message = f"{planned.type.value}: {transition.note}"
+            run.steps.append(Step(planned.at, kind, tier, message))
+            if transition.applied:
+                run.effects(planned.at, transition)
             continue
-        if due is None or clock is None:
+        if due is None:
             break
-        armed.remove(due)
-        policy = policies.policy(clock.policy_name)
-        assert policy is not None
-        spec = due.spec
-        at = now = max(now, spec.due_at)
-        decision = decide(
-            ClockView(clock.lifecycle, clock.clock_version, clock.tier_index),
-            FiringDeadline(spec.kind, due.version, spec.tier_index, spec.due_at),
-            policy,
-            at,
-        )
-        if isinstance(decision, Escalate):
-            before = _tier(policy, clock.tier_index)
-            clock = replace(clock, tier_index=decision.to_tier)
-            steps.append(
-                Step(
-                    at,
-                    "escalate",
-                    _tier(policy, decision.to_tier),
-                    f"{before} did not acknowledge: escalated to {_tier(policy, decision.to_tier)}",
-                )
-            )
-            armed.append(_Armed(decision.next, clock.clock_version))
-        elif isinstance(decision, Remind):
-            reminded += 1
-            tier = _tier(policy, clock.tier_index)
-            steps.append(Step(at, "remind", tier, f"{tier} still has not acknowledged: reminder"))
-            if reminded < reminders:
-                armed.append(_Armed(decision.next, clock.clock_version))
-            else:
-                steps.append(
-                    Step(
-                        at,
-                        "stop",
-                        tier,
-                        "reminders go on at the same interval "
-                        "until acknowledged (not simulated further)",
-                    )
-                )
-        elif isinstance(decision, Breach):
-            steps.append(
-                Step(
-                    at,
-                    "breach",
-                    _tier(policy, clock.tier_index),
-                    "resolve target passed: breach notification",
-                )
-            )
-    return steps
+        run.armed.remove(due)
+        now = max(now, due.spec.due_at)
+        run.fire(due, now)
+    return run.steps

@@ -1,21 +1,30 @@
-"""SLA arithmetic and escalation decisions. Pure: no I/O, no clock of its own.
+"""SLA target clocks and the deadlines they arm. Pure: no I/O, no clock of its own.
 
-An issue's clock *cycle* starts when it is opened (or reopened). Tier `i` of the acknowledge
-ladder must acknowledge by `start + within[0] + ... + within[i]`; when that passes the issue
-moves to tier `i + 1`. The last tier is reminded at its own due time and then every
-`renotify_every`. The resolve target is `start + resolve.within`.
+Each target of a policy (acknowledge, first response, next response, resolve) has a clock of
+its own on its own calendar. A clock counts *spent* time: business time while it runs, nothing
+while it is paused (a pausing status, a snooze) and nothing once met. Every deadline is a point
+on that count, its *budget*: a warning at a fraction of the target time, the breach at the
+target time, and the ladder steps. While the clock runs, a budget becomes a wall-clock due time
+with `calendar.add(running_since, budget - spent)`; pausing and resuming re-plans them all.
+
+Ladder step `i` holds the issue for `ladder[i].within`, counted from `step_base`, the budget at
+which the step began (when the step before it ended, or when someone escalated by hand). The last
+step is reminded at its end and then every `renotify`.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
 from functools import lru_cache
 
 from schemas.calendar import CalendarSpec
-from schemas.policy import Policy
+from schemas.policy import Target
 from worker.domain.calendar import ALWAYS_OPEN, Calendar, business_calendar
+
+ZERO = timedelta()
+EPSILON = timedelta(microseconds=1)
 
 
 class Lifecycle(StrEnum):
@@ -26,21 +35,38 @@ class Lifecycle(StrEnum):
     RESOLVED = "resolved"
 
 
+class ClockState(StrEnum):
+    """Where one target's clock is."""
+
+    IDLE = "idle"  # not started (next response before a customer update), or stopped
+    RUNNING = "running"
+    PAUSED = "paused"  # a pausing status or a snooze holds it
+    MET = "met"
+
+
 class DeadlineKind(StrEnum):
     """What happens when a deadline passes."""
 
-    ESCALATE = "escalate"  # the holding tier did not acknowledge in time
-    REMIND = "remind"  # the last tier still has not acknowledged
-    RESOLVE = "resolve"  # the resolve target passed
+    WARN = "warn"  # a fraction of the target time has passed
+    BREACH = "breach"  # the target time has passed (when no ladder step marks it)
+    ESCALATE = "escalate"  # a ladder step's time passed: the next tier takes the issue
+    REMIND = "remind"  # the last tier still has not met the target
+    RESUME = "resume"  # a snooze ends
+
+
+SNOOZE = "snooze"  # the `target` of a RESUME deadline
 
 
 @dataclass(frozen=True, slots=True)
 class DeadlineSpec:
-    """A deadline to arm: its kind, the tier and cycle it is armed for, and when it falls due."""
+    """A deadline to arm: what it is, for which target and step, at which budget, and when."""
 
     kind: DeadlineKind
-    tier_index: int
+    target: str
+    step: int
+    budget: timedelta
     due_at: datetime
+    fraction: float | None = None
 
 
 @lru_cache(maxsize=256)
@@ -53,128 +79,138 @@ def calendar_of(spec: CalendarSpec | None) -> Calendar:
     return ALWAYS_OPEN if spec is None else _business(spec)
 
 
-def last_tier(policy: Policy) -> int:
-    """Index of the policy's last tier."""
-    return len(policy.acknowledge.ladder) - 1
+@dataclass(frozen=True, slots=True)
+class TargetClock:
+    """One target's clock for the issue's current cycle."""
+
+    target: str
+    state: ClockState = ClockState.IDLE
+    started_at: datetime | None = None
+    running_since: datetime | None = None  # set while RUNNING
+    spent: timedelta = ZERO  # time counted before `running_since`
+    step: int = 0  # the ladder step holding the issue
+    step_base: timedelta = ZERO  # the budget at which `step` began
+    reminded: int = 0  # reminders sent at the last step
+    warned: tuple[float, ...] = ()
+    breached: bool = False
+
+    @property
+    def live(self) -> bool:
+        """Started and not met: running or paused."""
+        return self.state in (ClockState.RUNNING, ClockState.PAUSED)
 
 
-def ack_due(policy: Policy, cycle_start: datetime, tier_index: int) -> datetime:
-    """When tier `tier_index` must have acknowledged, for a cycle that started at `cycle_start`."""
-    ladder = policy.acknowledge.ladder
-    index = min(tier_index, len(ladder) - 1)
-    budget = sum((step.within for step in ladder[: index + 1]), timedelta())
-    return calendar_of(policy.acknowledge.calendar_spec).add(cycle_start, budget)
+def start(name: str, at: datetime, paused: bool = False) -> TargetClock:
+    """A fresh clock for a new cycle of the target, started at `at`."""
+    if paused:
+        return TargetClock(name, ClockState.PAUSED, started_at=at)
+    return TargetClock(name, ClockState.RUNNING, started_at=at, running_since=at)
 
 
-def renotify_every(policy: Policy) -> timedelta:
-    """How often the last tier is reminded."""
-    return policy.acknowledge.renotify_every or policy.acknowledge.ladder[-1].within
+def elapsed(clock: TargetClock, target: Target, at: datetime) -> timedelta:
+    """The time the clock has counted by `at`."""
+    if clock.state is not ClockState.RUNNING or clock.running_since is None:
+        return clock.spent
+    if at <= clock.running_since:
+        return clock.spent
+    return clock.spent + calendar_of(target.calendar_spec).elapsed(clock.running_since, at)
 
 
-def ack_deadline(policy: Policy, cycle_start: datetime, tier_index: int) -> DeadlineSpec:
-    """The next acknowledge deadline for an unacknowledged issue held by `tier_index`."""
-    kind = DeadlineKind.REMIND if tier_index >= last_tier(policy) else DeadlineKind.ESCALATE
-    index = min(tier_index, last_tier(policy))
-    return DeadlineSpec(kind, index, ack_due(policy, cycle_start, index))
+def due_at(clock: TargetClock, target: Target, budget: timedelta) -> datetime | None:
+    """When the running clock reaches `budget` (at once if it already has); None when paused."""
+    if clock.state is not ClockState.RUNNING or clock.running_since is None:
+        return None
+    remaining = budget - clock.spent
+    if remaining <= ZERO:
+        return clock.running_since
+    return calendar_of(target.calendar_spec).add(clock.running_since, remaining)
 
 
-def plan(
-    policy: Policy, cycle_start: datetime, tier_index: int, lifecycle: Lifecycle
-) -> list[DeadlineSpec]:
-    """Every deadline an issue in this state should have armed."""
-    if lifecycle is Lifecycle.RESOLVED:
+def pause(clock: TargetClock, target: Target, at: datetime) -> TargetClock:
+    """Stop counting at `at`."""
+    if clock.state is not ClockState.RUNNING:
+        return clock
+    return replace(
+        clock, state=ClockState.PAUSED, spent=elapsed(clock, target, at), running_since=None
+    )
+
+
+def resume(clock: TargetClock, at: datetime) -> TargetClock:
+    """Count again from `at`."""
+    if clock.state is not ClockState.PAUSED:
+        return clock
+    return replace(clock, state=ClockState.RUNNING, running_since=at)
+
+
+def meet(clock: TargetClock, target: Target, at: datetime) -> TargetClock:
+    """The target is met at `at`: the clock stops for this cycle."""
+    if not clock.live:
+        return clock
+    return replace(
+        clock, state=ClockState.MET, spent=elapsed(clock, target, at), running_since=None
+    )
+
+
+def step_end(clock: TargetClock, target: Target) -> timedelta:
+    """The budget at which the holding ladder step ends (its next reminder, at the last)."""
+    last = len(target.ladder) - 1
+    step = min(clock.step, last)
+    end = clock.step_base + target.ladder[step].within
+    if step == last:
+        end += target.renotify * clock.reminded
+    return end
+
+
+def ladder_marks_breach(clock: TargetClock, target: Target) -> bool:
+    """Whether the holding ladder step ends exactly at the target time (it carries the breach)."""
+    return (
+        bool(target.ladder)
+        and clock.step == 0
+        and clock.reminded == 0
+        and step_end(clock, target) == target.target_time
+    )
+
+
+def plan(clock: TargetClock, target: Target) -> list[DeadlineSpec]:
+    """Every deadline a running clock should have armed."""
+    if clock.state is not ClockState.RUNNING:
         return []
-    specs = []
-    if lifecycle is Lifecycle.OPEN:
-        specs.append(ack_deadline(policy, cycle_start, tier_index))
-    if policy.resolve is not None:
-        due = calendar_of(policy.resolve.calendar_spec).add(cycle_start, policy.resolve.within)
-        specs.append(DeadlineSpec(DeadlineKind.RESOLVE, tier_index, due))
+    specs: list[DeadlineSpec] = []
+
+    def add(kind: DeadlineKind, budget: timedelta, fraction: float | None = None) -> None:
+        due = due_at(clock, target, budget)
+        assert due is not None
+        specs.append(DeadlineSpec(kind, clock.target, clock.step, budget, due, fraction))
+
+    for fraction in sorted(target.warn_at):
+        if fraction not in clock.warned:
+            add(DeadlineKind.WARN, target.target_time * fraction, fraction)
+    if not clock.breached and not ladder_marks_breach(clock, target):
+        add(DeadlineKind.BREACH, target.target_time)
+    if target.ladder:
+        last = len(target.ladder) - 1
+        kind = DeadlineKind.ESCALATE if clock.step < last else DeadlineKind.REMIND
+        add(kind, step_end(clock, target))
     return specs
 
 
-def next_reminder(policy: Policy, due_at: datetime, now: datetime) -> datetime:
-    """The first reminder after `due_at` that is not already in the past (no catch-up storm)."""
-    every = renotify_every(policy)
-    calendar = calendar_of(policy.acknowledge.calendar_spec)
-    following = calendar.add(due_at, every)
-    if now < following:
-        return following
-    skipped = calendar.elapsed(due_at, now) // every
-    return calendar.add(due_at, every * (skipped + 1))
+def replan_step(clock: TargetClock, target: Target) -> TargetClock:
+    """Put the clock's ladder back on schedule from its start (after a policy change)."""
+    if not target.ladder:
+        return replace(clock, step=0, step_base=ZERO, reminded=0)
+    step = min(clock.step, len(target.ladder) - 1)
+    base = sum((s.within for s in target.ladder[:step]), ZERO)
+    return replace(clock, step=step, step_base=base, reminded=0)
 
 
-@dataclass(frozen=True, slots=True)
-class ClockView:
-    """What a firing deadline needs to know about its issue."""
-
-    lifecycle: Lifecycle
-    cycle: int
-    tier_index: int
-
-
-@dataclass(frozen=True, slots=True)
-class FiringDeadline:
-    """The deadline being fired, as it was armed."""
-
-    kind: DeadlineKind
-    cycle: int
-    tier_index: int
-    due_at: datetime
-
-
-@dataclass(frozen=True, slots=True)
-class Escalate:
-    """Reassign to `to_tier` and arm `next`."""
-
-    to_tier: int
-    next: DeadlineSpec
-
-
-@dataclass(frozen=True, slots=True)
-class Remind:
-    """Remind the last tier again and arm `next`."""
-
-    next: DeadlineSpec
-
-
-@dataclass(frozen=True, slots=True)
-class Breach:
-    """The resolve target passed: tell the tier holding the issue."""
-
-
-@dataclass(frozen=True, slots=True)
-class Stale:
-    """The issue moved on since the deadline was armed: do nothing."""
-
-    reason: str
-
-
-Decision = Escalate | Remind | Breach | Stale
-
-
-def decide(issue: ClockView, deadline: FiringDeadline, policy: Policy, now: datetime) -> Decision:
-    """What firing `deadline` does to `issue`. The fence: only the state it was armed for counts."""
-    if deadline.cycle != issue.cycle:
-        return Stale(f"armed for clock cycle {deadline.cycle}, issue is on {issue.cycle}")
-    if issue.lifecycle is Lifecycle.RESOLVED:
-        return Stale("issue is resolved")
-    if deadline.kind is DeadlineKind.RESOLVE:
-        return Breach()
-    if issue.lifecycle is Lifecycle.ACKNOWLEDGED:
-        return Stale("issue is acknowledged")
-    if deadline.tier_index != issue.tier_index:
-        return Stale(f"armed for tier {deadline.tier_index}, issue is at tier {issue.tier_index}")
-    if deadline.kind is DeadlineKind.ESCALATE and issue.tier_index < last_tier(policy):
-        to_tier = issue.tier_index + 1
-        # The next tier's time runs from this deadline, not from `now`: a late firing (after an
-        # outage) keeps the ladder on its planned schedule.
-        step = policy.acknowledge.ladder[to_tier].within
-        kind = DeadlineKind.ESCALATE if to_tier < last_tier(policy) else DeadlineKind.REMIND
-        due = calendar_of(policy.acknowledge.calendar_spec).add(deadline.due_at, step)
-        return Escalate(to_tier, DeadlineSpec(kind, to_tier, due))
-    return Remind(
-        DeadlineSpec(
-            DeadlineKind.REMIND, issue.tier_index, next_reminder(policy, deadline.due_at, now)
-        )
-    )
+def advance(
+    clock: TargetClock, target: Target, to_step: int, base: timedelta, now: datetime
+) -> TargetClock:
+    """Move the clock's ladder to `to_step`, begun at budget `base`; reminders already past are
+    skipped, so a late or forced move never sends a burst of catch-up reminders."""
+    moved = replace(clock, step=to_step, step_base=base, reminded=0)
+    if to_step == len(target.ladder) - 1:
+        spent = elapsed(clock, target, now)
+        while step_end(moved, target) <= spent:
+            moved = replace(moved, reminded=moved.reminded + 1)
+    return moved

@@ -9,6 +9,7 @@ from sqlalchemy import (
     JSON,
     DateTime,
     Dialect,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -74,6 +75,7 @@ class Issue(Base):
     labels: Mapped[list[str]] = mapped_column(default=list)
     url: Mapped[str | None] = mapped_column(Text)
     policy_name: Mapped[str] = mapped_column(String(100))
+    policy_version: Mapped[str] = mapped_column(String(32), default="")
     lifecycle: Mapped[str] = mapped_column(String(20), index=True)
     tier_index: Mapped[int] = mapped_column(Integer, default=0)
     tier: Mapped[str] = mapped_column(String(100))
@@ -81,8 +83,12 @@ class Issue(Base):
     cycle_started_at: Mapped[datetime]
     lifecycle_at: Mapped[datetime]
     snapshot_at: Mapped[datetime]
+    snoozed_until: Mapped[datetime | None]
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
+    clocks: Mapped[list[SlaClock]] = relationship(
+        back_populates="issue", cascade="all, delete-orphan", order_by="SlaClock.id"
+    )
 
     @property
     def key(self) -> str:
@@ -99,13 +105,47 @@ class Deadline(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     issue_id: Mapped[int] = mapped_column(ForeignKey("issues.id", ondelete="CASCADE"), index=True)
     issue: Mapped[Issue] = relationship()
-    kind: Mapped[str] = mapped_column(String(20))
-    tier_index: Mapped[int] = mapped_column(Integer)
+    kind: Mapped[str] = mapped_column(String(20))  # warn|breach|escalate|remind|resume
+    target: Mapped[str] = mapped_column(String(30), default="acknowledge")
+    tier_index: Mapped[int] = mapped_column(Integer)  # the ladder step it was armed at
+    budget_s: Mapped[float] = mapped_column(Float, default=0.0)  # target time at which it falls
+    fraction: Mapped[float | None] = mapped_column(Float)  # warnings: the fraction of the target
     clock_version: Mapped[int] = mapped_column(Integer)
     due_at: Mapped[datetime]
     state: Mapped[str] = mapped_column(String(20), default="armed")  # armed|fired|stale|cancelled
     fired_at: Mapped[datetime | None]
     note: Mapped[str | None] = mapped_column(Text)
+
+
+class SlaClock(Base):
+    """One SLA target's clock for an issue's current cycle (see worker/domain/sla.py)."""
+
+    __tablename__ = "sla_clocks"
+    __table_args__ = (UniqueConstraint("issue_id", "target"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    issue_id: Mapped[int] = mapped_column(ForeignKey("issues.id", ondelete="CASCADE"), index=True)
+    issue: Mapped[Issue] = relationship(back_populates="clocks")
+    target: Mapped[str] = mapped_column(String(30))
+    state: Mapped[str] = mapped_column(String(20))  # idle|running|paused|met
+    started_at: Mapped[datetime | None]
+    running_since: Mapped[datetime | None]
+    spent_s: Mapped[float] = mapped_column(Float, default=0.0)
+    step: Mapped[int] = mapped_column(Integer, default=0)
+    step_base_s: Mapped[float] = mapped_column(Float, default=0.0)
+    reminded: Mapped[int] = mapped_column(Integer, default=0)
+    warned: Mapped[list[float]] = mapped_column(JSON, default=list)
+    breached: Mapped[bool] = mapped_column(default=False)
+
+
+class PolicyVersion(Base):
+    """A policy file as it was when issues were opened under it: issues keep their version."""
+
+    __tablename__ = "policy_versions"
+
+    version: Mapped[str] = mapped_column(String(32), primary_key=True)
+    body: Mapped[dict[str, Any]]
+    created_at: Mapped[datetime]
 
 
 class TimelineEntry(Base):

@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from schemas.events import Severity
+from schemas.policy import PolicyFile
 from worker.domain.lifecycle import IssueClock
-from worker.domain.sla import DeadlineSpec, Lifecycle
-from worker.store.models import Deadline, Issue, TimelineEntry
+from worker.domain.sla import ClockState, DeadlineSpec, Lifecycle, TargetClock
+from worker.store.models import Deadline, Issue, SlaClock, TimelineEntry
 
 ARMED = "armed"
 
@@ -35,52 +36,117 @@ def issue_by_ref(session: Session, ref: str) -> Issue | None:
     return session.get(Issue, int(ref)) if ref.isdigit() else None
 
 
+def _target_of(row: SlaClock) -> TargetClock:
+    return TargetClock(
+        target=row.target,
+        state=ClockState(row.state),
+        started_at=row.started_at,
+        running_since=row.running_since,
+        spent=timedelta(seconds=row.spent_s),
+        step=row.step,
+        step_base=timedelta(seconds=row.step_base_s),
+        reminded=row.reminded,
+        warned=tuple(row.warned),
+        breached=row.breached,
+    )
+
+
 def clock_of(issue: Issue) -> IssueClock:
-    """The domain's view of an issue's SLA clock."""
+    """The domain's view of an issue's SLA clocks."""
     return IssueClock(
         lifecycle=Lifecycle(issue.lifecycle),
         severity=Severity(issue.severity),
         policy_name=issue.policy_name,
-        tier_index=issue.tier_index,
+        tier=issue.tier,
         clock_version=issue.clock_version,
         cycle_started_at=issue.cycle_started_at,
         lifecycle_at=issue.lifecycle_at,
         snapshot_at=issue.snapshot_at,
+        status=issue.status,
+        snoozed_until=issue.snoozed_until,
+        targets=tuple(_target_of(row) for row in issue.clocks),
     )
 
 
-def write_clock(issue: Issue, clock: IssueClock) -> None:
-    """Copy a domain clock back onto the row."""
+def write_target(row: SlaClock, clock: TargetClock) -> None:
+    """Copy one target's domain clock onto its row."""
+    row.state = clock.state.value
+    row.started_at, row.running_since = clock.started_at, clock.running_since
+    row.spent_s = clock.spent.total_seconds()
+    row.step, row.step_base_s = clock.step, clock.step_base.total_seconds()
+    row.reminded, row.warned, row.breached = clock.reminded, list(clock.warned), clock.breached
+
+
+def write_clock(issue: Issue, clock: IssueClock, policies: PolicyFile) -> None:
+    """Copy a domain clock back onto the issue and its target clocks' rows."""
     issue.lifecycle = clock.lifecycle.value
     issue.severity = clock.severity.value
     issue.policy_name = clock.policy_name
-    issue.tier_index = clock.tier_index
+    issue.tier = clock.tier
+    issue.tier_index = tier_rank(policies, clock.tier)
     issue.clock_version = clock.clock_version
     issue.cycle_started_at = clock.cycle_started_at
     issue.lifecycle_at = clock.lifecycle_at
     issue.snapshot_at = clock.snapshot_at
+    issue.status = clock.status
+    issue.snoozed_until = clock.snoozed_until
+    rows = {row.target: row for row in issue.clocks}
+    for target in clock.targets:
+        row = rows.pop(target.target, None)
+        if row is None:
+            row = SlaClock(target=target.target)
+            issue.clocks.append(row)
+        write_target(row, target)
+    for row in rows.values():  # targets the issue's policy no longer has
+        issue.clocks.remove(row)
+
+
+def tier_rank(policies: PolicyFile, tier: str) -> int:
+    """The tier's place in the file's `tiers` list, for sorting (0 for an unknown tier)."""
+    names = [t.name for t in policies.tiers]
+    return names.index(tier) if tier in names else 0
+
+
+def deadline_row(issue: Issue, spec: DeadlineSpec) -> Deadline:
+    """A row for a deadline armed for the issue's current clock version."""
+    return Deadline(
+        issue=issue,
+        kind=spec.kind.value,
+        target=spec.target,
+        tier_index=spec.step,
+        budget_s=spec.budget.total_seconds(),
+        fraction=spec.fraction,
+        clock_version=issue.clock_version,
+        due_at=spec.due_at,
+        state=ARMED,
+    )
 
 
 def add_deadlines(
     session: Session, issue: Issue, specs: Iterable[DeadlineSpec]
 ) -> list[tuple[int, datetime]]:
     """Arm deadlines for the issue's current clock version; returns (id, due) to index."""
-    rows = [
-        Deadline(
-            issue_id=issue.id,
-            kind=spec.kind.value,
-            tier_index=spec.tier_index,
-            clock_version=issue.clock_version,
-            due_at=spec.due_at,
-            state=ARMED,
-        )
-        for spec in specs
-    ]
+    rows = [deadline_row(issue, spec) for spec in specs]
     if not rows:
         return []
     session.add_all(rows)
     session.flush()
     return [(row.id, row.due_at) for row in rows]
+
+
+def cancel_deadlines(
+    session: Session, issue: Issue, targets: Iterable[str], note: str
+) -> list[int]:
+    """Cancel the issue's armed deadlines of these targets; returns their ids to disarm."""
+    names = set(targets)
+    ids = []
+    for row in session.scalars(
+        select(Deadline).where(Deadline.issue_id == issue.id, Deadline.state == ARMED)
+    ):
+        if row.target in names:
+            row.state, row.note = "cancelled", note
+            ids.append(row.id)
+    return ids
 
 
 def armed_deadlines(

@@ -1,0 +1,80 @@
+"""Policy versions: an issue keeps the policy file it was opened under.
+
+A version is a digest of the validated file. Ingest stores the current version's body the
+first time it applies an event under it; issues name their version, and the roles read older
+versions back from the database (cached: a version never changes). A changed file therefore
+governs new issues only, until `escalator policy apply --replan` moves the open ones onto it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import datetime
+from functools import lru_cache
+
+import structlog
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from schemas.policy import PolicyFile
+from worker.store.db import SessionFactory
+from worker.store.models import PolicyVersion
+
+log = structlog.get_logger("escalator.policy")
+_versions: dict[int, tuple[PolicyFile, str]] = {}
+_stored: set[str] = set()
+
+
+def body_of(policies: PolicyFile) -> dict[str, object]:
+    """The file as stored: its validated content, in JSON types."""
+    body: dict[str, object] = policies.model_dump(mode="json")
+    return body
+
+
+def version_of(policies: PolicyFile) -> str:
+    """The version of a validated policy file: a digest of its content."""
+    known = _versions.get(id(policies))
+    if known is not None and known[0] is policies:
+        return known[1]
+    text = json.dumps(body_of(policies), sort_keys=True, separators=(",", ":"))
+    version = hashlib.sha256(text.encode()).hexdigest()[:16]
+    if len(_versions) > 64:
+        _versions.clear()
+    _versions[id(policies)] = (policies, version)
+    return version
+
+
+@lru_cache(maxsize=64)
+def _parse(version: str, text: str) -> PolicyFile:
+    return PolicyFile.model_validate(json.loads(text))
+
+
+def remember(sessions: SessionFactory, policies: PolicyFile, now: datetime) -> str:
+    """Store the file's version once (a race with another process is harmless); its version."""
+    version = version_of(policies)
+    if version in _stored:
+        return version
+    with sessions() as session:
+        try:
+            with session.begin():
+                if session.get(PolicyVersion, version) is None:
+                    session.add(
+                        PolicyVersion(version=version, body=body_of(policies), created_at=now)
+                    )
+                    log.info("policy.version_stored", version=version)
+        except IntegrityError:
+            pass  # another process stored it first
+    _stored.add(version)
+    return version
+
+
+def policies_for(session: Session, version: str, current: PolicyFile) -> PolicyFile:
+    """The policy file an issue is under: its stored version, else (unknown) the current one."""
+    if not version or version == version_of(current):
+        return current
+    row = session.get(PolicyVersion, version)
+    if row is None:
+        log.warning("policy.version_missing", version=version)
+        return current
+    return _parse(version, json.dumps(row.body, sort_keys=True))
