@@ -6,6 +6,7 @@ import os
 from dataclasses import dataclass
 
 import httpx
+import structlog
 from redis import Redis
 from sqlalchemy import Engine
 
@@ -15,9 +16,11 @@ from worker.celery_app import configure
 from worker.clock import Clock, SystemClock
 from worker.deadline_index import DeadlineIndex
 from worker.notify.channels import Channel, build_channels
-from worker.policy_loader import load_policy
+from worker.policy_loader import PolicyFileError, load_policy
 from worker.redis_conn import connect
 from worker.store.db import SessionFactory, make_engine, reader_factory, session_factory
+
+log = structlog.get_logger("escalator.bootstrap")
 
 
 @dataclass
@@ -41,13 +44,35 @@ class Container:
         self.engine.dispose()
 
 
-def build(settings: Settings, clock: Clock | None = None) -> Container:
-    """Build a container; connections open lazily on first use."""
+def _policies(settings: Settings, fallback: PolicyFile | None) -> PolicyFile:
+    """The policy file as it is now; if it has become invalid, the last good copy we have."""
+    try:
+        return load_policy(settings.policy_file)
+    except PolicyFileError as exc:
+        if fallback is None:
+            raise
+        log.error(
+            "policy.load_refused",
+            file=str(settings.policy_file),
+            errors=[str(p) for p in exc.problems],
+            using="the policy loaded at start-up",
+        )
+        return fallback
+
+
+def build(
+    settings: Settings, clock: Clock | None = None, fallback: PolicyFile | None = None
+) -> Container:
+    """Build a container; connections open lazily on first use.
+
+    `fallback` is the policy to run with if the file no longer validates (a pool process
+    forked after someone broke the file keeps the last good policy, as running roles do).
+    """
     clock = clock or SystemClock()
     configure(settings)  # every role that sends tasks sends them to this Redis
     engine = make_engine(settings.resolved_database_url())
     redis = connect(settings.resolved_redis_url())
-    policies = load_policy(settings.policy_file)
+    policies = _policies(settings, fallback)
     http = httpx.Client(follow_redirects=False)
     return Container(
         settings=settings,
@@ -65,12 +90,15 @@ def build(settings: Settings, clock: Clock | None = None) -> Container:
 
 _settings: Settings | None = None
 _container: tuple[int, Container] | None = None
+_loaded: PolicyFile | None = None
 
 
 def install(settings: Settings) -> None:
-    """Set the settings this process's container is built from (before forking workers)."""
-    global _settings, _container
+    """Set the settings this process's container is built from (before forking workers), and
+    load the policy once here, so that forked processes have a good copy to fall back on."""
+    global _settings, _container, _loaded
     _settings, _container = settings, None
+    _loaded = load_policy(settings.policy_file)
 
 
 def container() -> Container:
@@ -79,5 +107,5 @@ def container() -> Container:
     if _container is None or _container[0] != os.getpid():
         if _settings is None:
             _settings = Settings()
-        _container = (os.getpid(), build(_settings))
+        _container = (os.getpid(), build(_settings, fallback=_loaded))
     return _container[1]

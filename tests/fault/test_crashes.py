@@ -38,9 +38,9 @@ def test_worker_sigkilled_mid_escalation_escalates_exactly_once(
     make_stack: StackFactory, sink: Sink, database_url: str
 ) -> None:
     """A worker killed inside the escalation transaction: one escalation, its message delivered."""
-    # Tiers of 8 s: the worker's start-up and the lock below both happen before the first
-    # deadline, however slow the machine is.
-    stack = make_stack(roles=("ingest", "scheduler"), webhook_url=sink.url, tier_s=8.0)
+    # Tiers of 12 s: the worker's start-up and the lock below both happen before the first
+    # deadline, and the restarted worker fires it before L2's turn, however slow the machine.
+    stack = make_stack(roles=("ingest", "scheduler"), webhook_url=sink.url, tier_s=12.0)
     t0 = datetime.now(UTC)
     stack.producer.send(event("issue.opened", "KILL-1", at=t0))
     stack.wait_for(lambda: stack.issue("KILL-1"), 10, "issue opened")
@@ -51,7 +51,7 @@ def test_worker_sigkilled_mid_escalation_escalates_exactly_once(
     locker.start()
     assert held.wait(10), "the write lock was not taken"
     assert "escalate" not in stack.kinds("KILL-1"), "escalated before the lock: test too slow"
-    # The escalation comes due at t0 + 8 s; the worker blocks inside its transaction.
+    # The escalation comes due at t0 + 12 s; the worker blocks inside its transaction.
     stack.wait_for(lambda: stack.redis.zcard("escalator:deadlines:inflight") >= 1, 20, "claim")
     time.sleep(1.0)
     stack.kill(first)

@@ -42,9 +42,18 @@ def test_two_schedulers_and_two_workers_never_double_escalate(make_stack: StackF
     stack.producer.send_many(event("issue.opened", i, at=t0) for i in ids)
     stack.wait_for(lambda: all(stack.tier(i) == "manager" for i in ids), 40, "all at manager")
     for i in ids:
-        kinds = stack.kinds(i)
-        assert kinds.count("escalate") == 3, (i, kinds)
+        # A firing that comes late (a loaded machine) moves straight to the tier due by then,
+        # so an issue may take fewer than three steps; it never takes one twice.
+        moves = [
+            e.message.split(":")[0].removeprefix("escalated ").split(" → ")
+            for e in stack.timeline(i)
+            if e.kind == "escalate"
+        ]
+        reached = [to for _, to in moves]
+        assert reached == sorted(set(reached), key=reached.index), (i, moves)
+        assert reached[-1] == "manager" and moves[0][0] == "L1", (i, moves)
+        assert all(frm == prev for (frm, _), prev in zip(moves[1:], reached, strict=False))
         sent = [m.kind for m in stack.outbox(i)]
-        assert sent.count("escalated") == 3, (i, sent)
+        assert sent.count("escalated") == len(moves), (i, sent)
         fired = [d for d in stack.deadlines(i) if d.state == "fired" and d.kind == "escalate"]
-        assert len(fired) == 3
+        assert len(fired) == len(moves)
