@@ -32,9 +32,14 @@ def make_stack(tmp_path: Path, redis_url: str, database_url: str) -> Iterator[St
         tier_s: float = 2.0,
         webhook_url: str | None = None,
         resolve_s: float | None = None,
+        policy_text: str | None = None,
         **env: str,
     ) -> Stack:
-        policy = write_policy(tmp_path / "policy.yaml", tier_s, webhook_url, resolve_s)
+        if policy_text is None:
+            policy = write_policy(tmp_path / "policy.yaml", tier_s, webhook_url, resolve_s)
+        else:
+            policy = tmp_path / "policy.yaml"
+            policy.write_text(policy_text)
         stack = Stack(tmp_path, redis_url, database_url, policy, env_extra=env)
         stacks.append(stack)
         for role in roles:

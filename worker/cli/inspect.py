@@ -117,7 +117,9 @@ def register(app: typer.Typer, dead_app: typer.Typer) -> None:
                 select(Deadline).where(Deadline.issue_id == row.id, Deadline.state == "armed")
             ).all()
             for d in armed:
-                console.print(f"armed: {d.kind} at {local(d.due_at)} (tier {d.tier_index})")
+                console.print(
+                    f"armed: {d.target} {d.kind} at {local(d.due_at)} (step {d.tier_index})"
+                )
             dead = session.scalars(
                 select(OutboxMessage).where(
                     OutboxMessage.issue_id == row.id, OutboxMessage.state == "dead"

@@ -11,18 +11,25 @@ from zoneinfo import ZoneInfo
 import typer
 from pydantic import TypeAdapter, ValidationError
 from rich.console import Console
+from rich.progress import Progress
 from rich.table import Table
 
 from config.settings import Settings
 from schemas.events import EventType, SeverityField
 from schemas.policy import IssueFacts
+from worker.bootstrap import build
 from worker.constants import POLICY_GENERATION
 from worker.domain.simulate import PlannedEvent, simulate
 from worker.policy_loader import check_policy
+from worker.policy_service import explain, open_issue_count, replan_open
+from worker.policy_versions import remember
+from worker.post_commit import run_effects
 from worker.redis_conn import connect
+from worker.store.repository import issue_by_ref
 
 policy_app = typer.Typer(
-    help="The policy file: check it, reload it, simulate it.", no_args_is_help=True
+    help="The policy file: check, simulate, reload or apply it; explain an issue's policy.",
+    no_args_is_help=True,
 )
 console = Console()
 err = Console(stderr=True)
@@ -160,3 +167,67 @@ def simulate_cmd(
             detail,
         )
     console.print(table)
+
+
+@policy_app.command("apply")
+def apply_cmd(
+    ctx: typer.Context,
+    replan: Annotated[
+        bool,
+        typer.Option(
+            "--replan", help="Also move every open issue onto this file and re-plan its deadlines."
+        ),
+    ] = False,
+) -> None:
+    """Validate ESCALATOR_POLICY_FILE, record it as the current version and reload the roles.
+
+    New issues follow it at once; open issues keep the version they were opened under unless
+    --replan moves them (from their original start: a deadline now past fires at once).
+    """
+    settings: Settings = ctx.obj
+    if not _report(settings.policy_file):
+        err.print("refused: nothing changed")
+        raise typer.Exit(1)
+    c = build(settings)
+    try:
+        now = c.clock.now()
+        version = remember(c.sessions, c.policies, now)
+        generation = c.redis.incr(POLICY_GENERATION)
+        console.print(f"version {version} is current; roles reload it (generation {generation})")
+        if not replan:
+            waiting = open_issue_count(c.readers, version)
+            console.print(
+                f"{waiting} open issue(s) keep their earlier version; --replan moves them"
+            )
+            return
+        total = open_issue_count(c.readers, version)
+        with Progress(console=console, transient=True) as progress:
+            task = progress.add_task("re-planning open issues", total=total)
+            report = replan_open(c.sessions, c.policies, now, lambda n: progress.advance(task, n))
+        run_effects(c, report.effects)
+        console.print(
+            f"re-planned {report.replanned} open issue(s) under version {version}: "
+            f"{len(report.effects.arm)} deadlines armed, {len(report.effects.disarm)} cancelled"
+        )
+    finally:
+        c.close()
+
+
+@policy_app.command("explain")
+def explain_cmd(
+    ctx: typer.Context,
+    issue: Annotated[str, typer.Argument(help="source:id, e.g. jira:OPS-1")],
+) -> None:
+    """Which policy an issue matched and why, and the state of each of its targets."""
+    settings: Settings = ctx.obj
+    c = build(settings)
+    try:
+        with c.readers() as session:
+            row = issue_by_ref(session, issue)
+            if row is None:
+                err.print(f"[red]no issue {issue!r}[/red] (name it as source:id)")
+                raise typer.Exit(1)
+            for line in explain(session, row, c.policies, c.clock.now()):
+                console.print(line, highlight=False, soft_wrap=True)
+    finally:
+        c.close()

@@ -191,7 +191,26 @@ def _open(event: IssueEvent, policies: PolicyFile) -> Transition:
 def _replan(clock: IssueClock, event: IssueEvent, policies: PolicyFile) -> Transition:
     """A severity change: the new severity's policy, planned from the cycle's original start."""
     severity = event.issue.severity
-    policy = policies.match(facts_of(event, severity))
+    new = replace(clock, severity=severity, status=event.issue.status)
+    t = replan(new, facts_of(event, severity), policies, event.occurred_at)
+    assert t.clock is not None
+    return replace(
+        t,
+        note=f"severity {clock.severity} → {severity}: {t.note}",
+        clock=replace(t.clock, snapshot_at=event.occurred_at),
+        take_snapshot=True,
+    )
+
+
+def replan(clock: IssueClock, facts: IssueFacts, policies: PolicyFile, at: datetime) -> Transition:
+    """Match the issue afresh in `policies` and plan every target from the cycle's start.
+
+    Each target keeps what its clock counted (pauses included), its warnings and breach of this
+    cycle, and its ladder step; its ladder is put back on the new schedule, so a deadline the
+    new plan puts in the past fires at once, and once. Used for a severity change and for
+    `escalator policy apply --replan`.
+    """
+    policy = policies.match(facts)
     targets = []
     for name, target in policy.targets():
         old = clock.target(name)
@@ -205,20 +224,16 @@ def _replan(clock: IssueClock, event: IssueEvent, policies: PolicyFile) -> Trans
             targets.append(start(name, clock.cycle_started_at))
     new = replace(
         clock,
-        severity=severity,
         policy_name=policy.name,
         clock_version=clock.clock_version + 1,
-        snapshot_at=event.occurred_at,
-        status=event.issue.status,
         targets=tuple(targets),
     )
-    new, _, notes = _settle(new, policy, event.occurred_at)
+    new, _, notes = _settle(new, policy, at)
     return Transition(
         applied=True,
-        note=f"severity {clock.severity} → {severity}: re-planned under policy {policy.name} "
+        note=f"re-planned under policy {policy.name} "
         f"from {clock.cycle_started_at.isoformat(timespec='seconds')}",
         clock=new,
-        take_snapshot=True,
         cancel=EVERYTHING,
         arm=tuple(_plans(new, policy, EVERYTHING)),
         notes=tuple(notes),
