@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import structlog
 from redis import Redis
 from sqlalchemy import create_engine, text
 
@@ -16,6 +18,15 @@ from worker.store.migrate import upgrade
 from worker.store.models import Base
 
 pytest_plugins = ["tests.support.fixtures"]
+
+
+@pytest.fixture(autouse=True)
+def _fresh_logging() -> Iterator[None]:
+    """Each test starts with structlog's defaults: a CLI test bound it to a stream now closed."""
+    yield
+    structlog.reset_defaults()
+    logging.getLogger().handlers.clear()
+
 
 LOCAL_REDIS = ("127.0.0.1", 6379)
 LOCAL_PG = ("127.0.0.1", 5432)

@@ -71,16 +71,27 @@ def check_policy(path: Path) -> tuple[PolicyFile | None, list[Problem]]:
     try:
         return PolicyFile.model_validate(data), []
     except ValidationError as exc:
+        errors = exc.errors()
         problems = [
             Problem(
                 path,
                 _line(root, err["loc"]),
                 ".".join(str(p) for p in err["loc"]) or "(top level)",
-                err["msg"],
+                err["msg"].removeprefix("Value error, "),
             )
-            for err in exc.errors()
+            for err in errors
+            if not _echo(err, errors)
         ]
         return None, problems
+
+
+def _echo(err: Any, errors: list[Any]) -> bool:
+    """A list reported too short only because an item inside it failed: not a problem of its
+    own (pydantic drops the bad item, then counts)."""
+    loc = tuple(err["loc"])
+    return err["type"] == "too_short" and any(
+        tuple(other["loc"])[: len(loc)] == loc and len(other["loc"]) > len(loc) for other in errors
+    )
 
 
 def load_policy(path: Path) -> PolicyFile:

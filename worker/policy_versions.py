@@ -23,7 +23,7 @@ from worker.store.models import PolicyVersion
 
 log = structlog.get_logger("escalator.policy")
 _versions: dict[int, tuple[PolicyFile, str]] = {}
-_stored: set[str] = set()
+_stored: set[tuple[str, str]] = set()  # (database, version) this process has stored
 
 
 def body_of(policies: PolicyFile) -> dict[str, object]:
@@ -53,7 +53,9 @@ def _parse(version: str, text: str) -> PolicyFile:
 def remember(sessions: SessionFactory, policies: PolicyFile, now: datetime) -> str:
     """Store the file's version once (a race with another process is harmless); its version."""
     version = version_of(policies)
-    if version in _stored:
+    bind = sessions.kw.get("bind")
+    key = (str(getattr(bind, "url", id(sessions))), version)
+    if key in _stored:
         return version
     with sessions() as session:
         try:
@@ -65,7 +67,7 @@ def remember(sessions: SessionFactory, policies: PolicyFile, now: datetime) -> s
                     log.info("policy.version_stored", version=version)
         except IntegrityError:
             pass  # another process stored it first
-    _stored.add(version)
+    _stored.add(key)
     return version
 
 
