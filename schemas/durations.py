@@ -38,7 +38,7 @@ def format_duration(value: timedelta) -> str:
     if total == 0:
         return "0s"
     parts = []
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
+    for unit, size in (("h", 3600), ("m", 60), ("s", 1)):  # hours: business days vary
         count, total = divmod(total, size)
         if count:
             parts.append(f"{count}{unit}")

@@ -162,9 +162,24 @@ def send(
         str | None, typer.Option(help="The issue's id in its source, e.g. OPS-1.")
     ] = None,
     type: Annotated[EventType, typer.Option("--type", help="What happened.")] = EventType.OPENED,
-    severity: Annotated[str, typer.Option(help="P1-P4 or critical/high/medium/low.")] = "P3",
+    severity: Annotated[
+        str | None,
+        typer.Option(
+            help="P1-P4 or critical/high/medium/low. Default P3 for issue.opened; required for "
+            "issue.updated and issue.status_changed (they carry the whole snapshot)."
+        ),
+    ] = None,
     source: Annotated[str, typer.Option(help="The ticket system.")] = "cli",
     title: Annotated[str, typer.Option(help="The issue's title.")] = "",
+    status: Annotated[
+        str, typer.Option(help="The issue's status, e.g. pending_customer (pauses some clocks).")
+    ] = "open",
+    label: Annotated[list[str] | None, typer.Option(help="A label; repeatable.")] = None,
+    assignee: Annotated[str | None, typer.Option(help="The issue's assignee.")] = None,
+    snooze_until: Annotated[
+        datetime | None,
+        typer.Option(help="With --type issue.snoozed: when the ladder resumes (ISO 8601)."),
+    ] = None,
     event_id: Annotated[str | None, typer.Option(help="Dedup key; random when omitted.")] = None,
     at: Annotated[
         datetime | None,
@@ -188,13 +203,26 @@ def send(
             err.print("[red]give --issue (or --json FILE)[/red]")
             raise typer.Exit(2)
         else:
+            snapshot_types = (EventType.UPDATED, EventType.STATUS_CHANGED)
+            if severity is None and type in snapshot_types:
+                err.print(f"[red]{type.value} carries the issue's snapshot: give --severity[/red]")
+                raise typer.Exit(2)
+            snapshot = IssueSnapshot(
+                id=issue,
+                title=title,
+                severity=severity or "P3",
+                status=status,
+                labels=tuple(label or ()),
+                assignee=assignee,
+            )
             events = [
                 IssueEvent(
                     event_id=event_id or f"cli-{uuid.uuid4().hex}",
                     type=type,
                     occurred_at=at or SystemClock().now(),
                     source=source,
-                    issue=IssueSnapshot(id=issue, title=title, severity=severity),
+                    issue=snapshot,
+                    snooze_until=snooze_until,
                 )
             ]
     except ValidationError as exc:
