@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # `python bench/x.py` from a checkout without an install
     sys.path.insert(0, str(ROOT))
 
-DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/13"
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/10"  # apart from the test databases (13-15)
 DEFAULT_PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 PG_SCHEMA = "escalator_bench"  # our own schema, so nothing else in the database is touched
 DEFAULT_POLICY = ROOT / "config" / "default_policy.yaml"

@@ -47,7 +47,8 @@ def test_parse_duration_rejects_zero_and_garbage(bad: Any) -> None:
     [
         (timedelta(seconds=90), "1m30s"),
         (timedelta(hours=1, minutes=30), "1h30m"),
-        (timedelta(days=2), "48h")(timedelta(0), "0s"),  # hours, as business time counts them,
+        (timedelta(days=2), "48h"),  # hours, as business time counts them
+        (timedelta(0), "0s"),
     ],
 )
 def test_format_duration(delta: timedelta, text: str) -> None:
