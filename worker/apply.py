@@ -18,7 +18,7 @@ import structlog
 from pydantic import ValidationError
 from sqlalchemy import select, tuple_
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import Session
 
 from schemas.events import IssueEvent
 from schemas.policy import PolicyFile
@@ -92,7 +92,6 @@ class _Loaded:
             .where(tuple_(Issue.source, Issue.external_id).in_(keys))
             .order_by(Issue.id)
             .with_for_update()
-            .options(selectinload(Issue.clocks))
         ).all()
         self.issues = {(i.source, i.external_id): i for i in issues}
         self.armed: dict[Issue, list[Deadline]] = {i: [] for i in issues}

@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 
 import structlog
 from sqlalchemy import select, update
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import Session
 
 from schemas.messages import NotificationKind
 from schemas.policy import PolicyFile
@@ -51,12 +51,7 @@ def fire(
         issue_id = session.scalar(select(Deadline.issue_id).where(Deadline.id == deadline_id))
         if issue_id is None:
             return FireResult(False, "no such deadline", effects)
-        issue = session.scalars(
-            select(Issue)
-            .where(Issue.id == issue_id)
-            .with_for_update()
-            .options(selectinload(Issue.clocks))
-        ).one()
+        issue = session.scalars(select(Issue).where(Issue.id == issue_id).with_for_update()).one()
         deadline = session.scalars(
             select(Deadline).where(Deadline.id == deadline_id).with_for_update()
         ).one()

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import Session
 
 from schemas.durations import format_duration
 from schemas.events import Severity
@@ -100,12 +100,7 @@ def _replan_one(
     now: datetime,
 ) -> None:
     with sessions() as session, session.begin():
-        issue = session.scalars(
-            select(Issue)
-            .where(Issue.id == issue_id)
-            .with_for_update()
-            .options(selectinload(Issue.clocks))
-        ).one()
+        issue = session.scalars(select(Issue).where(Issue.id == issue_id).with_for_update()).one()
         if issue.lifecycle == "resolved" or issue.policy_version == report.version:
             return  # changed meanwhile
         transition = replan(repo.clock_of(issue), facts_of_issue(issue), policies, now)

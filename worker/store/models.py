@@ -86,9 +86,9 @@ class Issue(Base):
     snoozed_until: Mapped[datetime | None]
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
-    clocks: Mapped[list[SlaClock]] = relationship(
-        back_populates="issue", cascade="all, delete-orphan", order_by="SlaClock.id"
-    )
+    # One entry per SLA target of the current cycle (worker/store/repository.py maps them to
+    # worker/domain/sla.py: TargetClock). Read and written with the issue, always.
+    clocks: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
 
     @property
     def key(self) -> str:
@@ -115,27 +115,6 @@ class Deadline(Base):
     state: Mapped[str] = mapped_column(String(20), default="armed")  # armed|fired|stale|cancelled
     fired_at: Mapped[datetime | None]
     note: Mapped[str | None] = mapped_column(Text)
-
-
-class SlaClock(Base):
-    """One SLA target's clock for an issue's current cycle (see worker/domain/sla.py)."""
-
-    __tablename__ = "sla_clocks"
-    __table_args__ = (UniqueConstraint("issue_id", "target"),)
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    issue_id: Mapped[int] = mapped_column(ForeignKey("issues.id", ondelete="CASCADE"), index=True)
-    issue: Mapped[Issue] = relationship(back_populates="clocks")
-    target: Mapped[str] = mapped_column(String(30))
-    state: Mapped[str] = mapped_column(String(20))  # idle|running|paused|met
-    started_at: Mapped[datetime | None]
-    running_since: Mapped[datetime | None]
-    spent_s: Mapped[float] = mapped_column(Float, default=0.0)
-    step: Mapped[int] = mapped_column(Integer, default=0)
-    step_base_s: Mapped[float] = mapped_column(Float, default=0.0)
-    reminded: Mapped[int] = mapped_column(Integer, default=0)
-    warned: Mapped[list[float]] = mapped_column(JSON, default=list)
-    breached: Mapped[bool] = mapped_column(default=False)
 
 
 class PolicyVersion(Base):

@@ -13,7 +13,7 @@ from schemas.events import Severity
 from schemas.policy import PolicyFile
 from worker.domain.lifecycle import IssueClock
 from worker.domain.sla import ClockState, DeadlineSpec, Lifecycle, TargetClock
-from worker.store.models import Deadline, Issue, SlaClock, TimelineEntry
+from worker.store.models import Deadline, Issue, TimelineEntry
 
 ARMED = "armed"
 
@@ -36,19 +36,38 @@ def issue_by_ref(session: Session, ref: str) -> Issue | None:
     return session.get(Issue, int(ref)) if ref.isdigit() else None
 
 
-def _target_of(row: SlaClock) -> TargetClock:
+def _when(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value else None
+
+
+def _target_of(data: dict[str, Any]) -> TargetClock:
     return TargetClock(
-        target=row.target,
-        state=ClockState(row.state),
-        started_at=row.started_at,
-        running_since=row.running_since,
-        spent=timedelta(seconds=row.spent_s),
-        step=row.step,
-        step_base=timedelta(seconds=row.step_base_s),
-        reminded=row.reminded,
-        warned=tuple(row.warned),
-        breached=row.breached,
+        target=data["target"],
+        state=ClockState(data["state"]),
+        started_at=_when(data.get("started_at")),
+        running_since=_when(data.get("running_since")),
+        spent=timedelta(seconds=data.get("spent_s", 0.0)),
+        step=data.get("step", 0),
+        step_base=timedelta(seconds=data.get("step_base_s", 0.0)),
+        reminded=data.get("reminded", 0),
+        warned=tuple(data.get("warned", ())),
+        breached=data.get("breached", False),
     )
+
+
+def _data_of(clock: TargetClock) -> dict[str, Any]:
+    return {
+        "target": clock.target,
+        "state": clock.state.value,
+        "started_at": clock.started_at.isoformat() if clock.started_at else None,
+        "running_since": clock.running_since.isoformat() if clock.running_since else None,
+        "spent_s": clock.spent.total_seconds(),
+        "step": clock.step,
+        "step_base_s": clock.step_base.total_seconds(),
+        "reminded": clock.reminded,
+        "warned": list(clock.warned),
+        "breached": clock.breached,
+    }
 
 
 def clock_of(issue: Issue) -> IssueClock:
@@ -64,41 +83,37 @@ def clock_of(issue: Issue) -> IssueClock:
         snapshot_at=issue.snapshot_at,
         status=issue.status,
         snoozed_until=issue.snoozed_until,
-        targets=tuple(_target_of(row) for row in issue.clocks),
+        targets=tuple(_target_of(data) for data in issue.clocks or ()),
     )
 
 
-def write_target(row: SlaClock, clock: TargetClock) -> None:
-    """Copy one target's domain clock onto its row."""
-    row.state = clock.state.value
-    row.started_at, row.running_since = clock.started_at, clock.running_since
-    row.spent_s = clock.spent.total_seconds()
-    row.step, row.step_base_s = clock.step, clock.step_base.total_seconds()
-    row.reminded, row.warned, row.breached = clock.reminded, list(clock.warned), clock.breached
+def _assign(row: object, values: dict[str, Any]) -> None:
+    """Set only what changed: most events touch one or two fields of a row (cheaper for the ORM)."""
+    state = row.__dict__
+    for name, value in values.items():
+        if name not in state or state[name] != value:
+            setattr(row, name, value)
 
 
 def write_clock(issue: Issue, clock: IssueClock, policies: PolicyFile) -> None:
     """Copy a domain clock back onto the issue and its target clocks' rows."""
-    issue.lifecycle = clock.lifecycle.value
-    issue.severity = clock.severity.value
-    issue.policy_name = clock.policy_name
-    issue.tier = clock.tier
-    issue.tier_index = tier_rank(policies, clock.tier)
-    issue.clock_version = clock.clock_version
-    issue.cycle_started_at = clock.cycle_started_at
-    issue.lifecycle_at = clock.lifecycle_at
-    issue.snapshot_at = clock.snapshot_at
-    issue.status = clock.status
-    issue.snoozed_until = clock.snoozed_until
-    rows = {row.target: row for row in issue.clocks}
-    for target in clock.targets:
-        row = rows.pop(target.target, None)
-        if row is None:
-            row = SlaClock(target=target.target)
-            issue.clocks.append(row)
-        write_target(row, target)
-    for row in rows.values():  # targets the issue's policy no longer has
-        issue.clocks.remove(row)
+    _assign(
+        issue,
+        {
+            "lifecycle": clock.lifecycle.value,
+            "severity": clock.severity.value,
+            "policy_name": clock.policy_name,
+            "tier": clock.tier,
+            "tier_index": tier_rank(policies, clock.tier),
+            "clock_version": clock.clock_version,
+            "cycle_started_at": clock.cycle_started_at,
+            "lifecycle_at": clock.lifecycle_at,
+            "snapshot_at": clock.snapshot_at,
+            "status": clock.status,
+            "snoozed_until": clock.snoozed_until,
+            "clocks": [_data_of(target) for target in clock.targets],
+        },
+    )
 
 
 def tier_rank(policies: PolicyFile, tier: str) -> int:

@@ -1,4 +1,4 @@
-"""policy engine: SLA target clocks, policy versions, warnings and snoozes
+"""policy engine: SLA target clocks on issues, policy versions, warnings and snoozes
 
 Revision ID: 0002
 Revises: 0001
@@ -16,30 +16,6 @@ depends_on = None
 
 def upgrade() -> None:
     op.create_table(
-        "sla_clocks",
-        sa.Column("id", sa.Integer(), nullable=False),
-        sa.Column("issue_id", sa.Integer(), nullable=False),
-        sa.Column("target", sa.String(length=30), nullable=False),
-        sa.Column("state", sa.String(length=20), nullable=False),
-        sa.Column("started_at", sa.DateTime(timezone=True), nullable=True),
-        sa.Column("running_since", sa.DateTime(timezone=True), nullable=True),
-        sa.Column("spent_s", sa.Float(), nullable=False),
-        sa.Column("step", sa.Integer(), nullable=False),
-        sa.Column("step_base_s", sa.Float(), nullable=False),
-        sa.Column("reminded", sa.Integer(), nullable=False),
-        sa.Column("warned", sa.JSON(), nullable=False),
-        sa.Column("breached", sa.Boolean(), nullable=False),
-        sa.ForeignKeyConstraint(
-            ["issue_id"],
-            ["issues.id"],
-            name=op.f("fk_sla_clocks_issue_id_issues"),
-            ondelete="CASCADE",
-        ),
-        sa.PrimaryKeyConstraint("id", name=op.f("pk_sla_clocks")),
-        sa.UniqueConstraint("issue_id", "target", name=op.f("uq_sla_clocks_issue_id")),
-    )
-    op.create_index(op.f("ix_sla_clocks_issue_id"), "sla_clocks", ["issue_id"], unique=False)
-    op.create_table(
         "policy_versions",
         sa.Column("version", sa.String(length=32), nullable=False),
         sa.Column("body", sa.JSON(), nullable=False),
@@ -51,6 +27,7 @@ def upgrade() -> None:
             sa.Column("policy_version", sa.String(length=32), nullable=False, server_default="")
         )
         batch.add_column(sa.Column("snoozed_until", sa.DateTime(timezone=True), nullable=True))
+        batch.add_column(sa.Column("clocks", sa.JSON(), nullable=False, server_default="[]"))
     with op.batch_alter_table("deadlines") as batch:
         batch.add_column(
             sa.Column("target", sa.String(length=30), nullable=False, server_default="acknowledge")
@@ -68,8 +45,7 @@ def downgrade() -> None:
         batch.drop_column("budget_s")
         batch.drop_column("target")
     with op.batch_alter_table("issues") as batch:
+        batch.drop_column("clocks")
         batch.drop_column("snoozed_until")
         batch.drop_column("policy_version")
     op.drop_table("policy_versions")
-    op.drop_index(op.f("ix_sla_clocks_issue_id"), table_name="sla_clocks")
-    op.drop_table("sla_clocks")
