@@ -67,7 +67,7 @@ def issues_table(settings: Settings, include_resolved: bool = False) -> Table:
                 issue.tier,
                 issue.assignee or "",
                 issue.lifecycle,
-                nxt.kind if nxt else "",
+                f"{nxt.target} {nxt.kind}" if nxt else "",
                 human(left) if left else "—",
                 style=style,
             )
