@@ -27,7 +27,8 @@ from worker.domain.lifecycle import Cancel, apply_event
 from worker.domain.sla import DeadlineKind
 from worker.effects import Effects
 from worker.errors import InvalidEvent, PermanentError
-from worker.outbox import queue_notifications
+from worker.oncall import on_call
+from worker.outbox import CANCELLED_ON_ACK, cancel_pending, queue_notifications
 from worker.store import repository as repo
 from worker.store.db import SessionFactory
 from worker.store.models import Deadline, Issue, ProcessedEvent, TimelineEntry
@@ -160,12 +161,13 @@ def _apply(
         issue.policy_name = policy.name
     issue.tier_index = min(issue.tier_index, len(policy.acknowledge.ladder) - 1)
     holder = policy.acknowledge.ladder[issue.tier_index].tier
-    if holder != issue.tier:  # a tier takes the issue: its configured assignee with it
-        tier = policies.tier(holder)
+    if holder != issue.tier:  # a tier takes the issue: whoever is on call there with it
         issue.tier = holder
-        issue.assignee = tier.assignee if tier and tier.assignee else issue.assignee
+        issue.assignee = on_call(policies, holder, now) or issue.assignee
     issue.updated_at = now
     loaded.cancel(issue, transition.cancel, event.type.value)
+    if transition.cancel is not Cancel.NONE and issue.lifecycle != "open":  # ack or resolve
+        cancel_pending(session, issue, CANCELLED_ON_ACK, now)
     for spec in transition.arm:
         deadline = Deadline(
             issue=issue,

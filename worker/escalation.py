@@ -28,6 +28,7 @@ from worker.domain.sla import (
     decide,
 )
 from worker.effects import Effects
+from worker.oncall import on_call
 from worker.outbox import queue_notifications
 from worker.store import repository as repo
 from worker.store.db import SessionFactory
@@ -99,9 +100,8 @@ def fire(
         if isinstance(decision, Escalate):
             previous = issue.tier
             step = policy.acknowledge.ladder[decision.to_tier]
-            tier = policies.tier(step.tier)
             issue.tier_index, issue.tier = decision.to_tier, step.tier
-            issue.assignee = tier.assignee if tier and tier.assignee else issue.assignee
+            issue.assignee = on_call(policies, step.tier, now) or issue.assignee
             issue.snapshot_at = max(issue.snapshot_at, now)
             message = f"escalated {previous} → {issue.tier}: {reason}"
             notify = NotificationKind.ESCALATED
