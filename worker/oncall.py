@@ -92,9 +92,10 @@ def next_shift(policies: PolicyFile, tier_name: str, at: datetime) -> Shift | No
     current = roster_shift(roster, at)
     moment = current
     for _ in range(_MAX_STEPS):
-        if moment.end is None:
+        boundary = moment.end
+        if boundary is None:
             return None
-        moment = roster_shift(roster, moment.end)
+        moment = roster_shift(roster, boundary)
         if moment.who != current.who:
-            return moment
+            return Shift(moment.who, boundary, moment.end)
     return None
