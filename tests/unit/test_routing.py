@@ -62,14 +62,14 @@ def outbound_policies(**extra: Any) -> PolicyFile:
 
 
 def rows(sessions: sessionmaker[Session]) -> list[tuple[str, str, str]]:
-    """(kind, channel, state) of every outbox row, oldest first."""
+    """(kind, channel, state) of every outbox row, sorted."""
     with sessions() as s:
-        return [
+        return sorted(
             (r.kind, r.channel, r.state)
             for r in s.scalars(
                 select(OutboxMessage).order_by(OutboxMessage.created_at, OutboxMessage.id)
             )
-        ]
+        )
 
 
 def test_existing_policy_files_stay_valid() -> None:
