@@ -8,6 +8,7 @@ from pathlib import Path
 import fakeredis
 import httpx
 import pytest
+import structlog
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -20,6 +21,13 @@ from worker.policy_loader import load_policy
 from worker.store.db import create_all, make_engine, session_factory
 
 from .factories import T0
+
+
+@pytest.fixture(autouse=True)
+def _fresh_structlog() -> Iterator[None]:
+    """CLI tests configure structlog onto a CliRunner stream that then closes: undo it after."""
+    yield
+    structlog.reset_defaults()
 
 
 @pytest.fixture
