@@ -52,7 +52,8 @@ _PARTIALS = {
     "{% if time_left %}Time left: {{ time_left }}\n{% endif %}"
     "{% if time_over %}Over by: {{ time_over }}\n{% endif %}",
     "links": "{% if ticket_url %}Ticket: {{ ticket_url }}\n{% endif %}"
-    "{% if escalator_url %}Escalator: {{ escalator_url }}\n{% endif %}",
+    "{% if escalator_url %}Escalator: {{ escalator_url }}\n{% endif %}"
+    "Ref: {{ message.id }}\n",
 }
 _HEADLINES = {
     "assigned": "assigned to {tier}",

@@ -53,8 +53,14 @@ class HttpAdapter:
         value = getattr(person, system, None) if person else None
         return value if value is not None else name
 
-    def call(self, method: str, url: str, headers: dict[str, str], body: Any) -> httpx.Response:
-        """One request; raises DeliveryError, RateLimited or PermanentError unless 2xx."""
+    def call(
+        self, method: str, url: str, headers: dict[str, str], body: Any, message_id: str
+    ) -> httpx.Response:
+        """One request; raises DeliveryError, RateLimited or PermanentError unless 2xx.
+
+        Every call names its message in `escalator-message-id`, for proxies and audit logs.
+        """
+        headers = {**headers, "escalator-message-id": message_id}
         try:
             response = self.http.request(
                 method, url, json=body, headers=headers, timeout=self.timeout

@@ -42,10 +42,16 @@ class GithubWriteback(HttpAdapter):
         if not logins and message.assignee:
             logins = [str(self.person(message.assignee, "github"))]
         if logins:
-            self.call("POST", f"{url}/assignees", headers, {"assignees": logins})
+            self.call("POST", f"{url}/assignees", headers, {"assignees": logins}, message.id)
         if message.tier_number > 1:
             previous = quote(f"tier:{message.tier_number - 1}", safe="")
             with contextlib.suppress(PermanentError):  # 404: it was not set
-                self.call("DELETE", f"{url}/labels/{previous}", headers, None)
-        self.call("POST", f"{url}/labels", headers, {"labels": [f"tier:{message.tier_number}"]})
-        self.call("POST", f"{url}/comments", headers, {"body": comment_text(message)})
+                self.call("DELETE", f"{url}/labels/{previous}", headers, None, message.id)
+        self.call(
+            "POST",
+            f"{url}/labels",
+            headers,
+            {"labels": [f"tier:{message.tier_number}"]},
+            message.id,
+        )
+        self.call("POST", f"{url}/comments", headers, {"body": comment_text(message)}, message.id)

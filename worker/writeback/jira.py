@@ -46,8 +46,8 @@ class JiraWriteback(HttpAdapter):
         issue = f"{base}/rest/api/3/issue/{quote(message.issue.id, safe='')}"
         account = self.person(message.assignee, "jira")
         if account is not None:
-            self.call("PUT", f"{issue}/assignee", headers, {"accountId": account})
+            self.call("PUT", f"{issue}/assignee", headers, {"accountId": account}, message.id)
         comment: dict[str, object] = {"body": adf(comment_text(message))}
         if self.internal:
             comment["properties"] = [{"key": "sd.public.comment", "value": {"internal": True}}]
-        self.call("POST", f"{issue}/comment", headers, comment)
+        self.call("POST", f"{issue}/comment", headers, comment, message.id)

@@ -37,4 +37,4 @@ class ZendeskWriteback(HttpAdapter):
         if isinstance(assignee, int):
             ticket["assignee_id"] = assignee
         url = f"{base}/api/v2/tickets/{quote(message.issue.id, safe='')}.json"
-        self.call("PUT", url, headers, {"ticket": ticket})
+        self.call("PUT", url, headers, {"ticket": ticket}, message.id)
