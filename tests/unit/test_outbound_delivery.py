@@ -16,6 +16,7 @@ from schemas.policy import PolicyFile, WebhookChannel
 from worker.apply import apply_batch
 from worker.clock import ManualClock
 from worker.errors import DeliveryError, PermanentError, RateLimited
+from worker.notify.batch import deliver_many
 from worker.notify.channels import SignedWebhook
 from worker.notify.dispatcher import deliver
 from worker.notify.http import check, parse_retry_after
@@ -184,3 +185,25 @@ def test_a_lone_message_in_its_window_is_sent_plainly(
     channel = FakeChannel(ok)
     assert deliver(sessions, {"chat": channel}, clock, settings, mid).state == "sent"
     assert channel.received[0].covers == () and isinstance(channel.received[0], Notification)
+
+
+def test_deliver_many_sends_records_and_falls_back_like_deliver(
+    sessions: sessionmaker[Session], clock: ManualClock, settings: Settings, policies: PolicyFile
+) -> None:
+    """The batch path sends each due message once, retries failures, cancels moot ones."""
+    ids = []
+    for n in range(4):
+        ids += apply_batch(
+            sessions, [(f"{n}-0", event_json(issue_id=f"B-{n}", at=T0))], policies, clock
+        ).effects.outbox
+    with sessions() as s, s.begin():  # B-3's message is an escalation of an acknowledged issue
+        s.execute(update(OutboxMessage).where(OutboxMessage.id == ids[3]).values(kind="escalated"))
+        s.execute(update(Issue).where(Issue.external_id == "B-3").values(lifecycle="acknowledged"))
+    channel = FakeChannel(ok, fails(DeliveryError("down")), ok)
+    outcomes = deliver_many(sessions, {"log": channel}, clock, settings, [*ids, "msg_unknown"])
+    assert [outcomes[i].state for i in ids] == ["sent", "retry", "sent", "cancelled"]
+    assert outcomes["msg_unknown"].state == "skipped"
+    assert [m.id for m in channel.received] == ids[:3]
+    assert [state(sessions, i).state for i in ids] == ["sent", "pending", "sent", "cancelled"]
+    again = deliver_many(sessions, {"log": channel}, clock, settings, ids)
+    assert {o.state for o in again.values()} == {"skipped"}  # nothing sent twice

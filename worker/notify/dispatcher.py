@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 
 import structlog
 from sqlalchemy import or_, select, update
+from sqlalchemy.orm import Session
 
 from config.settings import Settings
 from schemas.messages import Notification
@@ -92,6 +93,104 @@ def _writeback(row: OutboxMessage) -> bool:
     return row.channel.startswith("writeback:")
 
 
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """What sending once gave: no error, or the error and how to treat it."""
+
+    error: str | None = None
+    permanent: bool = False
+    retry_after: float | None = None
+
+
+def attempt(channels: dict[str, Channel], channel_name: str, message: Notification) -> Attempt:
+    """Send through the channel; every failure becomes an Attempt, never an exception."""
+    try:
+        channel = channels.get(channel_name)
+        if channel is None:
+            raise PermanentError(f"no channel named {channel_name!r} in the policy file")
+        channel.send(message)
+    except EscalatorError as exc:
+        retry_after = exc.retry_after if isinstance(exc, RateLimited) else None
+        return Attempt(str(exc), isinstance(exc, PermanentError), retry_after)
+    except Exception as exc:  # a channel bug must not lose the message
+        return Attempt(f"{type(exc).__name__}: {exc}")
+    return Attempt()
+
+
+def _what(row: OutboxMessage, message: Notification) -> str:
+    return "write-back" if _writeback(row) else message.kind.value
+
+
+def record_sent(
+    session: Session, row: OutboxMessage, message: Notification, attempts: int, done: datetime
+) -> None:
+    """Mark the row (and what its digest carries) sent, with a timeline entry each."""
+    row.lease_until, row.last_error = None, None
+    for carried in [row, *digest.merged_rows(session, message)]:
+        carried.state, carried.sent_at = "sent", done
+        repo.add_timeline(
+            session,
+            carried.issue_id,
+            done,
+            "notified",
+            f"{_what(row, message)} sent to {message.tier} via {row.channel}"
+            + (f" (digest {row.id})" if message.covers else ""),
+            message_id=carried.id,
+            attempts=attempts,
+        )
+
+
+def record_failure(
+    session: Session,
+    row: OutboxMessage,
+    message: Notification,
+    attempts: int,
+    outcome: Attempt,
+    done: datetime,
+    settings: Settings,
+) -> Delivery:
+    """Dead, or pending again after the backoff (or the receiver's Retry-After)."""
+    error, channel_name = outcome.error or "", row.channel
+    row.lease_until, row.last_error = None, error
+    if row.state != "pending":  # cancelled while it was being sent
+        return Delivery(row.state)
+    if outcome.permanent or attempts >= settings.delivery_max_attempts:
+        row.state = "dead"
+        repo.add_timeline(
+            session,
+            row.issue_id,
+            done,
+            "notification_dead",
+            f"{_what(row, message)} to {channel_name} is dead after {attempts} attempts: {error}",
+            message_id=row.id,
+        )
+        log.error("notification.dead", message_id=row.id, channel=channel_name, error=error)
+        return Delivery("dead")
+    delay = backoff(attempts, settings.delivery_backoff_s, settings.delivery_backoff_max_s)
+    if outcome.retry_after is not None:  # the receiver's rate limit wins over our backoff
+        delay = max(delay, outcome.retry_after)
+    row.next_attempt_at = done + timedelta(seconds=delay)
+    if _writeback(row):
+        repo.add_timeline(
+            session,
+            row.issue_id,
+            done,
+            "writeback_failed",
+            f"write-back via {channel_name} failed (attempt {attempts}), retry in "
+            f"{delay:.1f}s: {error}",
+            message_id=row.id,
+        )
+    log.warning(
+        "notification.retry",
+        message_id=row.id,
+        channel=channel_name,
+        attempt=attempts,
+        retry_in_s=round(delay, 2),
+        error=error,
+    )
+    return Delivery("retry", delay)
+
+
 def deliver(
     sessions: SessionFactory,
     channels: dict[str, Channel],
@@ -103,78 +202,14 @@ def deliver(
     lease, leased_row, message = _lease(sessions, settings, message_id, clock.now())
     if leased_row is None or message is None:
         return lease
-    channel_name, attempts = leased_row.channel, leased_row.attempts
-    error: str | None = None
-    permanent = False
-    retry_after: float | None = None
-    try:
-        channel = channels.get(channel_name)
-        if channel is None:
-            raise PermanentError(f"no channel named {channel_name!r} in the policy file")
-        channel.send(message)
-    except EscalatorError as exc:
-        error, permanent = str(exc), isinstance(exc, PermanentError)
-        retry_after = exc.retry_after if isinstance(exc, RateLimited) else None
-    except Exception as exc:  # a channel bug must not lose the message
-        error = f"{type(exc).__name__}: {exc}"
+    outcome = attempt(channels, leased_row.channel, message)
     done = clock.now()
-    what = "write-back" if _writeback(leased_row) else message.kind.value
     with sessions() as session, session.begin():
         row = session.get_one(OutboxMessage, message_id)
-        row.lease_until = None
-        if error is None:
-            row.state, row.sent_at, row.last_error = "sent", done, None
-            for carried in [row, *digest.merged_rows(session, message)]:
-                carried.state, carried.sent_at = "sent", done
-                repo.add_timeline(
-                    session,
-                    carried.issue_id,
-                    done,
-                    "notified",
-                    f"{what} sent to {message.tier} via {channel_name}"
-                    + (f" (digest {message_id})" if message.covers else ""),
-                    message_id=carried.id,
-                    attempts=attempts,
-                )
+        if outcome.error is None:
+            record_sent(session, row, message, leased_row.attempts, done)
             return Delivery("sent")
-        row.last_error = error
-        if row.state != "pending":  # cancelled while it was being sent
-            return Delivery(row.state)
-        if permanent or attempts >= settings.delivery_max_attempts:
-            row.state = "dead"
-            repo.add_timeline(
-                session,
-                row.issue_id,
-                done,
-                "notification_dead",
-                f"{what} to {channel_name} is dead after {attempts} attempts: {error}",
-                message_id=message_id,
-            )
-            log.error("notification.dead", message_id=message_id, channel=channel_name, error=error)
-            return Delivery("dead")
-        delay = backoff(attempts, settings.delivery_backoff_s, settings.delivery_backoff_max_s)
-        if retry_after is not None:  # the receiver's rate limit wins over our backoff
-            delay = max(delay, retry_after)
-        row.next_attempt_at = done + timedelta(seconds=delay)
-        if _writeback(row):
-            repo.add_timeline(
-                session,
-                row.issue_id,
-                done,
-                "writeback_failed",
-                f"write-back via {channel_name} failed (attempt {attempts}), retry in "
-                f"{delay:.1f}s: {error}",
-                message_id=message_id,
-            )
-    log.warning(
-        "notification.retry",
-        message_id=message_id,
-        channel=channel_name,
-        attempt=attempts,
-        retry_in_s=round(delay, 2),
-        error=error,
-    )
-    return Delivery("retry", delay)
+        return record_failure(session, row, message, leased_row.attempts, outcome, done, settings)
 
 
 def due_messages(
