@@ -82,6 +82,9 @@ class Settings(BaseSettings):
         default=None, description="Standard Webhooks secret (whsec_...) for the generic write-back."
     )
     writeback_timeout_s: float = Field(default=10.0, gt=0)
+    delivery_concurrency: int = Field(
+        default=8, ge=1, description="Messages of one batch sent at once by a worker process."
+    )
 
     def resolved_database_url(self) -> str:
         """The database URL, defaulting to SQLite in the data dir."""

@@ -1,13 +1,15 @@
 """Delivering many outbox messages with two transactions instead of two per message.
 
-The batch leases every id it is given in one UPDATE, sends them one after another on the
-channels' kept-alive connections, and records every outcome in one transaction. The rules are
+The batch leases every id it is given in one UPDATE, sends them up to
+ESCALATOR_DELIVERY_CONCURRENCY at a time on the channels' kept-alive connections, and records
+every outcome in one transaction. The rules are
 those of `dispatcher.deliver` (it shares the recording): a message that is moot is cancelled,
 and a message held for a digest window is left to `deliver`, which knows how to fold windows.
 """
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 from sqlalchemy import and_, not_, or_, select, update
@@ -18,6 +20,7 @@ from worker.clock import Clock
 from worker.notify import digest
 from worker.notify.channels import Channel
 from worker.notify.dispatcher import (
+    Attempt,
     Delivery,
     attempt,
     deliver,
@@ -97,7 +100,7 @@ def _deliver_chunk(
         session.expunge_all()
     order = {message_id: n for n, message_id in enumerate(message_ids)}
     work.sort(key=lambda item: order[item[0].id])  # in the order they were written
-    sent = [(row, message, attempt(channels, row.channel, message)) for row, message in work]
+    sent = _send_all(channels, work, settings.delivery_concurrency)
     done = clock.now()
     if sent:
         with sessions() as session, session.begin():
@@ -120,3 +123,16 @@ def _deliver_chunk(
         if message_id not in outcomes:
             outcomes[message_id] = deliver(sessions, channels, clock, settings, message_id)
     return outcomes
+
+
+def _send_all(
+    channels: dict[str, Channel], work: list[tuple[OutboxMessage, Notification]], threads: int
+) -> list[tuple[OutboxMessage, Notification, Attempt]]:
+    """Send every message, up to `threads` at once (receivers are slow; the sends overlap)."""
+    if threads <= 1 or len(work) <= 1:
+        return [(row, message, attempt(channels, row.channel, message)) for row, message in work]
+    with ThreadPoolExecutor(max_workers=min(threads, len(work))) as pool:
+        results = pool.map(lambda item: attempt(channels, item[0].channel, item[1]), work)
+        return [
+            (row, message, result) for (row, message), result in zip(work, results, strict=True)
+        ]
