@@ -10,9 +10,10 @@ and a message held for a digest window is left to `deliver`, which knows how to 
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
-from datetime import timedelta
+from datetime import datetime, timedelta
 
-from sqlalchemy import and_, not_, or_, select, update
+from sqlalchemy import and_, insert, not_, or_, select, update
+from sqlalchemy.orm import Session
 
 from config.settings import Settings
 from schemas.messages import Notification
@@ -26,9 +27,10 @@ from worker.notify.dispatcher import (
     deliver,
     record_failure,
     record_sent,
+    what_of,
 )
 from worker.store.db import SessionFactory
-from worker.store.models import Issue, OutboxMessage
+from worker.store.models import Issue, OutboxMessage, TimelineEntry
 
 CHUNK = 50  # messages leased at once: a lease must outlast sending all of them
 
@@ -104,13 +106,17 @@ def _deliver_chunk(
     done = clock.now()
     if sent:
         with sessions() as session, session.begin():
+            plain = [(r, m) for r, m, result in sent if result.error is None and not m.covers]
+            _record_plain(session, plain, done)
+            outcomes.update((r.id, Delivery("sent")) for r, _ in plain)
+            others = [item for item in sent if item[2].error is not None or item[1].covers]
             rows = {
                 r.id: r
                 for r in session.scalars(
-                    select(OutboxMessage).where(OutboxMessage.id.in_([r.id for r, _, _ in sent]))
+                    select(OutboxMessage).where(OutboxMessage.id.in_([r.id for r, _, _ in others]))
                 )
             }
-            for leased_row, message, result in sent:
+            for leased_row, message, result in others:
                 row = rows[leased_row.id]
                 if result.error is None:
                     record_sent(session, row, message, leased_row.attempts, done)
@@ -136,3 +142,30 @@ def _send_all(
         return [
             (row, message, result) for (row, message), result in zip(work, results, strict=True)
         ]
+
+
+def _record_plain(
+    session: Session, sent: list[tuple[OutboxMessage, Notification]], done: datetime
+) -> None:
+    """The common case in two statements: mark them sent, add their timeline entries."""
+    if not sent:
+        return
+    session.execute(
+        update(OutboxMessage)
+        .where(OutboxMessage.id.in_([r.id for r, _ in sent]))
+        .values(state="sent", sent_at=done, lease_until=None, last_error=None)
+        .execution_options(synchronize_session=False)
+    )
+    session.execute(
+        insert(TimelineEntry),
+        [
+            {
+                "issue_id": row.issue_id,
+                "at": done,
+                "kind": "notified",
+                "message": f"{what_of(row, message)} sent to {message.tier} via {row.channel}",
+                "data": {"message_id": row.id, "attempts": row.attempts},
+            }
+            for row, message in sent
+        ],
+    )

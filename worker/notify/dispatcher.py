@@ -117,7 +117,7 @@ def attempt(channels: dict[str, Channel], channel_name: str, message: Notificati
     return Attempt()
 
 
-def _what(row: OutboxMessage, message: Notification) -> str:
+def what_of(row: OutboxMessage, message: Notification) -> str:
     return "write-back" if _writeback(row) else message.kind.value
 
 
@@ -133,7 +133,7 @@ def record_sent(
             carried.issue_id,
             done,
             "notified",
-            f"{_what(row, message)} sent to {message.tier} via {row.channel}"
+            f"{what_of(row, message)} sent to {message.tier} via {row.channel}"
             + (f" (digest {row.id})" if message.covers else ""),
             message_id=carried.id,
             attempts=attempts,
@@ -161,7 +161,7 @@ def record_failure(
             row.issue_id,
             done,
             "notification_dead",
-            f"{_what(row, message)} to {channel_name} is dead after {attempts} attempts: {error}",
+            f"{what_of(row, message)} to {channel_name} is dead after {attempts} attempts: {error}",
             message_id=row.id,
         )
         log.error("notification.dead", message_id=row.id, channel=channel_name, error=error)
