@@ -31,6 +31,7 @@ def main(argv: list[str] | None = None) -> int:
         ("ingest_throughput (sqlite, all 24x7)", ["ingest_throughput.py", "--24x7", *extra]),
         ("calendar_bench", ["calendar_bench.py", *extra]),
         ("armed_deadlines_rss", ["armed_deadlines_rss.py", *extra]),
+        ("notify_bench", ["notify_bench.py", *extra]),
     ]
     if args.postgres:
         runs.insert(

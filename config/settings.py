@@ -59,6 +59,33 @@ class Settings(BaseSettings):
 
     public_url: str | None = Field(default=None, description="Where people reach this Escalator.")
 
+    # outbound
+    templates_dir: Path | None = Field(
+        default=None, description="Message templates: KIND[.CHANNEL].title.j2 / .body.j2."
+    )
+    jira_url: str | None = Field(default=None, description="https://example.atlassian.net")
+    jira_user: str | None = Field(default=None, description="The Jira API user's email.")
+    jira_token: SecretStr | None = None
+    jira_internal_comments: bool = Field(
+        default=False, description="Jira Service Management: comments are internal notes."
+    )
+    github_api_url: str = "https://api.github.com"
+    github_token: SecretStr | None = None
+    github_repo: str | None = Field(
+        default=None, description="owner/repo for GitHub issue ids that do not name their repo."
+    )
+    zendesk_url: str | None = Field(default=None, description="https://example.zendesk.com")
+    zendesk_email: str | None = None
+    zendesk_token: SecretStr | None = None
+    writeback_webhook_url: str | None = None
+    writeback_webhook_secret: SecretStr | None = Field(
+        default=None, description="Standard Webhooks secret (whsec_...) for the generic write-back."
+    )
+    writeback_timeout_s: float = Field(default=10.0, gt=0)
+    delivery_concurrency: int = Field(
+        default=8, ge=1, description="Messages of one batch sent at once by a worker process."
+    )
+
     def resolved_database_url(self) -> str:
         """The database URL, defaulting to SQLite in the data dir."""
         if self.database_url:

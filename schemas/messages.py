@@ -43,3 +43,12 @@ class Notification(BaseModel):
     assignee: str | None
     text: str
     occurred_at: AwareDatetime
+    # outbound: optional, so messages written before these fields still parse
+    reason: str = ""
+    tier_number: int = Field(default=1, description="1 for the first tier of the ladder.")
+    people: tuple[str, ...] = Field(default=(), description="The tier's people (its roster).")
+    due_at: AwareDatetime | None = Field(default=None, description="The next deadline, if any.")
+    covers: tuple[str, ...] = Field(
+        default=(), description="A digest: the ids of the messages it carries (its own first)."
+    )
+    items: tuple[Notification, ...] = Field(default=(), description="A digest's messages.")

@@ -24,6 +24,7 @@ from pydantic_core import InitErrorDetails, PydanticCustomError
 from schemas.calendar import CalendarSpec
 from schemas.durations import Duration
 from schemas.events import Severity, SeverityField
+from schemas.outbound import Person, Roster, Template, TierWriteback, WritebackAdapter
 
 Ident = Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")]
 
@@ -32,10 +33,26 @@ class _Strict(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
+MessageKind = Literal["assigned", "escalated", "reminder", "warning", "breach", "resolved"]
+MESSAGE_KINDS: tuple[MessageKind, ...] = (
+    "assigned",
+    "escalated",
+    "reminder",
+    "warning",
+    "breach",
+    "resolved",
+)
+_DIGEST = Field(
+    default=None,
+    description="Hold messages this long after the first one and send them as one digest.",
+)
+
+
 class LogChannel(_Strict):
     """Writes each notification to the structured log (`notification.sent`)."""
 
     type: Literal["log"] = "log"
+    digest: Duration | None = _DIGEST
 
 
 class WebhookChannel(_Strict):
@@ -48,9 +65,36 @@ class WebhookChannel(_Strict):
         description="Name of a signing secret in ESCALATOR_SECRETS; unsigned when omitted.",
     )
     timeout: Duration = Field(default="10s", validate_default=True)
+    digest: Duration | None = _DIGEST
 
 
-Channel = Annotated[LogChannel | WebhookChannel, Field(discriminator="type")]
+class AppriseChannel(_Strict):
+    """Any service apprise knows (Slack, Teams, Discord, Telegram, mailto:// SMTP, ...).
+
+    A URL may hold `{secret:NAME}`, replaced by that entry of ESCALATOR_SECRETS when the
+    channel is built, so tokens stay out of the file (and out of the logs).
+    """
+
+    type: Literal["apprise"] = "apprise"
+    url: str | None = Field(default=None, min_length=3)
+    urls: tuple[Annotated[str, Field(min_length=3)], ...] = ()
+    format: Literal["text", "markdown", "html"] = "markdown"
+    digest: Duration | None = _DIGEST
+
+    @model_validator(mode="after")
+    def _some_url(self) -> AppriseChannel:
+        if not self.url and not self.urls:
+            raise ValueError("an apprise channel needs `url` or `urls`")
+        return self
+
+    def all_urls(self) -> tuple[str, ...]:
+        """Every URL of the channel, secrets still as `{secret:NAME}`."""
+        return ((self.url,) if self.url else ()) + self.urls
+
+
+Channel = Annotated[LogChannel | WebhookChannel | AppriseChannel, Field(discriminator="type")]
+ChannelList = tuple[Ident, ...]
+Routing = dict[MessageKind | Literal["default"], ChannelList]
 
 
 def _log_only() -> dict[str, Channel]:
@@ -58,11 +102,32 @@ def _log_only() -> dict[str, Channel]:
 
 
 class Tier(_Strict):
-    """A support tier: who is assigned when the issue reaches it, and where they are told."""
+    """A support tier: who is assigned when the issue reaches it, and where they are told.
+
+    `channels` is a list (every kind of message) or a mapping from a kind of message
+    (assigned, escalated, reminder, warning, breach, resolved, or `default`) to a list.
+    """
 
     name: Ident
     assignee: str | None = None
-    channels: tuple[Ident, ...] = ("log",)
+    roster: Ident | None = Field(
+        default=None, description="A roster under `rosters`: whoever is on call is assigned."
+    )
+    channels: ChannelList | Routing = ("log",)
+    writeback: TierWriteback = TierWriteback()
+
+    def channels_for(self, kind: str) -> ChannelList:
+        """The channels that get a message of this kind."""
+        if isinstance(self.channels, tuple):
+            return self.channels
+        routing: dict[str, ChannelList] = {str(k): v for k, v in self.channels.items()}
+        return routing.get(kind, routing.get("default", ()))
+
+    def all_channels(self) -> ChannelList:
+        """Every channel the tier names, for any kind."""
+        if isinstance(self.channels, tuple):
+            return self.channels
+        return tuple(c for names in self.channels.values() for c in names)
 
 
 class LadderStep(_Strict):
@@ -271,6 +336,19 @@ class PolicyFile(_Strict):
     tiers: tuple[Tier, ...] = Field(min_length=1)
     policies: tuple[Policy, ...] = Field(min_length=1)
     default: Ident
+    # outbound
+    rosters: dict[Ident, Roster] = Field(default_factory=dict, description="On-call rosters.")
+    people: dict[str, Person] = Field(
+        default_factory=dict, description="People's ids in the ticket systems, by name."
+    )
+    templates: dict[str, Template] = Field(
+        default_factory=dict,
+        description="Message templates by `KIND` or `KIND.CHANNEL` (`default` for every kind).",
+    )
+    writeback: dict[str, WritebackAdapter] = Field(
+        default_factory=dict,
+        description="Write reassignments back to the issue's source: source name → adapter.",
+    )
 
     @model_validator(mode="after")
     def _references_resolve(self) -> PolicyFile:
@@ -286,9 +364,17 @@ class PolicyFile(_Strict):
         if self.default not in policy_names:
             problems.append((("default",), f"no policy named {self.default!r}"))
         for n, tier in enumerate(self.tiers):
-            for m, channel in enumerate(tier.channels):
+            for m, channel in enumerate(tier.all_channels()):
                 if channel not in self.channels:
                     problems.append((("tiers", n, "channels", m), f"no channel named {channel!r}"))
+            if tier.roster is not None and tier.roster not in self.rosters:
+                problems.append((("tiers", n, "roster"), f"no roster named {tier.roster!r}"))
+        for key in self.templates:
+            kind, _, channel = key.partition(".")
+            if kind not in (*MESSAGE_KINDS, "default", "digest") or (
+                channel and channel not in self.channels
+            ):
+                problems.append((("templates", key), f"no kind or channel for {key!r}"))
         if TWENTY_FOUR_SEVEN in self.calendars:
             problems.append(
                 (("calendars", TWENTY_FOUR_SEVEN), "24x7 is built in; pick another name")

@@ -26,7 +26,13 @@ from worker.clock import Clock
 from worker.domain.lifecycle import apply_event
 from worker.effects import Effects
 from worker.errors import InvalidEvent, PermanentError
-from worker.outbox import queue_notifications
+from worker.oncall import on_call
+from worker.outbox import (
+    CANCELLED_ON_ACK,
+    CANCELLED_ON_RESOLVE,
+    cancel_pending,
+    queue_notifications,
+)
 from worker.policy_versions import policies_for, remember, version_of
 from worker.store import repository as repo
 from worker.store.db import SessionFactory
@@ -165,11 +171,14 @@ def _apply(
         issue.labels, issue.url = list(snap.labels), str(snap.url) if snap.url else None
     holder = issue.tier
     repo.write_clock(issue, transition.clock, under)
-    if issue.tier != holder:  # a tier takes the issue: its configured assignee with it
-        tier = under.tier(issue.tier)
-        issue.assignee = tier.assignee if tier and tier.assignee else issue.assignee
+    if issue.tier != holder:  # a tier takes the issue: whoever is on call there with it
+        issue.assignee = on_call(under, issue.tier, now) or issue.assignee
     issue.updated_at = now
     loaded.cancel(issue, transition.cancel, event.type.value)
+    if issue.lifecycle == "resolved" and "resolve" in transition.cancel:
+        cancel_pending(session, issue, CANCELLED_ON_RESOLVE, now)
+    elif issue.lifecycle == "acknowledged" and "acknowledge" in transition.cancel:
+        cancel_pending(session, issue, CANCELLED_ON_ACK, now)
     for spec in transition.arm:
         deadline = repo.deadline_row(issue, spec)
         session.add(deadline)

@@ -29,3 +29,11 @@ class PolicyError(PermanentError):
 
 class DeliveryError(TransientError):
     """A channel did not take a message; it will be retried with backoff."""
+
+
+class RateLimited(DeliveryError):
+    """The receiver answered 429 (or 503) with Retry-After: wait at least `retry_after` s."""
+
+    def __init__(self, message: str, retry_after: float | None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after

@@ -21,6 +21,7 @@ from worker.domain.firing import FiringDeadline, Stale, decide
 from worker.domain.lifecycle import IssueClock, end_snooze
 from worker.domain.sla import SNOOZE, DeadlineKind, DeadlineSpec
 from worker.effects import Effects
+from worker.oncall import on_call
 from worker.outbox import queue_notifications
 from worker.policy_versions import policies_for
 from worker.store import repository as repo
@@ -132,8 +133,7 @@ def _fire_target(
     if decision.to_tier is not None:
         previous = issue.tier
         new = replace(new, tier=decision.to_tier)
-        tier = policies.tier(decision.to_tier)
-        issue.assignee = tier.assignee if tier and tier.assignee else issue.assignee
+        issue.assignee = on_call(policies, decision.to_tier, now) or issue.assignee
         message = f"escalated {previous} → {decision.to_tier}: {message}"
     repo.write_clock(issue, new, policies)
     return message, decision.notify, decision.message, decision.arm, frozenset()

@@ -1,15 +1,24 @@
-"""Writing notifications into the outbox, in the transaction of the change that causes them."""
+"""Writing notifications into the outbox, in the transaction of the change that causes them.
+
+One row per channel that the tier holding the issue routes this kind of message to, plus one
+write-back row on a reassignment when the policy file maps the issue's source to an adapter.
+A row for a channel with a `digest` window is held until the window closes; the dispatcher then
+sends everything held for that channel as one message.
+"""
 
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from collections.abc import Iterable
+from datetime import datetime, timedelta
 
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from schemas.messages import IssueRef, Notification, NotificationKind
 from schemas.policy import PolicyFile
-from worker.store.models import Issue, OutboxMessage
+from worker.oncall import people
+from worker.store.models import Deadline, Issue, OutboxMessage
 
 _TEXT = {
     NotificationKind.ASSIGNED: "{sev} {key} assigned to {tier}: {title}",
@@ -19,11 +28,66 @@ _TEXT = {
     NotificationKind.BREACH: "{sev} {key} {reason}",
     NotificationKind.RESOLVED: "{sev} {key} resolved: {title}",
 }
+# What acknowledging or resolving an issue makes moot (see worker/notify/digest.py: MOOT).
+CANCELLED_ON_ACK = (NotificationKind.ESCALATED, NotificationKind.REMINDER)
+CANCELLED_ON_RESOLVE = (*CANCELLED_ON_ACK, NotificationKind.WARNING, NotificationKind.BREACH)
+WRITEBACK_KINDS = (NotificationKind.ASSIGNED, NotificationKind.ESCALATED)
+_WINDOWS = "escalator.digest_windows"
 
 
 def new_message_id() -> str:
     """A stable, unique message id (`webhook-id`) that receivers can dedupe on."""
     return f"msg_{uuid.uuid4().hex}"
+
+
+def _mine(session: Session, issue: Issue) -> Iterable[Deadline]:
+    """The issue's deadlines this session holds in memory (no query, no flush)."""
+    for obj in (*session.new, *session.identity_map.values()):
+        if isinstance(obj, Deadline) and (
+            obj.__dict__.get("issue") is issue
+            or (issue.id is not None and obj.issue_id == issue.id)
+        ):
+            yield obj
+
+
+def _due_at(
+    session: Session, issue: Issue, kind: NotificationKind, at: datetime
+) -> datetime | None:
+    """The deadline the message is about: the next ack deadline, or the breached resolve one."""
+    if kind is NotificationKind.RESOLVED:
+        return None
+    if kind is NotificationKind.BREACH:
+        due = [d.due_at for d in _mine(session, issue) if d.kind == "breach" and d.due_at <= at]
+        return max(due, default=None)
+    due = [
+        d.due_at
+        for d in _mine(session, issue)
+        if d.state == "armed" and d.kind in ("escalate", "remind") and d.due_at >= at
+    ]
+    return min(due, default=None)
+
+
+def _send_at(session: Session, policies: PolicyFile, channel: str, now: datetime) -> datetime:
+    """When a new row for `channel` is due: now, or when its open digest window closes."""
+    config = policies.channels.get(channel)
+    window = getattr(config, "digest", None)
+    if not window:
+        return now
+    windows: dict[str, datetime] = session.info.setdefault(_WINDOWS, {})
+    end = windows.get(channel)
+    if end is None or end <= now:
+        with session.no_autoflush:
+            end = session.scalar(
+                select(func.min(OutboxMessage.next_attempt_at)).where(
+                    OutboxMessage.channel == channel,
+                    OutboxMessage.state == "pending",
+                    OutboxMessage.attempts == 0,
+                    OutboxMessage.next_attempt_at > now,
+                )
+            )
+        end = end if end is not None else now + timedelta(seconds=window.total_seconds())
+        windows[channel] = end
+    return end
 
 
 def queue_notifications(
@@ -35,13 +99,16 @@ def queue_notifications(
     now: datetime,
     reason: str = "",
 ) -> list[str]:
-    """One outbox row per channel of the tier holding the issue; returns their ids.
+    """One outbox row per channel the tier routes `kind` to (and a write-back); their ids.
 
     `at` is when the cause happened (shown in the message); `now` is when the row is written,
     from which its delivery is due.
     """
     tier = policies.tier(issue.tier)
-    channels = tier.channels if tier else ("log",)
+    channels = list(tier.channels_for(kind.value) if tier else ("log",))
+    adapter = policies.writeback.get(issue.source)
+    if adapter is not None and kind in WRITEBACK_KINDS:
+        channels.append(f"writeback:{adapter}")
     text = _TEXT[kind].format(
         sev=issue.severity, key=issue.key, tier=issue.tier, title=issue.title, reason=reason
     )
@@ -53,6 +120,7 @@ def queue_notifications(
         severity=issue.severity,
         url=issue.url,
     )
+    due_at = _due_at(session, issue, kind, at) if channels else None
     ids = []
     for channel in channels:
         message = Notification(
@@ -63,6 +131,10 @@ def queue_notifications(
             assignee=issue.assignee,
             text=text,
             occurred_at=at,
+            reason=reason,
+            tier_number=issue.tier_index + 1,
+            people=people(policies, issue.tier),
+            due_at=due_at,
         )
         session.add(
             OutboxMessage(
@@ -73,9 +145,42 @@ def queue_notifications(
                 payload=message.model_dump(mode="json"),
                 state="pending",
                 attempts=0,
-                next_attempt_at=now,
+                next_attempt_at=_send_at(session, policies, channel, now),
                 created_at=now,
             )
         )
         ids.append(message.id)
     return ids
+
+
+def cancel_pending(
+    session: Session, issue: Issue, kinds: Iterable[NotificationKind], now: datetime
+) -> int:
+    """Cancel the issue's unsent messages of these kinds; how many. Write-backs are kept."""
+    values = [k.value for k in kinds]
+    count = 0
+    for obj in session.new:  # rows written earlier in this same transaction
+        if (
+            isinstance(obj, OutboxMessage)
+            and obj.__dict__.get("issue") is issue
+            and obj.kind in values
+            and obj.state == "pending"
+            and not obj.channel.startswith("writeback:")
+        ):
+            obj.state, obj.last_error = "cancelled", f"cancelled at {now.isoformat()}"
+            count += 1
+    if issue.id is None:
+        return count
+    with session.no_autoflush:
+        result = session.execute(
+            update(OutboxMessage)
+            .where(
+                OutboxMessage.issue_id == issue.id,
+                OutboxMessage.state == "pending",
+                OutboxMessage.kind.in_(values),
+                OutboxMessage.channel.not_like("writeback:%"),
+            )
+            .values(state="cancelled", last_error=f"cancelled at {now.isoformat()}")
+            .execution_options(synchronize_session=False)
+        )
+    return count + int(result.rowcount)  # type: ignore[attr-defined]

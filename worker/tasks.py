@@ -10,6 +10,7 @@ from worker.bootstrap import Container, container
 from worker.celery_app import app
 from worker.errors import TransientError
 from worker.escalation import fire
+from worker.notify.batch import deliver_many
 from worker.notify.dispatcher import deliver
 from worker.policy_reload import Reloader
 from worker.post_commit import DELIVER, DELIVER_BATCH, FIRE, run_effects
@@ -62,8 +63,12 @@ def deliver_batch(message_ids: list[str]) -> None:
 
 def deliver_messages(message_ids: list[str]) -> None:
     c = current()
-    for message_id in message_ids:
-        outcome = deliver(c.sessions, c.channels, c.clock, c.settings, message_id)
+    if len(message_ids) == 1:
+        [only] = message_ids
+        outcomes = {only: deliver(c.sessions, c.channels, c.clock, c.settings, only)}
+    else:  # two transactions for the lot instead of two per message
+        outcomes = deliver_many(c.sessions, c.channels, c.clock, c.settings, message_ids)
+    for message_id, outcome in outcomes.items():
         if outcome.retry_in is not None:
             # A countdown is fine here: a short retry backoff, never an SLA deadline. If it is
             # lost, the scheduler's outbox sweep sends the message anyway.

@@ -244,10 +244,12 @@ def db_upgrade(ctx: typer.Context) -> None:
 
 
 from worker.cli import inspect as _inspect  # noqa: E402  (registers issues, show, dead, reconcile)
+from worker.cli.notifications import register as _outbound  # noqa: E402
 from worker.cli.policy import policy_app  # noqa: E402
 
 _inspect.register(app, dead_app)
 app.add_typer(policy_app, name="policy")
+_outbound(app)  # notifications list|retry, oncall
 
 
 def main() -> None:

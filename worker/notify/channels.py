@@ -11,9 +11,14 @@ from standardwebhooks import Webhook
 
 from config.settings import Settings
 from schemas.messages import Notification
-from schemas.policy import LogChannel, PolicyFile, WebhookChannel
+from schemas.policy import AppriseChannel, LogChannel, PolicyFile, WebhookChannel
 from worker.clock import Clock
-from worker.errors import DeliveryError, PermanentError, PolicyError
+from worker.errors import PolicyError
+from worker.notify.apprise_channel import AppriseSink
+from worker.notify.http import check, post_error
+from worker.notify.redact import resolve
+from worker.notify.templates import Renderer
+from worker.writeback import build_writebacks
 
 log = structlog.get_logger("escalator.notify")
 
@@ -81,31 +86,36 @@ class SignedWebhook:
                 self.url, content=body, headers=self.headers(message, body), timeout=self.timeout
             )
         except httpx.HTTPError as exc:
-            raise DeliveryError(f"{self.name}: {type(exc).__name__}: {exc}") from exc
-        status = response.status_code
-        if 200 <= status < 300:
-            return
-        if status in (408, 425, 429) or status >= 500:
-            raise DeliveryError(f"{self.name}: HTTP {status}")
-        raise PermanentError(f"{self.name}: HTTP {status} (the receiver refused the message)")
+            raise post_error(self.name, exc) from None
+        check(self.name, response, self.clock.now())
 
 
 def build_channels(
     policies: PolicyFile, settings: Settings, clock: Clock, http: httpx.Client
 ) -> dict[str, Channel]:
-    """Every channel the policy file names, ready to send."""
+    """Every channel the policy file names, and the write-back adapters, ready to send."""
+    renderer = Renderer(policies.templates, settings.templates_dir, settings.public_url)
     channels: dict[str, Channel] = {}
     for name, config in policies.channels.items():
         if isinstance(config, LogChannel):
             channels[name] = LogSink(name)
-            continue
-        secret = None
-        if config.secret is not None:
-            if config.secret not in settings.secrets:
-                raise PolicyError(
-                    f"channel {name!r} needs secret {config.secret!r}: set it in ESCALATOR_SECRETS"
-                )
-            secret = settings.secrets[config.secret].get_secret_value()
-        channels[name] = SignedWebhook(name, config, secret, clock, http)
+        elif isinstance(config, AppriseChannel):
+            urls, used = [], []
+            for url in config.all_urls():
+                resolved, values = resolve(url, settings.secrets, f"channel {name!r}")
+                urls.append(resolved)
+                used += values
+            channels[name] = AppriseSink(name, config, urls, used, renderer)
+        else:
+            secret = None
+            if config.secret is not None:
+                if config.secret not in settings.secrets:
+                    raise PolicyError(
+                        f"channel {name!r} needs secret {config.secret!r}: "
+                        "set it in ESCALATOR_SECRETS"
+                    )
+                secret = settings.secrets[config.secret].get_secret_value()
+            channels[name] = SignedWebhook(name, config, secret, clock, http)
     channels.setdefault("log", LogSink("log"))
+    channels.update(build_writebacks(policies, settings, clock, http))
     return channels

@@ -9,26 +9,29 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import structlog
 from sqlalchemy import or_, select, update
+from sqlalchemy.orm import Session
 
 from config.settings import Settings
 from schemas.messages import Notification
 from worker.clock import Clock
-from worker.errors import EscalatorError, PermanentError
+from worker.errors import EscalatorError, PermanentError, RateLimited
+from worker.notify import digest
 from worker.notify.channels import Channel
 from worker.store import repository as repo
 from worker.store.db import SessionFactory
-from worker.store.models import OutboxMessage
+from worker.store.models import Issue, OutboxMessage
 
 log = structlog.get_logger("escalator.dispatcher")
 
 
 @dataclass(frozen=True, slots=True)
 class Delivery:
-    """The outcome of one attempt: sent, skipped, retry in `retry_in` seconds, or dead."""
+    """The outcome of one attempt: sent, skipped, cancelled, dead, or retry (or, held for a
+    digest window, try again) in `retry_in` seconds."""
 
     state: str
     retry_in: float | None = None
@@ -40,15 +43,10 @@ def backoff(attempt: int, base: float, cap: float, rng: random.Random | None = N
     return (rng or random).uniform(min(base, ceiling), ceiling)
 
 
-def deliver(
-    sessions: SessionFactory,
-    channels: dict[str, Channel],
-    clock: Clock,
-    settings: Settings,
-    message_id: str,
-) -> Delivery:
-    """Attempt one outbox message."""
-    now = clock.now()
+def _lease(
+    sessions: SessionFactory, settings: Settings, message_id: str, now: datetime
+) -> tuple[Delivery, OutboxMessage | None, Notification | None]:
+    """Take the message for one attempt; cancel it if moot; fold its digest window into it."""
     with sessions() as session, session.begin():
         leased = session.execute(
             update(OutboxMessage)
@@ -64,62 +62,154 @@ def deliver(
             )
         ).rowcount  # type: ignore[attr-defined]
         if not leased:
-            return Delivery("skipped")
-        row = session.get_one(OutboxMessage, message_id)
-        channel_name, attempts, payload = row.channel, row.attempts, row.payload
-    message = Notification.model_validate(payload)
+            row = session.get(OutboxMessage, message_id)
+            if row and row.state == "pending" and row.attempts == 0 and row.next_attempt_at > now:
+                # held for a digest window: come back when it closes
+                return Delivery("held", (row.next_attempt_at - now).total_seconds()), None, None
+            return Delivery("skipped"), None, None
+        row, lifecycle = session.execute(
+            select(OutboxMessage, Issue.lifecycle)
+            .join(Issue, Issue.id == OutboxMessage.issue_id)
+            .where(OutboxMessage.id == message_id)
+        ).one()
+        if digest.moot(row.kind, lifecycle) and not _writeback(row):
+            # acknowledged or resolved since it was written: checked again at send time
+            row.state, row.lease_until = "cancelled", None
+            row.last_error = f"issue {lifecycle} before it was sent"
+            return Delivery("cancelled"), None, None
+        message = None
+        if row.attempts == 1 and digest.held(row):
+            message = digest.gather(session, row, now)
+            if message is not None:
+                row.payload = message.model_dump(mode="json")
+        if message is None:
+            message = Notification.model_validate(row.payload)
+        session.flush()
+        session.expunge(row)
+        return Delivery("leased"), row, message
+
+
+def _writeback(row: OutboxMessage) -> bool:
+    return row.channel.startswith("writeback:")
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """What sending once gave: no error, or the error and how to treat it."""
+
     error: str | None = None
-    permanent = False
+    permanent: bool = False
+    retry_after: float | None = None
+
+
+def attempt(channels: dict[str, Channel], channel_name: str, message: Notification) -> Attempt:
+    """Send through the channel; every failure becomes an Attempt, never an exception."""
     try:
         channel = channels.get(channel_name)
         if channel is None:
             raise PermanentError(f"no channel named {channel_name!r} in the policy file")
         channel.send(message)
     except EscalatorError as exc:
-        error, permanent = str(exc), isinstance(exc, PermanentError)
+        retry_after = exc.retry_after if isinstance(exc, RateLimited) else None
+        return Attempt(str(exc), isinstance(exc, PermanentError), retry_after)
     except Exception as exc:  # a channel bug must not lose the message
-        error = f"{type(exc).__name__}: {exc}"
-    done = clock.now()
-    with sessions() as session, session.begin():
-        row = session.get_one(OutboxMessage, message_id)
-        row.lease_until = None
-        if error is None:
-            row.state, row.sent_at, row.last_error = "sent", done, None
-            repo.add_timeline(
-                session,
-                row.issue_id,
-                done,
-                "notified",
-                f"{message.kind.value} sent to {message.tier} via {channel_name}",
-                message_id=message_id,
-                attempts=attempts,
-            )
-            return Delivery("sent")
-        row.last_error = error
-        if permanent or attempts >= settings.delivery_max_attempts:
-            row.state = "dead"
-            repo.add_timeline(
-                session,
-                row.issue_id,
-                done,
-                "notification_dead",
-                f"{message.kind.value} to {channel_name} is dead after {attempts} attempts: "
-                f"{error}",
-                message_id=message_id,
-            )
-            log.error("notification.dead", message_id=message_id, channel=channel_name, error=error)
-            return Delivery("dead")
-        delay = backoff(attempts, settings.delivery_backoff_s, settings.delivery_backoff_max_s)
-        row.next_attempt_at = done + timedelta(seconds=delay)
+        return Attempt(f"{type(exc).__name__}: {exc}")
+    return Attempt()
+
+
+def what_of(row: OutboxMessage, message: Notification) -> str:
+    return "write-back" if _writeback(row) else message.kind.value
+
+
+def record_sent(
+    session: Session, row: OutboxMessage, message: Notification, attempts: int, done: datetime
+) -> None:
+    """Mark the row (and what its digest carries) sent, with a timeline entry each."""
+    row.lease_until, row.last_error = None, None
+    for carried in [row, *digest.merged_rows(session, message)]:
+        carried.state, carried.sent_at = "sent", done
+        repo.add_timeline(
+            session,
+            carried.issue_id,
+            done,
+            "notified",
+            f"{what_of(row, message)} sent to {message.tier} via {row.channel}"
+            + (f" (digest {row.id})" if message.covers else ""),
+            message_id=carried.id,
+            attempts=attempts,
+        )
+
+
+def record_failure(
+    session: Session,
+    row: OutboxMessage,
+    message: Notification,
+    attempts: int,
+    outcome: Attempt,
+    done: datetime,
+    settings: Settings,
+) -> Delivery:
+    """Dead, or pending again after the backoff (or the receiver's Retry-After)."""
+    error, channel_name = outcome.error or "", row.channel
+    row.lease_until, row.last_error = None, error
+    if row.state != "pending":  # cancelled while it was being sent
+        return Delivery(row.state)
+    if outcome.permanent or attempts >= settings.delivery_max_attempts:
+        row.state = "dead"
+        repo.add_timeline(
+            session,
+            row.issue_id,
+            done,
+            "notification_dead",
+            f"{what_of(row, message)} to {channel_name} is dead after {attempts} attempts: {error}",
+            message_id=row.id,
+        )
+        log.error("notification.dead", message_id=row.id, channel=channel_name, error=error)
+        return Delivery("dead")
+    delay = backoff(attempts, settings.delivery_backoff_s, settings.delivery_backoff_max_s)
+    if outcome.retry_after is not None:  # the receiver's rate limit wins over our backoff
+        delay = max(delay, outcome.retry_after)
+    row.next_attempt_at = done + timedelta(seconds=delay)
+    if _writeback(row):
+        repo.add_timeline(
+            session,
+            row.issue_id,
+            done,
+            "writeback_failed",
+            f"write-back via {channel_name} failed (attempt {attempts}), retry in "
+            f"{delay:.1f}s: {error}",
+            message_id=row.id,
+        )
     log.warning(
         "notification.retry",
-        message_id=message_id,
+        message_id=row.id,
         channel=channel_name,
         attempt=attempts,
         retry_in_s=round(delay, 2),
         error=error,
     )
     return Delivery("retry", delay)
+
+
+def deliver(
+    sessions: SessionFactory,
+    channels: dict[str, Channel],
+    clock: Clock,
+    settings: Settings,
+    message_id: str,
+) -> Delivery:
+    """Attempt one outbox message."""
+    lease, leased_row, message = _lease(sessions, settings, message_id, clock.now())
+    if leased_row is None or message is None:
+        return lease
+    outcome = attempt(channels, leased_row.channel, message)
+    done = clock.now()
+    with sessions() as session, session.begin():
+        row = session.get_one(OutboxMessage, message_id)
+        if outcome.error is None:
+            record_sent(session, row, message, leased_row.attempts, done)
+            return Delivery("sent")
+        return record_failure(session, row, message, leased_row.attempts, outcome, done, settings)
 
 
 def due_messages(

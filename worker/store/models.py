@@ -160,7 +160,11 @@ class OutboxMessage(Base):
     """A notification written with the state change that caused it, delivered at least once."""
 
     __tablename__ = "outbox"
-    __table_args__ = (Index("ix_outbox_state_next_attempt_at", "state", "next_attempt_at"),)
+    __table_args__ = (
+        Index("ix_outbox_state_next_attempt_at", "state", "next_attempt_at"),
+        # outbound: digest windows and cancellations look rows up by channel
+        Index("ix_outbox_channel_state_next_attempt_at", "channel", "state", "next_attempt_at"),
+    )
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
     issue_id: Mapped[int] = mapped_column(ForeignKey("issues.id", ondelete="CASCADE"), index=True)
@@ -168,7 +172,8 @@ class OutboxMessage(Base):
     channel: Mapped[str] = mapped_column(String(100))
     kind: Mapped[str] = mapped_column(String(20))
     payload: Mapped[dict[str, Any]]
-    state: Mapped[str] = mapped_column(String(20), default="pending")  # pending|sent|dead
+    # pending|sent|dead, and (outbound) cancelled|merged (carried by a digest)
+    state: Mapped[str] = mapped_column(String(20), default="pending")
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[datetime]
     lease_until: Mapped[datetime | None]

@@ -1,0 +1,68 @@
+"""`escalator notifications list|retry` and `escalator oncall` (worker/cli/notifications.py)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+from rich.console import Console
+from sqlalchemy import update
+from sqlalchemy.orm import Session, sessionmaker
+from typer.testing import CliRunner
+
+from schemas.policy import PolicyFile
+from worker.apply import apply_batch
+from worker.cli import main as cli
+from worker.cli import notifications
+from worker.clock import ManualClock
+from worker.store.models import OutboxMessage
+
+from .factories import T0, event_json
+
+
+@pytest.fixture
+def env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> list[Any]:
+    """The CLI on the unit test's SQLite file, no logging set-up, tasks recorded not sent."""
+    for name in list(os.environ):
+        if name.startswith("ESCALATOR_"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("ESCALATOR_DATABASE_URL", f"sqlite:///{tmp_path / 'unit.db'}")
+    monkeypatch.setattr(cli, "configure_logging", lambda _settings: None)
+    monkeypatch.setattr(notifications, "configure", lambda _settings: None)
+    monkeypatch.setattr(notifications, "console", Console(width=300))
+    sent: list[Any] = []
+    monkeypatch.setattr(
+        notifications.celery, "send_task", lambda name, args: sent.append((name, args))
+    )
+    return sent
+
+
+def test_list_dead_and_retry_all_dead(
+    env: list[Any], sessions: sessionmaker[Session], clock: ManualClock, policies: PolicyFile
+) -> None:
+    """A dead message is listed with --dead; retry --all-dead makes it pending and sends it."""
+    [mid] = apply_batch(sessions, [("1-0", event_json(at=T0))], policies, clock).effects.outbox
+    with sessions() as s, s.begin():
+        s.execute(update(OutboxMessage).values(state="dead", attempts=8, last_error="HTTP 500"))
+    runner = CliRunner()
+    listed = runner.invoke(cli.app, ["notifications", "list", "--dead"])
+    assert listed.exit_code == 0, listed.output
+    assert mid in listed.output and "HTTP 500" in listed.output
+    retried = runner.invoke(cli.app, ["notifications", "retry", "--all-dead"])
+    assert retried.exit_code == 0, retried.output
+    assert env == [("outbox.deliver_batch", [[mid]])]
+    with sessions() as s:
+        row = s.get_one(OutboxMessage, mid)
+        assert (row.state, row.attempts) == ("pending", 0)
+    again = runner.invoke(cli.app, ["notifications", "retry", mid])
+    assert again.exit_code == 1 and "no dead message" in again.output
+
+
+def test_oncall_shows_each_tier(env: list[Any]) -> None:
+    """`escalator oncall` prints every tier of the policy with who is on call."""
+    result = CliRunner().invoke(cli.app, ["oncall"])
+    assert result.exit_code == 0, result.output
+    for name in ("L1", "l1-oncall", "manager", "incident-manager"):
+        assert name in result.output

@@ -1,0 +1,130 @@
+"""`escalator notifications list|retry` and `escalator oncall`: the outbox and the rosters."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+from sqlalchemy import select, update
+
+from config.settings import Settings
+from worker.celery_app import app as celery
+from worker.celery_app import configure
+from worker.clock import SystemClock
+from worker.oncall import next_shift, on_call, people
+from worker.policy_loader import load_policy
+from worker.post_commit import DELIVER_BATCH
+from worker.store.db import make_engine, reader_factory, session_factory
+from worker.store.models import Issue, OutboxMessage
+
+notifications_app = typer.Typer(
+    help="The outbox: notifications and write-backs, their state, and retrying dead ones.",
+    no_args_is_help=True,
+)
+console = Console()
+err = Console(stderr=True)
+
+
+def _local() -> str:
+    return SystemClock().now().astimezone().strftime("%Y-%m-%d %H:%M:%S %Z")
+
+
+@notifications_app.command("list")
+def list_(
+    ctx: typer.Context,
+    dead: Annotated[bool, typer.Option("--dead", help="Only dead messages.")] = False,
+    limit: Annotated[int, typer.Option(help="At most this many, newest first.")] = 50,
+) -> None:
+    """Messages in the outbox: id, issue, kind, channel, state, attempts, last error."""
+    settings: Settings = ctx.obj
+    table = Table(title="Dead notifications" if dead else "Notifications")
+    for column in ("Id", "Issue", "Kind", "Channel", "State", "Tries", "Created", "Last error"):
+        table.add_column(column, overflow="fold")
+    query = (
+        select(OutboxMessage, Issue)
+        .join(Issue, Issue.id == OutboxMessage.issue_id)
+        .order_by(OutboxMessage.created_at.desc())
+        .limit(limit)
+    )
+    if dead:
+        query = query.where(OutboxMessage.state == "dead")
+    with reader_factory(make_engine(settings.resolved_database_url()))() as session:
+        for row, issue in session.execute(query):
+            table.add_row(
+                row.id,
+                issue.key,
+                row.kind,
+                row.channel,
+                row.state,
+                str(row.attempts),
+                row.created_at.astimezone().strftime("%Y-%m-%d %H:%M:%S"),
+                row.last_error or "",
+            )
+    console.print(table)
+
+
+@notifications_app.command("retry")
+def retry(
+    ctx: typer.Context,
+    ids: Annotated[list[str] | None, typer.Argument(help="Message ids (msg_...).")] = None,
+    all_dead: Annotated[bool, typer.Option("--all-dead", help="Every dead message.")] = False,
+) -> None:
+    """Make dead messages pending again, with a fresh count of attempts, and send them now."""
+    if not ids and not all_dead:
+        err.print("give message ids or --all-dead")
+        raise typer.Exit(2)
+    settings: Settings = ctx.obj
+    now = SystemClock().now()
+    where = [OutboxMessage.state == "dead"]
+    if not all_dead:
+        where.append(OutboxMessage.id.in_(ids or []))
+    engine = make_engine(settings.resolved_database_url())
+    with session_factory(engine)() as session, session.begin():
+        chosen = list(session.scalars(select(OutboxMessage.id).where(*where)))
+        if chosen:
+            session.execute(
+                update(OutboxMessage)
+                .where(OutboxMessage.id.in_(chosen))
+                .values(state="pending", attempts=0, next_attempt_at=now, lease_until=None)
+            )
+    missing = sorted(set(ids or []) - set(chosen))
+    for message_id in missing:
+        err.print(f"{message_id}: no dead message with that id")
+    if chosen:
+        configure(settings)
+        try:
+            celery.send_task(DELIVER_BATCH, args=[chosen])
+        except Exception as exc:  # the scheduler's outbox sweep sends them anyway
+            err.print(f"could not reach the workers ({type(exc).__name__}); the sweep will send")
+    console.print(f"{len(chosen)} message(s) queued again")
+    if missing:
+        raise typer.Exit(1)
+
+
+def oncall(ctx: typer.Context) -> None:
+    """Who is on call now and who is next, for each tier."""
+    settings: Settings = ctx.obj
+    policies = load_policy(settings.policy_file)
+    now = SystemClock().now()
+    table = Table(title=f"On call at {_local()}")
+    for column in ("Tier", "On call", "Until", "Next", "Roster"):
+        table.add_column(column, overflow="fold")
+    for tier in policies.tiers:
+        upcoming = next_shift(policies, tier.name, now)
+        start = upcoming.start if upcoming else None
+        table.add_row(
+            tier.name,
+            on_call(policies, tier.name, now) or "nobody",
+            start.astimezone().strftime("%Y-%m-%d %H:%M %Z") if start else "",
+            upcoming.who if upcoming else "",
+            ", ".join(people(policies, tier.name)) if tier.roster else "(fixed)",
+        )
+    console.print(table)
+
+
+def register(app: typer.Typer) -> None:
+    """Attach `notifications` and `oncall` to the CLI."""
+    app.add_typer(notifications_app, name="notifications")
+    app.command("oncall")(oncall)

@@ -1,0 +1,82 @@
+"""Digests: messages held for one channel's window go out as one message carrying their ids.
+
+A row held for a digest has `next_attempt_at` (the window's end) after its `created_at`, and
+every row of the same window shares that `next_attempt_at`. The first of them to be leased
+becomes the digest: it takes the others (state `merged`, pointing at it), and its payload
+becomes a Notification whose `covers` lists every id and whose `items` are the messages. A
+retry of the digest sends the same payload with the same id.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from schemas.messages import Notification
+from worker.store.models import Issue, OutboxMessage
+
+# What an issue's lifecycle makes moot before it is sent. Acknowledging ends the acknowledge
+# ladder (its escalations and reminders); warnings and breaches may concern other targets that
+# still run (resolve, first response), so only resolving makes them moot. `resolved` messages and
+# write-backs are never moot.
+MOOT = {
+    "acknowledged": ("escalated", "reminder"),
+    "resolved": ("escalated", "reminder", "warning", "breach"),
+}
+
+
+def moot(kind: str, lifecycle: str) -> bool:
+    """Whether a message of `kind` is no longer worth sending for an issue in `lifecycle`."""
+    return kind in MOOT.get(lifecycle, ())
+
+
+def held(row: OutboxMessage) -> bool:
+    """Whether the row was held for a digest window (and is not a digest already)."""
+    return row.next_attempt_at > row.created_at and not row.payload.get("covers")
+
+
+def gather(session: Session, leader: OutboxMessage, now: datetime) -> Notification | None:
+    """Merge the rest of the leader's window into it; the digest, or None if it is alone."""
+    rows = session.execute(
+        select(OutboxMessage, Issue.lifecycle)
+        .join(Issue, Issue.id == OutboxMessage.issue_id)
+        .where(
+            OutboxMessage.channel == leader.channel,
+            OutboxMessage.state == "pending",
+            OutboxMessage.attempts == 0,
+            OutboxMessage.next_attempt_at == leader.next_attempt_at,
+            OutboxMessage.id != leader.id,
+            OutboxMessage.lease_until.is_(None),
+        )
+        .order_by(OutboxMessage.created_at, OutboxMessage.id)
+        .with_for_update()
+    ).all()
+    items = [Notification.model_validate(leader.payload)]
+    for row, lifecycle in rows:
+        if moot(row.kind, lifecycle):
+            row.state, row.last_error = "cancelled", f"issue {lifecycle} before the digest"
+            continue
+        row.state, row.last_error = "merged", f"in digest {leader.id}"
+        items.append(Notification.model_validate(row.payload))
+    if len(items) == 1:
+        return None
+    first = items[0]
+    text = f"{len(items)} notifications:\n" + "\n".join(f"- {m.text}" for m in items)
+    return first.model_copy(
+        update={
+            "text": text,
+            "covers": tuple(m.id for m in items),
+            "items": tuple(items),
+            "occurred_at": max(m.occurred_at for m in items),
+        }
+    )
+
+
+def merged_rows(session: Session, digest: Notification) -> list[OutboxMessage]:
+    """The rows a digest carries besides its own."""
+    others = list(digest.covers[1:])
+    if not others:
+        return []
+    return list(session.scalars(select(OutboxMessage).where(OutboxMessage.id.in_(others))))
