@@ -29,3 +29,20 @@ class PolicyError(PermanentError):
 
 class DeliveryError(TransientError):
     """A channel did not take a message; it will be retried with backoff."""
+
+
+class Rejected(PermanentError):
+    """An HTTP request the gateway refuses: answered as `application/problem+json`."""
+
+    def __init__(
+        self,
+        status: int,
+        title: str,
+        detail: str | None = None,
+        errors: list[dict[str, str]] | None = None,
+    ) -> None:
+        super().__init__(f"{status} {title}: {detail or ''}")
+        self.status = status
+        self.title = title
+        self.detail = detail
+        self.errors = errors

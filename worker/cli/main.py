@@ -94,15 +94,17 @@ def demo(
 
 @app.command()
 def api(ctx: typer.Context) -> None:
-    """Role: the HTTP gateway (POST /v1/events, GET /healthz)."""
+    """Role: the HTTP gateway (webhooks, POST /v1/events, /v1/issues, GET /healthz)."""
     import uvicorn
+    from redis.asyncio import Redis as AsyncRedis
 
-    from worker.api import create_app
+    from worker.gateway import create_app
 
     settings = settings_of(ctx)
     c = _container(settings)
+    url = settings.resolved_redis_url()
     uvicorn.run(
-        create_app(settings, c.redis, c.engine),
+        create_app(settings, lambda: AsyncRedis.from_url(url, decode_responses=True), c.engine),
         host=settings.api_host,
         port=settings.api_port,
         log_config=None,
