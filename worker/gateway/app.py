@@ -92,6 +92,11 @@ def create_app(
     per_loop = PerLoop(connect)
     sources = adapters(settings)
     announce(settings, sources)
+    insecure = {
+        n
+        for n in WEBHOOKS
+        if getattr(settings.sources, n) and getattr(settings.sources, n).insecure
+    }
     window = settings.gateway_replay_window_s
     ttl = settings.gateway_dedup_ttl_s
 
@@ -131,7 +136,7 @@ def create_app(
             if adapter is None:
                 raise Rejected(404, "Source not configured", f"the {name} source is not set up")
             incoming = Incoming(request.headers, await request.body(), clock.now(), window)
-            status, receipt = await accept(adapter, incoming, per_loop, ttl)
+            status, receipt = await accept(adapter, incoming, per_loop, ttl, name in insecure)
             return JSONResponse(receipt.model_dump(), status_code=status)
 
         return receive
