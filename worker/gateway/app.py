@@ -22,6 +22,7 @@ from worker.errors import Rejected
 from worker.gateway.alertmanager import AlertmanagerAdapter
 from worker.gateway.common import Adapter, Incoming
 from worker.gateway.events import EventsAdapter
+from worker.gateway.fastpath import FastPath
 from worker.gateway.github import GithubAdapter
 from worker.gateway.intake import BodyLimit, PerLoop, RedisFactory, accept
 from worker.gateway.jira import JiraAdapter
@@ -144,9 +145,11 @@ def create_app(
     body = {
         "content": {"application/json": {"schema": {"$ref": "#/components/schemas/IssueEvent"}}}
     }
+    intake = {"/v1/events": endpoint("events")}
+    intake.update({f"/v1/webhooks/{name}": endpoint(name) for name in WEBHOOKS})
     app.add_api_route(
         "/v1/events",
-        endpoint("events"),
+        intake["/v1/events"],
         methods=["POST"],
         status_code=202,
         response_model=Receipt,
@@ -157,7 +160,7 @@ def create_app(
     for name in WEBHOOKS:
         app.add_api_route(
             f"/v1/webhooks/{name}",
-            endpoint(name),
+            intake[f"/v1/webhooks/{name}"],
             methods=["POST"],
             status_code=202,
             response_model=Receipt,
@@ -207,7 +210,16 @@ def create_app(
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
-    app.add_middleware(BodyLimit, limit=settings.gateway_max_body_bytes)
+
+    async def on_error(request: Request, exc: Exception) -> JSONResponse:
+        if isinstance(exc, Rejected):
+            return await _rejected(request, exc)
+        if isinstance(exc, RedisError):
+            return await _redis(request, exc)
+        return await _bug(request, exc)
+
+    app.add_middleware(FastPath, endpoints=intake, on_error=on_error)
+    app.add_middleware(BodyLimit, limit=settings.gateway_max_body_bytes)  # outermost
     return app
 
 
