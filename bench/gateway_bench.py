@@ -4,12 +4,13 @@
     python bench/gateway_bench.py --workers 2 --connections 64 --requests 40000
     python bench/gateway_bench.py --quick              # smoke run
 
-The gateway runs as uvicorn on 127.0.0.1 against the local Redis (127.0.0.1:6379, database 12,
-flushed before and after). The client is one asyncio process speaking HTTP/1.1 keep-alive over
-raw sockets, so the client costs as little CPU as possible on the same 2 cores. Every request is
-a genuine GitHub `issues.opened` delivery with its own X-GitHub-Delivery, signed with
-X-Hub-Signature-256 before the clock starts (the server's verification is what is measured); a
-request counts as accepted only on a 202 whose event is on the stream. Timings never fail.
+The gateway runs as `escalator api` runs it (its app factory under uvicorn) on 127.0.0.1,
+against the local Redis (127.0.0.1:6379, database 12, flushed before and after). The client is
+one asyncio process speaking HTTP/1.1 keep-alive over raw sockets, so it costs as little CPU as
+possible on the same cores. Every request is a genuine GitHub `issues.opened` delivery with its
+own X-GitHub-Delivery, signed with X-Hub-Signature-256 before the clock starts (the server's
+verification is what is measured); a request counts as accepted only on a 202, and every
+accepted event must be on the stream. Timings never fail.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -35,18 +37,10 @@ from tests.support import webhooks as wh  # noqa: E402
 REDIS_URL = "redis://127.0.0.1:6379/12"
 
 
-def make_app():  # type: ignore[no-untyped-def]
-    """The uvicorn factory: the gateway as `escalator api` builds it, without a database."""
-    from redis.asyncio import Redis as AsyncRedis
+def _has(module: str) -> bool:
+    import importlib.util
 
-    from config.logging import configure_logging
-    from config.settings import Settings
-    from worker.gateway import create_app
-
-    settings = Settings(_env_file=None)
-    configure_logging(settings)
-    url = settings.resolved_redis_url()
-    return create_app(settings, lambda: AsyncRedis.from_url(url, decode_responses=True))
+    return importlib.util.find_spec(module) is not None
 
 
 def free_port() -> int:
@@ -141,10 +135,11 @@ def main(argv: list[str] | None = None) -> int:
         ESCALATOR_REDIS_URL=REDIS_URL,
         ESCALATOR_SOURCES=json.dumps({"github": {"secrets": [wh.SECRET]}}),
         ESCALATOR_LOG_LEVEL="WARNING",
-        PYTHONPATH=f"{ROOT}{os.pathsep}{HERE}",
+        ESCALATOR_DATA_DIR=tempfile.mkdtemp(prefix="escalator-bench-"),  # the (unused) SQLite
+        PYTHONPATH=str(ROOT),
     )
     server = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "gateway_bench:make_app", "--factory",
+        [sys.executable, "-m", "uvicorn", "worker.gateway.serve:app_from_environment", "--factory",
          "--host", "127.0.0.1", "--port", str(port), "--workers", str(args.workers),
          "--loop", args.loop, "--http", args.http, "--no-access-log", "--log-level", "warning"],
         env=env, cwd=ROOT,
@@ -174,7 +169,9 @@ def main(argv: list[str] | None = None) -> int:
     latencies.sort()
     q = statistics.quantiles(latencies, n=100)
     header("gateway: signed GitHub webhooks over HTTP (127.0.0.1)")
-    row("uvicorn workers / loop / http", f"{args.workers} / {args.loop} / {args.http}")
+    row("uvicorn workers / loop / http", f"{args.workers} / {args.loop} / {args.http}"
+        f" (uvloop {'installed' if _has('uvloop') else 'absent'},"
+        f" httptools {'installed' if _has('httptools') else 'absent'})")  # fmt: skip
     row("client connections (keep-alive)", str(args.connections))
     row("requests (after warm-up)", f"{len(latencies):,}")
     row("answers", ", ".join(f"{k}: {v:,}" for k, v in sorted(statuses.items())))

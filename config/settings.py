@@ -71,6 +71,7 @@ class Settings(BaseSettings):
     gateway_max_body_bytes: int = Field(default=1024 * 1024, ge=1024, le=64 * 1024 * 1024)
     gateway_replay_window_s: float = Field(default=300.0, gt=0)
     gateway_dedup_ttl_s: int = Field(default=3 * 86400, ge=60)
+    api_workers: int = Field(default=1, ge=1, le=64, description="uvicorn worker processes.")
 
     def resolved_database_url(self) -> str:
         """The database URL, defaulting to SQLite in the data dir."""

@@ -96,15 +96,12 @@ def demo(
 def api(ctx: typer.Context) -> None:
     """Role: the HTTP gateway (webhooks, POST /v1/events, /v1/issues, GET /healthz)."""
     import uvicorn
-    from redis.asyncio import Redis as AsyncRedis
-
-    from worker.gateway import create_app
 
     settings = settings_of(ctx)
-    c = _container(settings)
-    url = settings.resolved_redis_url()
     uvicorn.run(
-        create_app(settings, lambda: AsyncRedis.from_url(url, decode_responses=True), c.engine),
+        "worker.gateway.serve:app_from_environment",
+        factory=True,
+        workers=settings.api_workers,
         host=settings.api_host,
         port=settings.api_port,
         log_config=None,

@@ -74,11 +74,11 @@ class PagerDutyAdapter:
         return mapped
 
     def _severity(self, incident: Incident) -> Severity:
+        """The mapped priority if there is one, else the urgency, else the default."""
         c = self.config
-        if incident.priority and incident.priority.summary:
-            found = severity_of([incident.priority.summary], c.priorities, "P4")
-            if incident.priority.summary.strip().lower() in {k.lower() for k in c.priorities}:
-                return found
+        priority = (incident.priority.summary or "") if incident.priority else ""
+        if priority.strip().lower() in {k.lower() for k in c.priorities}:
+            return severity_of([priority], c.priorities, c.default_severity)
         return severity_of([incident.urgency or ""], c.urgencies, c.default_severity)
 
     def _event(self, event: Event, incident: Incident, kind: EventType) -> IssueEvent:
