@@ -43,6 +43,21 @@ def _has(module: str) -> bool:
     return importlib.util.find_spec(module) is not None
 
 
+def cpu_seconds(proc: subprocess.Popen[bytes]) -> float:
+    """User + system CPU of the server and its uvicorn worker processes so far."""
+    import psutil
+
+    root = psutil.Process(proc.pid)
+    total = 0.0
+    for p in [root, *root.children(recursive=True)]:
+        try:
+            t = p.cpu_times()
+        except psutil.NoSuchProcess:
+            continue
+        total += t.user + t.system
+    return total
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -157,7 +172,11 @@ def main(argv: list[str] | None = None) -> int:
         except ImportError:
             pass
         run(drive(port, warm, args.connections))
+        server_cpu, client_cpu = cpu_seconds(server), time.process_time()
         elapsed, latencies, statuses = run(drive(port, main_batch, args.connections))
+        server_cpu = cpu_seconds(server) - server_cpu
+        client_cpu = time.process_time() - client_cpu
+        load = os.getloadavg()[0]
         on_stream = redis.xlen("escalator:events")
     finally:
         server.terminate()
@@ -179,6 +198,10 @@ def main(argv: list[str] | None = None) -> int:
     row("accepted requests/s", f"{accepted / elapsed:,.0f}")
     row("latency p50 / p99 / max", f"{q[49] * 1000:.1f} ms / {q[98] * 1000:.1f} ms / "
         f"{latencies[-1] * 1000:.1f} ms")  # fmt: skip
+    n = len(latencies)
+    row("server CPU per request (all workers)", f"{server_cpu / n * 1000:.3f} ms")
+    row("client CPU per request", f"{client_cpu / n * 1000:.3f} ms")
+    row("1-min load average at the end (2 cores)", f"{load:.2f}")
     row("target", ">= 3,000 req/s with p99 < 50 ms")
     ok = accepted == len(latencies) and on_stream == args.warmup + args.requests
     return 0 if ok else 1
