@@ -31,6 +31,7 @@ def main(argv: list[str] | None = None) -> int:
         ("ingest_throughput (sqlite, all 24x7)", ["ingest_throughput.py", "--24x7", *extra]),
         ("calendar_bench", ["calendar_bench.py", *extra]),
         ("armed_deadlines_rss", ["armed_deadlines_rss.py", *extra]),
+        ("gateway_bench (2 uvicorn workers)", ["gateway_bench.py", "--workers", "2", *extra]),
     ]
     if args.postgres:
         runs.insert(
