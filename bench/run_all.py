@@ -32,6 +32,7 @@ def main(argv: list[str] | None = None) -> int:
         ("calendar_bench", ["calendar_bench.py", *extra]),
         ("armed_deadlines_rss", ["armed_deadlines_rss.py", *extra]),
         ("notify_bench", ["notify_bench.py", *extra]),
+        ("gateway_bench (2 uvicorn workers)", ["gateway_bench.py", "--workers", "2", *extra]),
     ]
     if args.postgres:
         runs.insert(

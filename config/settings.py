@@ -10,6 +10,8 @@ from typing import Literal
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from config.sources import Sources
+
 PACKAGED_POLICY = Path(__file__).with_name("default_policy.yaml")
 DEMO_POLICY = Path(__file__).with_name("demo_policy.yaml")
 
@@ -85,6 +87,17 @@ class Settings(BaseSettings):
     delivery_concurrency: int = Field(
         default=8, ge=1, description="Messages of one batch sent at once by a worker process."
     )
+    # gateway
+    sources: Sources = Field(
+        default_factory=Sources, description="Webhook sources, JSON: secrets and field maps."
+    )
+    management_token: SecretStr | None = Field(
+        default=None, description="Bearer token of the management API (besides api_token)."
+    )
+    gateway_max_body_bytes: int = Field(default=1024 * 1024, ge=1024, le=64 * 1024 * 1024)
+    gateway_replay_window_s: float = Field(default=300.0, gt=0)
+    gateway_dedup_ttl_s: int = Field(default=3 * 86400, ge=60)
+    api_workers: int = Field(default=1, ge=1, le=64, description="uvicorn worker processes.")
 
     def resolved_database_url(self) -> str:
         """The database URL, defaulting to SQLite in the data dir."""

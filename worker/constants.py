@@ -9,3 +9,4 @@ INFLIGHT = "escalator:deadlines:inflight"  # ZSET deadline id -> lease expiry (e
 ESCALATION_QUEUE = "escalations"
 OUTBOX_QUEUE = "outbox"
 POLICY_GENERATION = "escalator:policy:generation"  # INCR asks every role to reload its policy file
+DELIVERY_PREFIX = "escalator:gateway:delivery:"  # + source:sha256(delivery id): ids it produced

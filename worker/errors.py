@@ -37,3 +37,20 @@ class RateLimited(DeliveryError):
     def __init__(self, message: str, retry_after: float | None) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+
+
+class Rejected(PermanentError):
+    """An HTTP request the gateway refuses: answered as `application/problem+json`."""
+
+    def __init__(
+        self,
+        status: int,
+        title: str,
+        detail: str | None = None,
+        errors: list[dict[str, str]] | None = None,
+    ) -> None:
+        super().__init__(f"{status} {title}: {detail or ''}")
+        self.status = status
+        self.title = title
+        self.detail = detail
+        self.errors = errors

@@ -94,15 +94,14 @@ def demo(
 
 @app.command()
 def api(ctx: typer.Context) -> None:
-    """Role: the HTTP gateway (POST /v1/events, GET /healthz)."""
+    """Role: the HTTP gateway (webhooks, POST /v1/events, /v1/issues, GET /healthz)."""
     import uvicorn
 
-    from worker.api import create_app
-
     settings = settings_of(ctx)
-    c = _container(settings)
     uvicorn.run(
-        create_app(settings, c.redis, c.engine),
+        "worker.gateway.serve:app_from_environment",
+        factory=True,
+        workers=settings.api_workers,
         host=settings.api_host,
         port=settings.api_port,
         log_config=None,
