@@ -9,7 +9,8 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 
 class NextDeadline(BaseModel):
-    kind: str = Field(description="escalate, remind or resolve.")
+    target: str = Field(description="acknowledge, first_response, next_response, resolve, snooze.")
+    kind: str = Field(description="warn, breach, escalate, remind or resume.")
     due_at: datetime
 
 
@@ -33,7 +34,8 @@ class IssueSummary(BaseModel):
 
 class DeadlineOut(BaseModel):
     id: int
-    kind: str
+    target: str = Field(description="The SLA target it belongs to (or `snooze`).")
+    kind: str = Field(description="warn, breach, escalate, remind or resume.")
     tier_index: int
     clock_version: int
     due_at: datetime
@@ -49,12 +51,29 @@ class TimelineOut(BaseModel):
     data: dict[str, Any]
 
 
+class TargetOut(BaseModel):
+    """One SLA target's clock in the issue's current cycle."""
+
+    target: str = Field(description="acknowledge, first_response, next_response or resolve.")
+    state: str = Field(description="running, paused, met or idle.")
+    started_at: datetime | None
+    running_since: datetime | None = Field(description="Set while running: it counts from here.")
+    counted_s: float = Field(
+        description="Time counted before `running_since` (business time on a calendar)."
+    )
+    step: int = Field(description="The ladder step holding the issue (0 = first).")
+    warned: list[float] = Field(description="The warning fractions already sent.")
+    breached: bool
+
+
 class IssueDetail(IssueSummary):
     """One issue with every deadline it has had and its timeline (oldest first)."""
 
     labels: list[str]
     url: str | None
     clock_version: int
+    snoozed_until: datetime | None
+    targets: list[TargetOut]
     deadlines: list[DeadlineOut]
     timeline: list[TimelineOut]
 

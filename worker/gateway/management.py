@@ -23,6 +23,7 @@ from schemas.api import (
     IssueSummary,
     NextDeadline,
     SnoozeRequest,
+    TargetOut,
     TimelineOut,
 )
 from schemas.events import EventType, IssueEvent
@@ -33,7 +34,7 @@ from worker.gateway.problems import Receipt, responses
 from worker.gateway.signatures import bearer_matches, unauthorized
 from worker.store.db import SessionFactory
 from worker.store.models import Deadline, Issue, TimelineEntry
-from worker.store.repository import issue_by_key
+from worker.store.repository import clock_of, issue_by_key
 
 TIMELINE_MAX = 1000
 Idem = Annotated[str | None, Header(alias="Idempotency-Key", max_length=200)]
@@ -53,7 +54,9 @@ def _summary(issue: Issue, nxt: Deadline | None) -> dict[str, object]:
         "policy": issue.policy_name,
         "cycle_started_at": issue.cycle_started_at,
         "updated_at": issue.updated_at,
-        "next_deadline": NextDeadline(kind=nxt.kind, due_at=nxt.due_at) if nxt else None,
+        "next_deadline": (
+            NextDeadline(target=nxt.target, kind=nxt.kind, due_at=nxt.due_at) if nxt else None
+        ),
     }
 
 
@@ -119,6 +122,20 @@ class Management:
                 labels=list(issue.labels or []),
                 url=issue.url,
                 clock_version=issue.clock_version,
+                snoozed_until=issue.snoozed_until,
+                targets=[
+                    TargetOut(
+                        target=c.target,
+                        state=c.state.value,
+                        started_at=c.started_at,
+                        running_since=c.running_since,
+                        counted_s=c.spent.total_seconds(),
+                        step=c.step,
+                        warned=list(c.warned),
+                        breached=c.breached,
+                    )
+                    for c in clock_of(issue).targets
+                ],
                 deadlines=[DeadlineOut.model_validate(d, from_attributes=True) for d in deadlines],
                 timeline=[TimelineOut.model_validate(t, from_attributes=True) for t in timeline],
             )
