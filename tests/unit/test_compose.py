@@ -218,14 +218,29 @@ def test_infrastructure_has_healthchecks_and_volumes(services: dict[str, dict[st
     assert {"POSTGRES_DB", "POSTGRES_USER", "POSTGRES_PASSWORD"} <= set(env)
 
 
+def _interpolate(value: str) -> str:
+    """Compose's `${VAR:-default}` and `${VAR:?error}`, with no VAR set (a token for `:?`)."""
+
+    def one(found: re.Match[str]) -> str:
+        return found[3] if found[2] == "-" else "token-from-the-operator"
+
+    return re.sub(r"\$\{(\w+):([-?])((?:[^{}]|\{[^{}]*\})*)\}", one, value)
+
+
 @pytest.mark.parametrize("name", APP_SERVICES)
-def test_environment_names_real_settings(name: str, services: dict[str, dict[str, Any]]) -> None:
+def test_environment_names_real_settings(
+    name: str, services: dict[str, dict[str, Any]], monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Every ESCALATOR_* variable set in compose is a Settings field, and they build Settings."""
     env = services[name]["environment"]
     fields = {f"ESCALATOR_{field.upper()}" for field in Settings.model_fields}
     unknown = {key for key in env if key.startswith("ESCALATOR_")} - fields
     assert not unknown, f"{name}: not settings: {sorted(unknown)}"
-    settings = Settings(_env_file=None, **{k[10:].lower(): v for k, v in env.items()})
+    for key in [k for k in os.environ if k.startswith("ESCALATOR_")]:
+        monkeypatch.delenv(key)
+    for key, value in env.items():
+        monkeypatch.setenv(key, _interpolate(str(value)))
+    settings = Settings(_env_file=None)
     assert settings.redis_url == "redis://redis:6379/0"
     assert settings.resolved_database_url().startswith("postgresql+psycopg://")
     assert settings.log_format == "json"
