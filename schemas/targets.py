@@ -118,6 +118,22 @@ class IssueFacts:
     status: str = "open"
     fields: Mapping[str, str | None] = dataclass_field(default_factory=dict)
 
+    @classmethod
+    def of(
+        cls,
+        severity: Severity,
+        source: str,
+        labels: tuple[str, ...],
+        status: str,
+        id: str,
+        title: str,
+        assignee: str | None,
+        url: str | None,
+    ) -> IssueFacts:
+        """Facts from an issue's attributes, its matchable fields included."""
+        fields = {"id": id, "title": title, "status": status, "assignee": assignee, "url": url}
+        return cls(severity, source, labels, status, fields)
+
 
 class Match(_Strict):
     """Conditions, all of which must hold; an empty match matches every issue."""

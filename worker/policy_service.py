@@ -29,18 +29,15 @@ from worker.store.models import Deadline, Issue
 
 def facts_of_issue(issue: Issue) -> IssueFacts:
     """What policy matching sees of a stored issue."""
-    return IssueFacts(
-        severity=Severity(issue.severity),
-        source=issue.source,
-        labels=tuple(issue.labels),
-        status=issue.status,
-        fields={
-            "id": issue.external_id,
-            "title": issue.title,
-            "status": issue.status,
-            "assignee": issue.assignee,
-            "url": issue.url,
-        },
+    return IssueFacts.of(
+        Severity(issue.severity),
+        issue.source,
+        tuple(issue.labels),
+        issue.status,
+        issue.external_id,
+        issue.title,
+        issue.assignee,
+        issue.url,
     )
 
 

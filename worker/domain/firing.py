@@ -80,6 +80,14 @@ def _at(value: datetime | None) -> str:
     return value.isoformat(timespec="seconds") if value else "(paused)"
 
 
+def _next(clock: TargetClock, target: Target, kind: DeadlineKind) -> DeadlineSpec:
+    """The ladder deadline a running clock arms after it moved: the end of its holding step."""
+    budget = step_end(clock, target)
+    due = due_at(clock, target, budget)
+    assert due is not None  # the clock is running
+    return DeadlineSpec(kind, clock.target, clock.step, budget, due)
+
+
 def decide(
     lifecycle: Lifecycle,
     cycle: int,
@@ -138,9 +146,6 @@ def decide(
             f" ({to - clock.step - 1} more step(s) passed meanwhile)" if to > clock.step + 1 else ""
         )
         kind = DeadlineKind.ESCALATE if to < last else DeadlineKind.REMIND
-        next_budget = step_end(moved, target)
-        next_due = due_at(moved, target, next_budget)
-        assert next_due is not None
         return Fired(
             moved,
             NotificationKind.ESCALATED,
@@ -148,19 +153,18 @@ def decide(
             f"{format_duration(target.ladder[clock.step].within)}: escalated to {tier}"
             f"{skipped}{breach_note}",
             to_tier=tier,
-            arm=(DeadlineSpec(kind, clock.target, to, next_budget, next_due),),
+            arm=(_next(moved, target, kind),),
         )
     reminded = replace(
         clock, reminded=clock.reminded + 1, breached=clock.breached or carries_breach
     )
     while step_end(reminded, target) <= spent:
         reminded = replace(reminded, reminded=reminded.reminded + 1)
-    next_budget = step_end(reminded, target)
-    next_due = due_at(reminded, target, next_budget)
-    assert next_due is not None
+    following = _next(reminded, target, DeadlineKind.REMIND)
     return Fired(
         reminded,
         NotificationKind.REMINDER,
-        f"{holder} still has not {verb}d ({name}){breach_note}; next reminder at {_at(next_due)}",
-        arm=(DeadlineSpec(DeadlineKind.REMIND, clock.target, clock.step, next_budget, next_due),),
+        f"{holder} still has not {verb}d ({name}){breach_note}; "
+        f"next reminder at {_at(following.due_at)}",
+        arm=(following,),
     )

@@ -89,18 +89,16 @@ class Transition:
 def facts_of(event: IssueEvent, severity: Severity | None = None) -> IssueFacts:
     """What policy matching sees of the issue an event describes."""
     snap = event.issue
-    return IssueFacts(
-        severity=severity or snap.severity,
-        source=event.source,
-        labels=snap.labels,
-        status=snap.status,
-        fields={
-            "id": snap.id,
-            "title": snap.title,
-            "status": snap.status,
-            "assignee": snap.assignee,
-            "url": str(snap.url) if snap.url else None,
-        },
+    url = str(snap.url) if snap.url else None
+    return IssueFacts.of(
+        severity or snap.severity,
+        event.source,
+        snap.labels,
+        snap.status,
+        snap.id,
+        snap.title,
+        snap.assignee,
+        url,
     )
 
 
