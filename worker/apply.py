@@ -21,6 +21,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
 from schemas.events import IssueEvent
+from schemas.messages import NotificationKind
 from schemas.policy import PolicyFile
 from worker.clock import Clock
 from worker.domain.lifecycle import apply_event
@@ -30,7 +31,8 @@ from worker.oncall import on_call
 from worker.outbox import (
     CANCELLED_ON_ACK,
     CANCELLED_ON_RESOLVE,
-    cancel_pending,
+    cancel_fresh,
+    cancel_stored,
     queue_notifications,
 )
 from worker.policy_versions import policies_for, remember, version_of
@@ -111,6 +113,7 @@ class _Loaded:
         self.disarm: list[int] = []
         self.rearm: set[Issue] = set()
         self.outbox: list[str] = []
+        self.mooted: dict[tuple[NotificationKind, ...], list[int]] = {}
 
     def effects(self) -> Effects:
         """After the flush: what to index and drop, and which messages to dispatch."""
@@ -118,6 +121,18 @@ class _Loaded:
         for issue in self.rearm:
             arm.update((d.id, d.due_at) for d in self.armed.get(issue, []))
         return Effects(arm=list(arm.items()), disarm=self.disarm, outbox=self.outbox)
+
+    def moot(self, issue: Issue, kinds: tuple[NotificationKind, ...], now: datetime) -> None:
+        """Cancel the issue's unsent messages of these kinds: this transaction's at once, the
+        stored ones in one statement per kind set when the batch is done (`cancel_moot`)."""
+        cancel_fresh(self.session, issue, kinds, now)
+        if issue.id is not None:
+            self.mooted.setdefault(kinds, []).append(issue.id)
+
+    def cancel_moot(self, now: datetime) -> None:
+        for kinds, issue_ids in self.mooted.items():
+            cancel_stored(self.session, issue_ids, kinds, now)
+        self.mooted.clear()
 
     def cancel(self, issue: Issue, targets: frozenset[str], note: str) -> None:
         """Cancel the issue's armed deadlines of these targets (and snoozes)."""
@@ -176,9 +191,9 @@ def _apply(
     issue.updated_at = now
     loaded.cancel(issue, transition.cancel, event.type.value)
     if issue.lifecycle == "resolved" and "resolve" in transition.cancel:
-        cancel_pending(session, issue, CANCELLED_ON_RESOLVE, now)
+        loaded.moot(issue, CANCELLED_ON_RESOLVE, now)
     elif issue.lifecycle == "acknowledged" and "acknowledge" in transition.cancel:
-        cancel_pending(session, issue, CANCELLED_ON_ACK, now)
+        loaded.moot(issue, CANCELLED_ON_ACK, now)
     for spec in transition.arm:
         deadline = repo.deadline_row(issue, spec)
         session.add(deadline)
@@ -186,7 +201,7 @@ def _apply(
         loaded.new.append(deadline)
     for kind, reason in transition.notify:
         loaded.outbox += queue_notifications(
-            session, issue, kind, under, event.occurred_at, now, reason
+            session, issue, kind, under, event.occurred_at, now, reason, loaded.armed[issue]
         )
     for note in transition.notes:
         session.add(TimelineEntry(issue=issue, at=event.occurred_at, kind="clock", message=note))
@@ -234,6 +249,7 @@ def _fast(
             except PermanentError as exc:  # raised before anything was changed
                 outcome, note = Outcome.DEAD, str(exc)
             batch.results.append(_result(stream_id, event, outcome, note))
+        loaded.cancel_moot(now)
         session.flush()
         batch.effects = loaded.effects()
     return batch
@@ -254,6 +270,7 @@ def _careful(
                     with session.begin_nested():
                         loaded = _Loaded(session, [event])
                         outcome, note = _apply(loaded, event, stream_id, policies, now)
+                        loaded.cancel_moot(now)
                         session.flush()
                     batch.effects.merge(loaded.effects())
                     break

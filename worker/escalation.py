@@ -88,7 +88,10 @@ def fire(
             session, issue.id, now, kind.value, message, deadline_id=deadline_id, late_ms=late_ms
         )
         if notify is not None:
-            effects.outbox = queue_notifications(session, issue, notify, under, now, now, reason)
+            deadlines = [deadline, *session.scalars(repo.armed_of(issue.id))]
+            effects.outbox = queue_notifications(
+                session, issue, notify, under, now, now, reason, deadlines
+            )
     log.info(
         "escalation.fired",
         issue=issue.key,

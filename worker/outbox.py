@@ -40,28 +40,20 @@ def new_message_id() -> str:
     return f"msg_{uuid.uuid4().hex}"
 
 
-def _mine(session: Session, issue: Issue) -> Iterable[Deadline]:
-    """The issue's deadlines this session holds in memory (no query, no flush)."""
-    for obj in (*session.new, *session.identity_map.values()):
-        if isinstance(obj, Deadline) and (
-            obj.__dict__.get("issue") is issue
-            or (issue.id is not None and obj.issue_id == issue.id)
-        ):
-            yield obj
+_FRESH = "escalator.outbox_fresh"  # session.info: issue -> rows written in this transaction
 
 
-def _due_at(
-    session: Session, issue: Issue, kind: NotificationKind, at: datetime
-) -> datetime | None:
-    """The deadline the message is about: the next ack deadline, or the breached resolve one."""
+def _due_at(deadlines: Iterable[Deadline], kind: NotificationKind, at: datetime) -> datetime | None:
+    """The deadline the message is about: the holding tier's next one, or the breached one."""
     if kind is NotificationKind.RESOLVED:
         return None
     if kind is NotificationKind.BREACH:
-        due = [d.due_at for d in _mine(session, issue) if d.kind == "breach" and d.due_at <= at]
-        return max(due, default=None)
+        return max(
+            (d.due_at for d in deadlines if d.kind == "breach" and d.due_at <= at), default=None
+        )
     due = [
         d.due_at
-        for d in _mine(session, issue)
+        for d in deadlines
         if d.state == "armed" and d.kind in ("escalate", "remind") and d.due_at >= at
     ]
     return min(due, default=None)
@@ -98,11 +90,13 @@ def queue_notifications(
     at: datetime,
     now: datetime,
     reason: str = "",
+    deadlines: Iterable[Deadline] = (),
 ) -> list[str]:
     """One outbox row per channel the tier routes `kind` to (and a write-back); their ids.
 
     `at` is when the cause happened (shown in the message); `now` is when the row is written,
-    from which its delivery is due.
+    from which its delivery is due. `deadlines` are the issue's deadlines as the transaction
+    leaves them (the caller holds them): the message tells the time left from them.
     """
     tier = policies.tier(issue.tier)
     channels = list(tier.channels_for(kind.value) if tier else ("log",))
@@ -120,7 +114,8 @@ def queue_notifications(
         severity=issue.severity,
         url=issue.url,
     )
-    due_at = _due_at(session, issue, kind, at) if channels else None
+    due_at = _due_at(deadlines, kind, at) if channels else None
+    fresh: list[OutboxMessage] = session.info.setdefault(_FRESH, {}).setdefault(id(issue), [])
     ids = []
     for channel in channels:
         message = Notification(
@@ -136,51 +131,71 @@ def queue_notifications(
             people=people(policies, issue.tier),
             due_at=due_at,
         )
-        session.add(
-            OutboxMessage(
-                id=message.id,
-                issue=issue,
-                channel=channel,
-                kind=kind.value,
-                payload=message.model_dump(mode="json"),
-                state="pending",
-                attempts=0,
-                next_attempt_at=_send_at(session, policies, channel, now),
-                created_at=now,
-            )
+        row = OutboxMessage(
+            id=message.id,
+            issue=issue,
+            channel=channel,
+            kind=kind.value,
+            payload=message.model_dump(mode="json"),
+            state="pending",
+            attempts=0,
+            next_attempt_at=_send_at(session, policies, channel, now),
+            created_at=now,
         )
+        session.add(row)
+        fresh.append(row)
         ids.append(message.id)
     return ids
+
+
+def cancel_fresh(
+    session: Session, issue: Issue, kinds: Iterable[NotificationKind], now: datetime
+) -> int:
+    """Cancel the issue's unsent messages of these kinds written in this transaction."""
+    values = {k.value for k in kinds}
+    count = 0
+    for row in session.info.get(_FRESH, {}).get(id(issue), []):
+        if (
+            row.kind in values
+            and row.state == "pending"
+            and not row.channel.startswith("writeback:")
+        ):
+            row.state, row.last_error = "cancelled", f"cancelled at {now.isoformat()}"
+            count += 1
+    return count
+
+
+def cancel_stored(
+    session: Session, issue_ids: Iterable[int], kinds: Iterable[NotificationKind], now: datetime
+) -> int:
+    """Cancel the unsent messages of these kinds that earlier transactions wrote for these
+    issues, in one statement. Write-backs are kept."""
+    ids = list(issue_ids)
+    if not ids:
+        return 0
+    fresh = [row.id for rows in session.info.get(_FRESH, {}).values() for row in rows]
+    with session.no_autoflush:
+        result = session.execute(
+            update(OutboxMessage)
+            .where(
+                OutboxMessage.issue_id.in_(ids),
+                OutboxMessage.state == "pending",
+                OutboxMessage.kind.in_([k.value for k in kinds]),
+                OutboxMessage.channel.not_like("writeback:%"),
+                OutboxMessage.id.not_in(fresh),
+            )
+            .values(state="cancelled", last_error=f"cancelled at {now.isoformat()}")
+            .execution_options(synchronize_session=False)
+        )
+    return int(result.rowcount)  # type: ignore[attr-defined]
 
 
 def cancel_pending(
     session: Session, issue: Issue, kinds: Iterable[NotificationKind], now: datetime
 ) -> int:
-    """Cancel the issue's unsent messages of these kinds; how many. Write-backs are kept."""
-    values = [k.value for k in kinds]
-    count = 0
-    for obj in session.new:  # rows written earlier in this same transaction
-        if (
-            isinstance(obj, OutboxMessage)
-            and obj.__dict__.get("issue") is issue
-            and obj.kind in values
-            and obj.state == "pending"
-            and not obj.channel.startswith("writeback:")
-        ):
-            obj.state, obj.last_error = "cancelled", f"cancelled at {now.isoformat()}"
-            count += 1
-    if issue.id is None:
-        return count
-    with session.no_autoflush:
-        result = session.execute(
-            update(OutboxMessage)
-            .where(
-                OutboxMessage.issue_id == issue.id,
-                OutboxMessage.state == "pending",
-                OutboxMessage.kind.in_(values),
-                OutboxMessage.channel.not_like("writeback:%"),
-            )
-            .values(state="cancelled", last_error=f"cancelled at {now.isoformat()}")
-            .execution_options(synchronize_session=False)
-        )
-    return count + int(result.rowcount)  # type: ignore[attr-defined]
+    """Cancel the issue's unsent messages of these kinds, wherever written; how many."""
+    kinds = tuple(kinds)
+    count = cancel_fresh(session, issue, kinds, now)
+    if issue.id is not None:
+        count += cancel_stored(session, [issue.id], kinds, now)
+    return count

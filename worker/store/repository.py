@@ -6,7 +6,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
 from schemas.events import Severity
@@ -162,6 +162,11 @@ def cancel_deadlines(
             row.state, row.note = "cancelled", note
             ids.append(row.id)
     return ids
+
+
+def armed_of(issue_id: int) -> Select[Any]:
+    """The query for one issue's armed deadlines."""
+    return select(Deadline).where(Deadline.issue_id == issue_id, Deadline.state == ARMED)
 
 
 def armed_deadlines(
