@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import signal
 import subprocess
 import sys
 import venv
@@ -69,7 +70,21 @@ def main(argv: list[str]) -> int:
         return 0
     command = commands[name]
     assert command is not None
-    return subprocess.call([*command, *extra])
+    return run_child([*command, *extra])
+
+
+def run_child(argv: list[str]) -> int:
+    """Run a command; Ctrl-C or SIGTERM is passed on to it and we wait for it to stop cleanly
+    (a second signal is harmless to Escalator's roles), instead of dying mid-wait."""
+    child = subprocess.Popen(argv)
+
+    def forward(signum: int, _frame: object) -> None:
+        if child.poll() is None:
+            child.send_signal(signum)
+
+    signal.signal(signal.SIGINT, forward)
+    signal.signal(signal.SIGTERM, forward)
+    return child.wait()
 
 
 if __name__ == "__main__":
