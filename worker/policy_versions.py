@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import json
 from datetime import datetime
-from functools import lru_cache
 
 import structlog
 from sqlalchemy.exc import IntegrityError
@@ -45,9 +44,7 @@ def version_of(policies: PolicyFile) -> str:
     return version
 
 
-@lru_cache(maxsize=64)
-def _parse(version: str, text: str) -> PolicyFile:
-    return PolicyFile.model_validate(json.loads(text))
+_parsed: dict[str, PolicyFile] = {}  # version -> file; a version's content never changes
 
 
 def remember(sessions: SessionFactory, policies: PolicyFile, now: datetime) -> str:
@@ -75,8 +72,14 @@ def policies_for(session: Session, version: str, current: PolicyFile) -> PolicyF
     """The policy file an issue is under: its stored version, else (unknown) the current one."""
     if not version or version == version_of(current):
         return current
+    known = _parsed.get(version)
+    if known is not None:
+        return known
     row = session.get(PolicyVersion, version)
     if row is None:
         log.warning("policy.version_missing", version=version)
         return current
-    return _parse(version, json.dumps(row.body, sort_keys=True))
+    if len(_parsed) > 64:
+        _parsed.clear()
+    _parsed[version] = PolicyFile.model_validate(row.body)
+    return _parsed[version]
