@@ -10,9 +10,10 @@ Celery prefork worker with -c 2 would; the clock starts once both have imported 
 
 - **ours**: `deliver_many` in batches of 200 ids, as the `outbox.deliver_batch` task runs it:
   one lease UPDATE and one record transaction per 50 messages, Standard Webhooks signing, up
-  to 8 sends at once per process on kept-alive connections.
-- **textbook**: one message at a time: read the row, POST it (on a kept-alive connection), mark
-  it sent, commit. This baseline runs the loop directly, without
+  to 8 sends at once per process on kept-alive connections (`PooledPoster`, as production
+  wires it).
+- **textbook**: one message at a time with httpx, the usual client: read the row, POST it (on a
+  kept-alive connection), mark it sent, commit. This baseline runs the loop directly, without
   Celery's per-task overhead (DESIGN.md measured `.delay()` alone at ~1,300 tasks/s), so it is
   an upper bound for "one task per message".
 
@@ -161,6 +162,7 @@ def _ours(url: str, hook: str, ids: list[str], go: Any) -> None:
     from worker.clock import SystemClock
     from worker.notify.batch import deliver_many
     from worker.notify.channels import build_channels
+    from worker.notify.http import PooledPoster
     from worker.store.db import make_engine, session_factory
 
     quiet_logging()
@@ -179,7 +181,8 @@ def _ours(url: str, hook: str, ids: list[str], go: Any) -> None:
     )
     clock = SystemClock()
     with httpx.Client() as http:
-        channels = build_channels(policies, settings, clock, http)
+        poster = PooledPoster(settings.delivery_concurrency)
+        channels = build_channels(policies, settings, clock, http, poster)
         sessions = session_factory(make_engine(url))
         go.wait()
         for start in range(0, len(ids), 200):

@@ -16,6 +16,7 @@ from worker.celery_app import configure
 from worker.clock import Clock, SystemClock
 from worker.deadline_index import DeadlineIndex
 from worker.notify.channels import Channel, build_channels
+from worker.notify.http import PooledPoster, Poster
 from worker.policy_loader import PolicyFileError, load_policy
 from worker.redis_conn import connect
 from worker.store.db import SessionFactory, make_engine, reader_factory, session_factory
@@ -37,9 +38,11 @@ class Container:
     policies: PolicyFile
     channels: dict[str, Channel]
     http: httpx.Client
+    poster: Poster
 
     def close(self) -> None:
         self.http.close()
+        self.poster.close()
         self.redis.close()
         self.engine.dispose()
 
@@ -74,6 +77,7 @@ def build(
     redis = connect(settings.resolved_redis_url())
     policies = _policies(settings, fallback)
     http = httpx.Client(follow_redirects=False)
+    poster = PooledPoster(settings.delivery_concurrency)
     return Container(
         settings=settings,
         clock=clock,
@@ -83,8 +87,9 @@ def build(
         redis=redis,
         index=DeadlineIndex(redis),
         policies=policies,
-        channels=build_channels(policies, settings, clock, http),
+        channels=build_channels(policies, settings, clock, http, poster),
         http=http,
+        poster=poster,
     )
 
 

@@ -57,7 +57,9 @@ class Reloader:
             log.error("policy.reload_refused", file=str(path), errors=[str(p) for p in problems])
             return False
         try:
-            channels = build_channels(policies, self.c.settings, self.c.clock, self.c.http)
+            channels = build_channels(
+                policies, self.c.settings, self.c.clock, self.c.http, self.c.poster
+            )
         except Exception as exc:
             log.error("policy.reload_refused", file=str(path), errors=[str(exc)])
             return False

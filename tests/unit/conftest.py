@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from config.settings import DEMO_POLICY, PACKAGED_POLICY, Settings
 from schemas.policy import PolicyFile
+from tests.support.posters import HttpxPoster
 from worker.bootstrap import Container
 from worker.clock import ManualClock
 from worker.deadline_index import DeadlineIndex
@@ -104,5 +105,6 @@ def container(
         policies=policies,
         channels={},
         http=http,
+        poster=HttpxPoster(http),
     )
     http.close()

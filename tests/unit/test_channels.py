@@ -15,6 +15,7 @@ from standardwebhooks.webhooks import WebhookVerificationError
 from config.settings import Settings
 from schemas.messages import IssueRef, Notification, NotificationKind
 from schemas.policy import PolicyFile, WebhookChannel
+from tests.support.posters import HttpxPoster
 from worker.clock import ManualClock
 from worker.errors import DeliveryError, PermanentError, PolicyError
 from worker.notify.channels import LogSink, SignedWebhook, build_channels
@@ -50,8 +51,8 @@ def http() -> Iterator[httpx.Client]:
 
 
 def webhook(clock: ManualClock, http: httpx.Client, secret: str | None = SECRET) -> SignedWebhook:
-    """A SignedWebhook to URL."""
-    return SignedWebhook("ops", WebhookChannel(url=URL), secret, clock, http)
+    """A SignedWebhook to URL, sending through `http`."""
+    return SignedWebhook("ops", WebhookChannel(url=URL), secret, clock, HttpxPoster(http))
 
 
 def wall_clock() -> ManualClock:
@@ -159,12 +160,16 @@ def test_build_channels_needs_the_named_secret(http: httpx.Client) -> None:
     """A webhook naming a secret that ESCALATOR_SECRETS lacks is a PolicyError."""
     settings = Settings(_env_file=None, secrets={})
     with pytest.raises(PolicyError, match="needs secret 'ops'"):
-        build_channels(policy_with_webhook("ops"), settings, ManualClock(T0), http)
+        build_channels(
+            policy_with_webhook("ops"), settings, ManualClock(T0), http, HttpxPoster(http)
+        )
 
 
 def test_build_channels_wires_webhooks_and_always_has_log(http: httpx.Client) -> None:
     """Named channels are built and a `log` channel exists even when the file has none."""
     settings = Settings(_env_file=None, secrets={"ops": SECRET})
-    channels = build_channels(policy_with_webhook("ops"), settings, ManualClock(T0), http)
+    channels = build_channels(
+        policy_with_webhook("ops"), settings, ManualClock(T0), http, HttpxPoster(http)
+    )
     assert isinstance(channels["ops"], SignedWebhook)
     assert isinstance(channels["log"], LogSink)

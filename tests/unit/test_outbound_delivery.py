@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from config.settings import Settings
 from schemas.messages import Notification
 from schemas.policy import PolicyFile, WebhookChannel
+from tests.support.posters import HttpxPoster
 from worker.apply import apply_batch
 from worker.clock import ManualClock
 from worker.errors import DeliveryError, PermanentError, RateLimited
@@ -77,7 +78,7 @@ def test_http_answers_map_to_errors(
 ) -> None:
     """429/503 with Retry-After are RateLimited; other 5xx and 429 retried; 4xx refused."""
     with pytest.raises(error) as caught:
-        check("x", httpx.Response(status, headers=headers), T0)
+        check("x", status, httpx.Headers(headers), T0)
     if error is RateLimited:
         assert isinstance(caught.value, RateLimited) and caught.value.retry_after == 7.0
 
@@ -90,7 +91,7 @@ def test_webhook_429_is_retried_no_sooner_than_retry_after(
     transport = httpx.MockTransport(lambda _: httpx.Response(429, headers={"retry-after": "120"}))
     with httpx.Client(transport=transport) as http:
         hook = SignedWebhook(
-            "log", WebhookChannel(url="https://h.example.com/x"), None, clock, http
+            "log", WebhookChannel(url="https://h.example.com/x"), None, clock, HttpxPoster(http)
         )
         result = deliver(sessions, {"log": hook}, clock, settings, mid)
     assert result.state == "retry" and result.retry_in == 120.0

@@ -14,6 +14,7 @@ from pydantic import SecretStr
 from config.settings import Settings
 from schemas.messages import IssueRef, Notification, NotificationKind
 from schemas.policy import PolicyFile
+from tests.support.posters import HttpxPoster
 from worker.clock import ManualClock
 from worker.errors import DeliveryError, PermanentError, PolicyError
 from worker.notify.channels import build_channels
@@ -190,6 +191,7 @@ def test_apprise_failure_keeps_the_token_out_of_errors_and_logs(
             settings,
             ManualClock(T0),
             http,
+            HttpxPoster(http),
         )
         with pytest.raises(DeliveryError) as caught:
             channels["mail"].send(message())

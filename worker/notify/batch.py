@@ -9,6 +9,8 @@ and a message held for a digest window is left to `deliver`, which knows how to 
 
 from __future__ import annotations
 
+import os
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 
@@ -127,17 +129,29 @@ def _deliver_chunk(
     return outcomes
 
 
+_pool: tuple[int, int, ThreadPoolExecutor] | None = None  # (pid, size, pool) of this process
+_pool_lock = threading.Lock()
+
+
+def _senders(threads: int) -> ThreadPoolExecutor:
+    """This process's sending threads, started once (not per batch) and not shared over fork."""
+    global _pool
+    with _pool_lock:
+        if _pool is None or _pool[0] != os.getpid() or _pool[1] != threads:
+            if _pool is not None and _pool[0] == os.getpid():
+                _pool[2].shutdown(wait=False)  # another size asked for: this one's threads end
+            _pool = (os.getpid(), threads, ThreadPoolExecutor(threads, "escalator-send"))
+        return _pool[2]
+
+
 def _send_all(
     channels: dict[str, Channel], work: list[tuple[OutboxMessage, Notification]], threads: int
 ) -> list[tuple[OutboxMessage, Notification, Attempt]]:
     """Send every message, up to `threads` at once (receivers are slow; the sends overlap)."""
     if threads <= 1 or len(work) <= 1:
         return [(row, message, attempt(channels, row.channel, message)) for row, message in work]
-    with ThreadPoolExecutor(max_workers=min(threads, len(work))) as pool:
-        results = pool.map(lambda item: attempt(channels, item[0].channel, item[1]), work)
-        return [
-            (row, message, result) for (row, message), result in zip(work, results, strict=True)
-        ]
+    results = _senders(threads).map(lambda item: attempt(channels, item[0].channel, item[1]), work)
+    return [(row, message, result) for (row, message), result in zip(work, results, strict=True)]
 
 
 def _record_plain(

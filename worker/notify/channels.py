@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Protocol
 
 import httpx
@@ -15,7 +14,7 @@ from schemas.policy import AppriseChannel, LogChannel, PolicyFile, WebhookChanne
 from worker.clock import Clock
 from worker.errors import PolicyError
 from worker.notify.apprise_channel import AppriseSink
-from worker.notify.http import check, post_error
+from worker.notify.http import Poster, TransportError, check, post_error
 from worker.notify.redact import resolve
 from worker.notify.templates import Renderer
 from worker.writeback import build_writebacks
@@ -57,14 +56,14 @@ class SignedWebhook:
         config: WebhookChannel,
         secret: str | None,
         clock: Clock,
-        http: httpx.Client,
+        poster: Poster,
     ) -> None:
         self.name = name
         self.url = str(config.url)
         self.timeout = config.timeout.total_seconds()
         self.signer = Webhook(secret) if secret else None
         self.clock = clock
-        self.http = http
+        self.poster = poster
 
     def headers(self, message: Notification, body: str) -> dict[str, str]:
         """The Standard Webhooks headers for `body`."""
@@ -80,20 +79,23 @@ class SignedWebhook:
         return headers
 
     def send(self, message: Notification) -> None:
-        body = json.dumps(message.model_dump(mode="json"), separators=(",", ":"))
+        body = message.model_dump_json()
         try:
-            response = self.http.post(
-                self.url, content=body, headers=self.headers(message, body), timeout=self.timeout
+            reply = self.poster.post(
+                self.url, body.encode(), self.headers(message, body), self.timeout
             )
-        except httpx.HTTPError as exc:
+        except TransportError as exc:
             raise post_error(self.name, exc) from None
-        check(self.name, response, self.clock.now())
+        check(self.name, reply.status, reply.headers, self.clock.now())
 
 
 def build_channels(
-    policies: PolicyFile, settings: Settings, clock: Clock, http: httpx.Client
+    policies: PolicyFile, settings: Settings, clock: Clock, http: httpx.Client, poster: Poster
 ) -> dict[str, Channel]:
-    """Every channel the policy file names, and the write-back adapters, ready to send."""
+    """Every channel the policy file names, and the write-back adapters, ready to send.
+
+    Signed webhooks POST through `poster`; the write-back adapters call through `http`.
+    """
     renderer = Renderer(policies.templates, settings.templates_dir, settings.public_url)
     channels: dict[str, Channel] = {}
     for name, config in policies.channels.items():
@@ -115,7 +117,7 @@ def build_channels(
                         "set it in ESCALATOR_SECRETS"
                     )
                 secret = settings.secrets[config.secret].get_secret_value()
-            channels[name] = SignedWebhook(name, config, secret, clock, http)
+            channels[name] = SignedWebhook(name, config, secret, clock, poster)
     channels.setdefault("log", LogSink("log"))
     channels.update(build_writebacks(policies, settings, clock, http))
     return channels

@@ -67,7 +67,12 @@ class HttpAdapter:
             )
         except httpx.HTTPError as exc:
             raise post_error(self.name, exc) from None
-        check(f"{self.name} {method} {httpx.URL(url).path}", response, self.clock.now())
+        check(
+            f"{self.name} {method} {httpx.URL(url).path}",
+            response.status_code,
+            response.headers,
+            self.clock.now(),
+        )
         return response
 
 

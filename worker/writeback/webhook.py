@@ -40,4 +40,4 @@ class WebhookWriteback(HttpAdapter):
             response = self.http.post(url, content=body, headers=headers, timeout=self.timeout)
         except httpx.HTTPError as exc:
             raise post_error(self.name, exc) from None
-        check(self.name, response, now)
+        check(self.name, response.status_code, response.headers, now)
