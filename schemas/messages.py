@@ -48,6 +48,11 @@ class Notification(BaseModel):
     tier_number: int = Field(default=1, description="1 for the first tier of the ladder.")
     people: tuple[str, ...] = Field(default=(), description="The tier's people (its roster).")
     due_at: AwareDatetime | None = Field(default=None, description="The next deadline, if any.")
+    target: str | None = Field(
+        default=None,
+        description="The SLA target the message is about: acknowledge, first_response, "
+        "next_response or resolve (none for assigned, resolved and requested escalations).",
+    )
     covers: tuple[str, ...] = Field(
         default=(), description="A digest: the ids of the messages it carries (its own first)."
     )

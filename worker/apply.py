@@ -21,16 +21,14 @@ from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
 from schemas.events import IssueEvent
-from schemas.messages import NotificationKind
 from schemas.policy import PolicyFile
 from worker.clock import Clock
 from worker.domain.lifecycle import apply_event
+from worker.domain.sla import SNOOZE
 from worker.effects import Effects
 from worker.errors import InvalidEvent, PermanentError
 from worker.oncall import on_call
 from worker.outbox import (
-    CANCELLED_ON_ACK,
-    CANCELLED_ON_RESOLVE,
     cancel_fresh,
     cancel_stored,
     queue_notifications,
@@ -113,7 +111,7 @@ class _Loaded:
         self.disarm: list[int] = []
         self.rearm: set[Issue] = set()
         self.outbox: list[str] = []
-        self.mooted: dict[tuple[NotificationKind, ...], list[int]] = {}
+        self.mooted: dict[frozenset[str] | None, list[int]] = {}
 
     def effects(self) -> Effects:
         """After the flush: what to index and drop, and which messages to dispatch."""
@@ -122,16 +120,17 @@ class _Loaded:
             arm.update((d.id, d.due_at) for d in self.armed.get(issue, []))
         return Effects(arm=list(arm.items()), disarm=self.disarm, outbox=self.outbox)
 
-    def moot(self, issue: Issue, kinds: tuple[NotificationKind, ...], now: datetime) -> None:
-        """Cancel the issue's unsent messages of these kinds: this transaction's at once, the
-        stored ones in one statement per kind set when the batch is done (`cancel_moot`)."""
-        cancel_fresh(self.session, issue, kinds, now)
+    def moot(self, issue: Issue, targets: frozenset[str] | None, now: datetime) -> None:
+        """Cancel the issue's unsent messages about these met targets (None: resolved, all that
+        can be moot): this transaction's at once, the stored ones in one statement per target
+        set when the batch is done (`cancel_moot`)."""
+        cancel_fresh(self.session, issue, targets, now)
         if issue.id is not None:
-            self.mooted.setdefault(kinds, []).append(issue.id)
+            self.mooted.setdefault(targets, []).append(issue.id)
 
     def cancel_moot(self, now: datetime) -> None:
-        for kinds, issue_ids in self.mooted.items():
-            cancel_stored(self.session, issue_ids, kinds, now)
+        for targets, issue_ids in self.mooted.items():
+            cancel_stored(self.session, issue_ids, targets, now)
         self.mooted.clear()
 
     def cancel(self, issue: Issue, targets: frozenset[str], note: str) -> None:
@@ -191,9 +190,11 @@ def _apply(
     issue.updated_at = now
     loaded.cancel(issue, transition.cancel, event.type.value)
     if issue.lifecycle == "resolved" and "resolve" in transition.cancel:
-        loaded.moot(issue, CANCELLED_ON_RESOLVE, now)
-    elif issue.lifecycle == "acknowledged" and "acknowledge" in transition.cancel:
-        loaded.moot(issue, CANCELLED_ON_ACK, now)
+        loaded.moot(issue, None, now)
+    else:  # targets this event met: their unsent escalations, reminders and warnings are moot
+        live = {t.target for t in transition.clock.targets if t.live}
+        if met := frozenset(transition.cancel - live - {SNOOZE}):
+            loaded.moot(issue, met, now)
     for spec in transition.arm:
         deadline = repo.deadline_row(issue, spec)
         session.add(deadline)

@@ -90,7 +90,7 @@ def fire(
         if notify is not None:
             deadlines = [deadline, *session.scalars(repo.armed_of(issue.id))]
             effects.outbox = queue_notifications(
-                session, issue, notify, under, now, now, reason, deadlines
+                session, issue, notify, under, now, now, reason, deadlines, deadline.target
             )
     log.info(
         "escalation.fired",

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from schemas.messages import IssueRef, Notification, NotificationKind
 from schemas.policy import PolicyFile
+from worker.notify.digest import MOOTABLE
 from worker.oncall import people
 from worker.store.models import Deadline, Issue, OutboxMessage
 
@@ -28,9 +29,6 @@ _TEXT = {
     NotificationKind.BREACH: "{sev} {key} {reason}",
     NotificationKind.RESOLVED: "{sev} {key} resolved: {title}",
 }
-# What acknowledging or resolving an issue makes moot (see worker/notify/digest.py: MOOT).
-CANCELLED_ON_ACK = (NotificationKind.ESCALATED, NotificationKind.REMINDER)
-CANCELLED_ON_RESOLVE = (*CANCELLED_ON_ACK, NotificationKind.WARNING, NotificationKind.BREACH)
 WRITEBACK_KINDS = (NotificationKind.ASSIGNED, NotificationKind.ESCALATED)
 _WINDOWS = "escalator.digest_windows"
 
@@ -91,12 +89,14 @@ def queue_notifications(
     now: datetime,
     reason: str = "",
     deadlines: Iterable[Deadline] = (),
+    target: str | None = None,
 ) -> list[str]:
     """One outbox row per channel the tier routes `kind` to (and a write-back); their ids.
 
     `at` is when the cause happened (shown in the message); `now` is when the row is written,
     from which its delivery is due. `deadlines` are the issue's deadlines as the transaction
-    leaves them (the caller holds them): the message tells the time left from them.
+    leaves them (the caller holds them): the message tells the time left from them. `target`
+    is the SLA target a fired deadline belongs to: meeting it makes the messages moot.
     """
     tier = policies.tier(issue.tier)
     channels = list(tier.channels_for(kind.value) if tier else ("log",))
@@ -130,12 +130,14 @@ def queue_notifications(
             tier_number=issue.tier_index + 1,
             people=people(policies, issue.tier),
             due_at=due_at,
+            target=target,
         )
         row = OutboxMessage(
             id=message.id,
             issue=issue,
             channel=channel,
             kind=kind.value,
+            target=target,
             payload=message.model_dump(mode="json"),
             state="pending",
             attempts=0,
@@ -148,54 +150,63 @@ def queue_notifications(
     return ids
 
 
+def _moots(targets: frozenset[str] | None) -> str:
+    return "issue resolved" if targets is None else f"{', '.join(sorted(targets))} met"
+
+
 def cancel_fresh(
-    session: Session, issue: Issue, kinds: Iterable[NotificationKind], now: datetime
+    session: Session, issue: Issue, targets: frozenset[str] | None, now: datetime
 ) -> int:
-    """Cancel the issue's unsent messages of these kinds written in this transaction."""
-    values = {k.value for k in kinds}
+    """Cancel the issue's unsent messages written in this transaction that are now moot: those
+    about one of `targets` (met), or with `targets` None (resolved) all that can be moot."""
     count = 0
     for row in session.info.get(_FRESH, {}).get(id(issue), []):
         if (
-            row.kind in values
+            row.kind in MOOTABLE
+            and (targets is None or row.target in targets)
             and row.state == "pending"
             and not row.channel.startswith("writeback:")
         ):
-            row.state, row.last_error = "cancelled", f"cancelled at {now.isoformat()}"
+            row.state = "cancelled"
+            row.last_error = f"{_moots(targets)}: cancelled at {now.isoformat()}"
             count += 1
     return count
 
 
 def cancel_stored(
-    session: Session, issue_ids: Iterable[int], kinds: Iterable[NotificationKind], now: datetime
+    session: Session, issue_ids: Iterable[int], targets: frozenset[str] | None, now: datetime
 ) -> int:
-    """Cancel the unsent messages of these kinds that earlier transactions wrote for these
-    issues, in one statement. Write-backs are kept."""
+    """Cancel what earlier transactions wrote for these issues that is now moot (as in
+    `cancel_fresh`), in one statement. Write-backs are kept."""
     ids = list(issue_ids)
     if not ids:
         return 0
     fresh = [row.id for rows in session.info.get(_FRESH, {}).values() for row in rows]
+    about = [] if targets is None else [OutboxMessage.target.in_(sorted(targets))]
     with session.no_autoflush:
         result = session.execute(
             update(OutboxMessage)
             .where(
                 OutboxMessage.issue_id.in_(ids),
                 OutboxMessage.state == "pending",
-                OutboxMessage.kind.in_([k.value for k in kinds]),
+                OutboxMessage.kind.in_(MOOTABLE),
+                *about,
                 OutboxMessage.channel.not_like("writeback:%"),
                 OutboxMessage.id.not_in(fresh),
             )
-            .values(state="cancelled", last_error=f"cancelled at {now.isoformat()}")
+            .values(
+                state="cancelled", last_error=f"{_moots(targets)}: cancelled at {now.isoformat()}"
+            )
             .execution_options(synchronize_session=False)
         )
     return int(result.rowcount)  # type: ignore[attr-defined]
 
 
 def cancel_pending(
-    session: Session, issue: Issue, kinds: Iterable[NotificationKind], now: datetime
+    session: Session, issue: Issue, targets: frozenset[str] | None, now: datetime
 ) -> int:
-    """Cancel the issue's unsent messages of these kinds, wherever written; how many."""
-    kinds = tuple(kinds)
-    count = cancel_fresh(session, issue, kinds, now)
+    """Cancel the issue's moot unsent messages, wherever written; how many."""
+    count = cancel_fresh(session, issue, targets, now)
     if issue.id is not None:
-        count += cancel_stored(session, [issue.id], kinds, now)
+        count += cancel_stored(session, [issue.id], targets, now)
     return count

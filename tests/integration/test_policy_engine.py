@@ -101,5 +101,7 @@ def test_a_severity_upgrade_past_a_deadline_escalates_at_once_and_once(
     time.sleep(1.5)  # room for a duplicate, if there were one
     moves = escalations(stack, "UP-1")
     assert [e.message.split(":")[0] for e in moves] == ["escalated L1 → L2"]
-    assert (moves[0].at - upgrade_at).total_seconds() < 1.5
+    # "at once": seconds after the upgrade, where P3's ladder would have waited an hour (the
+    # bound leaves room for a loaded 2-core machine: 1.6 s was seen with two suites running)
+    assert (moves[0].at - upgrade_at).total_seconds() < 3.0
     assert stack.issue("UP-1").policy_name == "urgent"

@@ -21,7 +21,7 @@ from worker.notify.batch import deliver_many
 from worker.notify.channels import SignedWebhook
 from worker.notify.dispatcher import deliver
 from worker.notify.http import check, parse_retry_after
-from worker.outbox import CANCELLED_ON_ACK, cancel_pending
+from worker.outbox import cancel_pending
 from worker.store.models import Issue, OutboxMessage, TimelineEntry
 
 from .factories import T0, event_json
@@ -101,14 +101,20 @@ def test_webhook_429_is_retried_no_sooner_than_retry_after(
 def test_message_of_an_acknowledged_issue_is_cancelled_at_send_time(
     sessions: sessionmaker[Session], clock: ManualClock, settings: Settings, policies: PolicyFile
 ) -> None:
-    """An escalated message whose issue is no longer open is not sent, even if never cancelled."""
+    """An escalation whose target was met since is not sent, even if never cancelled."""
     [mid] = apply_batch(sessions, [("1-0", event_json(at=T0))], policies, clock).effects.outbox
     with sessions() as s, s.begin():
-        s.execute(update(OutboxMessage).values(kind="escalated"))
-        s.execute(update(Issue).values(lifecycle="acknowledged"))
+        s.execute(update(OutboxMessage).values(kind="escalated", target="acknowledge"))
+        meet(s.scalars(select(Issue)).one(), "acknowledge")
     channel = FakeChannel(ok)
     assert deliver(sessions, {"log": channel}, clock, settings, mid).state == "cancelled"
     assert channel.received == [] and state(sessions, mid).state == "cancelled"
+
+
+def meet(issue: Issue, target: str) -> None:
+    """Mark the issue's `target` clock met in its stored clocks, as an event meeting it would."""
+    issue.lifecycle = "acknowledged"
+    issue.clocks = [{**c, "state": "met"} if c["target"] == target else c for c in issue.clocks]
 
 
 def test_acknowledged_during_backoff_the_retry_sends_nothing(
@@ -117,12 +123,12 @@ def test_acknowledged_during_backoff_the_retry_sends_nothing(
     """A failed escalated message, cancelled by cancel_pending in its backoff, is never retried."""
     [mid] = apply_batch(sessions, [("1-0", event_json(at=T0))], policies, clock).effects.outbox
     with sessions() as s, s.begin():
-        s.execute(update(OutboxMessage).values(kind="escalated"))
+        s.execute(update(OutboxMessage).values(kind="escalated", target="acknowledge"))
     channel = FakeChannel(fails(DeliveryError("down")), ok)
     assert deliver(sessions, {"log": channel}, clock, settings, mid).state == "retry"
     with sessions() as s, s.begin():
         issue = s.scalars(select(Issue)).one()
-        assert cancel_pending(s, issue, CANCELLED_ON_ACK, clock.now()) == 1
+        assert cancel_pending(s, issue, frozenset({"acknowledge"}), clock.now()) == 1
     clock.advance(timedelta(hours=1))
     assert deliver(sessions, {"log": channel}, clock, settings, mid).state == "skipped"
     assert len(channel.received) == 1 and state(sessions, mid).state == "cancelled"
@@ -198,8 +204,12 @@ def test_deliver_many_sends_records_and_falls_back_like_deliver(
             sessions, [(f"{n}-0", event_json(issue_id=f"B-{n}", at=T0))], policies, clock
         ).effects.outbox
     with sessions() as s, s.begin():  # B-3's message is an escalation of an acknowledged issue
-        s.execute(update(OutboxMessage).where(OutboxMessage.id == ids[3]).values(kind="escalated"))
-        s.execute(update(Issue).where(Issue.external_id == "B-3").values(lifecycle="acknowledged"))
+        s.execute(
+            update(OutboxMessage)
+            .where(OutboxMessage.id == ids[3])
+            .values(kind="escalated", target="acknowledge")
+        )
+        meet(s.scalars(select(Issue).where(Issue.external_id == "B-3")).one(), "acknowledge")
     channel = FakeChannel(ok, fails(DeliveryError("down")), ok)
     outcomes = deliver_many(sessions, {"log": channel}, clock, settings, [*ids, "msg_unknown"])
     assert [outcomes[i].state for i in ids] == ["sent", "retry", "sent", "cancelled"]

@@ -85,14 +85,15 @@ def _deliver_chunk(
             .execution_options(synchronize_session=False)
         )
         leased = session.execute(
-            select(OutboxMessage, Issue.lifecycle)
+            select(OutboxMessage, Issue.lifecycle, Issue.clocks)
             .join(Issue, Issue.id == OutboxMessage.issue_id)
             .where(OutboxMessage.id.in_(message_ids), OutboxMessage.lease_until == lease_until)
         ).all()
-        for row, lifecycle in leased:
-            if digest.moot(row.kind, lifecycle) and not row.channel.startswith("writeback:"):
+        for row, lifecycle, clocks in leased:
+            moot = digest.moot(row.kind, row.target, lifecycle, clocks or [])
+            if moot and not row.channel.startswith("writeback:"):
                 row.state, row.lease_until = "cancelled", None
-                row.last_error = f"issue {lifecycle} before it was sent"
+                row.last_error = f"{digest.moot_reason(row.target, lifecycle)} before it was sent"
                 outcomes[row.id] = Delivery("cancelled")
             else:
                 work.append((row, Notification.model_validate(row.payload)))

@@ -10,6 +10,7 @@ retry of the digest sends the same payload with the same id.
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -17,19 +18,33 @@ from sqlalchemy.orm import Session
 from schemas.messages import Notification
 from worker.store.models import Issue, OutboxMessage
 
-# What an issue's lifecycle makes moot before it is sent. Acknowledging ends the acknowledge
-# ladder (its escalations and reminders); warnings and breaches may concern other targets that
-# still run (resolve, first response), so only resolving makes them moot. `resolved` messages and
-# write-backs are never moot.
-MOOT = {
-    "acknowledged": ("escalated", "reminder"),
-    "resolved": ("escalated", "reminder", "warning", "breach"),
-}
+# Messages that speak for a running clock: meeting their target, or resolving, makes them moot.
+# `assigned` and `resolved` messages and write-backs are never moot.
+MOOTABLE = ("escalated", "reminder", "warning", "breach")
+LIVE = ("running", "paused")
 
 
-def moot(kind: str, lifecycle: str) -> bool:
-    """Whether a message of `kind` is no longer worth sending for an issue in `lifecycle`."""
-    return kind in MOOT.get(lifecycle, ())
+def moot(kind: str, target: str | None, lifecycle: str, clocks: list[dict[str, Any]]) -> bool:
+    """Whether a message is no longer worth sending: its issue is resolved, or the target it is
+    about (acknowledge, first_response, ...) is no longer live in the issue's `clocks`.
+
+    A message without a target (an escalation someone requested) is moot only once resolved:
+    an acknowledgement ends the acknowledge ladder, not a request to escalate.
+    """
+    if kind not in MOOTABLE:
+        return False
+    if lifecycle == "resolved":
+        return True
+    if target is None:
+        return False
+    return not any(c.get("target") == target and c.get("state") in LIVE for c in clocks)
+
+
+def moot_reason(target: str | None, lifecycle: str) -> str:
+    """What made a message moot, for its `last_error`."""
+    if lifecycle == "resolved" or target is None:
+        return "issue resolved"
+    return f"{target} target met"
 
 
 def held(row: OutboxMessage) -> bool:
@@ -40,7 +55,7 @@ def held(row: OutboxMessage) -> bool:
 def gather(session: Session, leader: OutboxMessage, now: datetime) -> Notification | None:
     """Merge the rest of the leader's window into it; the digest, or None if it is alone."""
     rows = session.execute(
-        select(OutboxMessage, Issue.lifecycle)
+        select(OutboxMessage, Issue.lifecycle, Issue.clocks)
         .join(Issue, Issue.id == OutboxMessage.issue_id)
         .where(
             OutboxMessage.channel == leader.channel,
@@ -54,9 +69,10 @@ def gather(session: Session, leader: OutboxMessage, now: datetime) -> Notificati
         .with_for_update()
     ).all()
     items = [Notification.model_validate(leader.payload)]
-    for row, lifecycle in rows:
-        if moot(row.kind, lifecycle):
-            row.state, row.last_error = "cancelled", f"issue {lifecycle} before the digest"
+    for row, lifecycle, clocks in rows:
+        if moot(row.kind, row.target, lifecycle, clocks or []):
+            row.state = "cancelled"
+            row.last_error = f"{moot_reason(row.target, lifecycle)} before the digest"
             continue
         row.state, row.last_error = "merged", f"in digest {leader.id}"
         items.append(Notification.model_validate(row.payload))

@@ -67,15 +67,15 @@ def _lease(
                 # held for a digest window: come back when it closes
                 return Delivery("held", (row.next_attempt_at - now).total_seconds()), None, None
             return Delivery("skipped"), None, None
-        row, lifecycle = session.execute(
-            select(OutboxMessage, Issue.lifecycle)
+        row, lifecycle, clocks = session.execute(
+            select(OutboxMessage, Issue.lifecycle, Issue.clocks)
             .join(Issue, Issue.id == OutboxMessage.issue_id)
             .where(OutboxMessage.id == message_id)
         ).one()
-        if digest.moot(row.kind, lifecycle) and not _writeback(row):
-            # acknowledged or resolved since it was written: checked again at send time
+        if digest.moot(row.kind, row.target, lifecycle, clocks or []) and not _writeback(row):
+            # its target met or the issue resolved since it was written: checked again here
             row.state, row.lease_until = "cancelled", None
-            row.last_error = f"issue {lifecycle} before it was sent"
+            row.last_error = f"{digest.moot_reason(row.target, lifecycle)} before it was sent"
             return Delivery("cancelled"), None, None
         message = None
         if row.attempts == 1 and digest.held(row):

@@ -142,6 +142,7 @@ class Renderer:
             "reason": message.reason,
             "text": message.text,
             "due_at": message.due_at,
+            "target": message.target,
             "time_left": left,
             "time_over": over,
             "ticket_url": message.issue.url,

@@ -171,6 +171,9 @@ class OutboxMessage(Base):
     issue: Mapped[Issue] = relationship()
     channel: Mapped[str] = mapped_column(String(100))
     kind: Mapped[str] = mapped_column(String(20))
+    # the SLA target an escalation, reminder, warning or breach is about (None: not one of those,
+    # an escalation request, or a row written before 0004)
+    target: Mapped[str | None] = mapped_column(String(32))
     payload: Mapped[dict[str, Any]]
     # pending|sent|dead, and (outbound) cancelled|merged (carried by a digest)
     state: Mapped[str] = mapped_column(String(20), default="pending")
