@@ -220,6 +220,31 @@ def test_resolving_stops_everything_and_reopening_starts_a_new_cycle(
     assert ("acknowledge", DeadlineKind.ESCALATE, T0 + m(65)) in kinds(again)
 
 
+def test_opened_again_after_resolution_reopens_at_its_new_severity(
+    policies: PolicyFile, opened: IssueClock
+) -> None:
+    """An alert that fires again (issue.opened, newer than the resolution) reopens the issue:
+    cycle 2 at L1 under the policy of the severity it now has, its tier told again."""
+    done = step(opened, ev("issue.resolved", T0 + m(30)), policies).clock
+    again = step(done, ev("issue.opened", T0 + m(60), "P3"), policies)
+    assert again.clock is not None and again.clock.lifecycle is Lifecycle.OPEN
+    assert again.clock.clock_version == 2 and again.clock.tier == "L1"
+    assert again.clock.severity == "P3" and again.clock.policy_name == "normal"
+    assert again.take_snapshot and "opened again" in again.note
+    assert [k for k, _ in again.notify] == [NotificationKind.ASSIGNED]
+    assert kinds(again) == [("acknowledge", DeadlineKind.REMIND, T0 + m(120))]  # L1 for 1h
+
+
+def test_opened_older_than_the_resolution_does_not_reopen(
+    policies: PolicyFile, opened: IssueClock
+) -> None:
+    """A stale issue.opened (from before the resolution, delivered late) leaves it resolved."""
+    done = step(opened, ev("issue.resolved", T0 + m(30)), policies).clock
+    late = step(done, ev("issue.opened", T0 + m(20)), policies)
+    assert late.clock is not None and late.clock.lifecycle is Lifecycle.RESOLVED
+    assert not late.arm and not late.notify
+
+
 def test_late_events_are_ignored(policies: PolicyFile, opened: IssueClock) -> None:
     """A lifecycle event or an update older than the last one changes nothing."""
     acked = step(opened, ev("issue.acknowledged", T0 + m(10)), policies).clock

@@ -437,6 +437,19 @@ def _reopen(clock: IssueClock, event: IssueEvent, policies: PolicyFile) -> Trans
     )
 
 
+def _opened_again(clock: IssueClock, event: IssueEvent, policies: PolicyFile) -> Transition:
+    """`issue.opened` for a resolved issue, newer than its resolution: it came back (an alert
+    firing again after it resolved). It reopens, at the severity and status it now has."""
+    now = replace(clock, severity=event.issue.severity, status=event.issue.status)
+    reopened = _reopen(replace(now, snapshot_at=event.occurred_at), event, policies)
+    return replace(
+        reopened,
+        note="opened again after it was resolved: the clocks start again at the first tier",
+        take_snapshot=True,
+        notify=((NotificationKind.ASSIGNED, "opened again after it was resolved"),),
+    )
+
+
 def apply_event(clock: IssueClock | None, event: IssueEvent, policies: PolicyFile) -> Transition:
     """Decide what `event` does to an issue whose clock is `clock` (None: never seen).
 
@@ -448,6 +461,12 @@ def apply_event(clock: IssueClock | None, event: IssueEvent, policies: PolicyFil
                 f"unknown issue {event.issue_key!r}: {event.type} arrived before issue.opened"
             )
         return _open(event, policies)
+    if (
+        event.type is EventType.OPENED
+        and clock.lifecycle is Lifecycle.RESOLVED
+        and event.occurred_at > clock.lifecycle_at
+    ):
+        return _opened_again(clock, event, policies)
     if event.type in (EventType.OPENED, EventType.UPDATED, EventType.STATUS_CHANGED):
         return _update(clock, event, policies)
     if event.occurred_at < clock.lifecycle_at:
