@@ -181,6 +181,61 @@ def test_digest_retry_keeps_its_id_and_contents(
     assert first == again and first.covers == (ids[0], ids[1])
 
 
+@pytest.mark.parametrize("path", ["deliver", "deliver_many"])
+def test_digest_retry_is_not_cancelled_for_one_moot_message(
+    sessions: sessionmaker[Session], clock: ManualClock, settings: Settings, path: str
+) -> None:
+    """A digest waiting for its retry carries an escalation of OPS-0 and a message of OPS-1.
+    OPS-0 is acknowledged meanwhile: the digest is still sent, else OPS-1's message is lost."""
+    policies = digest_policies("10s")
+    ids = []
+    for n in range(2):
+        ids += apply_batch(
+            sessions, [(f"{n}-0", event_json(issue_id=f"OPS-{n}", at=T0))], policies, clock
+        ).effects.outbox
+    with sessions() as s, s.begin():
+        s.execute(
+            update(OutboxMessage)
+            .where(OutboxMessage.id == ids[0])
+            .values(kind="escalated", target="acknowledge")
+        )
+    clock.set(T0 + timedelta(seconds=10))
+    channel = FakeChannel(fails(DeliveryError("down")), ok)
+    assert deliver(sessions, {"chat": channel}, clock, settings, ids[0]).state == "retry"
+    with sessions() as s, s.begin():
+        meet(s.scalars(select(Issue).where(Issue.external_id == "OPS-0")).one(), "acknowledge")
+    clock.set(state(sessions, ids[0]).next_attempt_at)
+    if path == "deliver":
+        outcome = deliver(sessions, {"chat": channel}, clock, settings, ids[0])
+    else:
+        outcome = deliver_many(sessions, {"chat": channel}, clock, settings, [ids[0]])[ids[0]]
+    assert outcome.state == "sent"
+    assert channel.received[-1].covers == (ids[0], ids[1])
+
+
+def test_digest_retry_is_cancelled_when_every_message_in_it_is_moot(
+    sessions: sessionmaker[Session], clock: ManualClock, settings: Settings
+) -> None:
+    """Both issues of a digest waiting for its retry are resolved: nothing is sent."""
+    policies = digest_policies("10s")
+    ids = []
+    for n in range(2):
+        ids += apply_batch(
+            sessions, [(f"{n}-0", event_json(issue_id=f"OPS-{n}", at=T0))], policies, clock
+        ).effects.outbox
+    with sessions() as s, s.begin():
+        s.execute(update(OutboxMessage).values(kind="escalated", target="acknowledge"))
+    clock.set(T0 + timedelta(seconds=10))
+    channel = FakeChannel(fails(DeliveryError("down")), ok)
+    assert deliver(sessions, {"chat": channel}, clock, settings, ids[0]).state == "retry"
+    with sessions() as s, s.begin():
+        for issue in s.scalars(select(Issue)):
+            issue.lifecycle = "resolved"
+    clock.set(state(sessions, ids[0]).next_attempt_at)
+    assert deliver(sessions, {"chat": channel}, clock, settings, ids[0]).state == "cancelled"
+    assert len(channel.received) == 1
+
+
 def test_a_lone_message_in_its_window_is_sent_plainly(
     sessions: sessionmaker[Session], clock: ManualClock, settings: Settings
 ) -> None:

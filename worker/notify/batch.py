@@ -90,8 +90,8 @@ def _deliver_chunk(
             .where(OutboxMessage.id.in_(message_ids), OutboxMessage.lease_until == lease_until)
         ).all()
         for row, lifecycle, clocks in leased:
-            moot = digest.moot(row.kind, row.target, lifecycle, clocks or [])
-            if moot and not row.channel.startswith("writeback:"):
+            writeback = row.channel.startswith("writeback:")
+            if not writeback and digest.row_moot(session, row, lifecycle, clocks or []):
                 row.state, row.lease_until = "cancelled", None
                 row.last_error = f"{digest.moot_reason(row.target, lifecycle)} before it was sent"
                 outcomes[row.id] = Delivery("cancelled")

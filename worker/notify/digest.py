@@ -40,6 +40,26 @@ def moot(kind: str, target: str | None, lifecycle: str, clocks: list[dict[str, A
     return not any(c.get("target") == target and c.get("state") in LIVE for c in clocks)
 
 
+def row_moot(session: Session, row: OutboxMessage, lifecycle: str, clocks: list[Any]) -> bool:
+    """`moot` for a stored row. A digest (a retry: its payload `covers` several messages) is
+    moot only when every message it carries is: one live message in it is reason to send it.
+    Then the carried rows are cancelled with it."""
+    covers = row.payload.get("covers")
+    if not covers:
+        return moot(row.kind, row.target, lifecycle, clocks)
+    carried = session.execute(
+        select(OutboxMessage, Issue.lifecycle, Issue.clocks)
+        .join(Issue, Issue.id == OutboxMessage.issue_id)
+        .where(OutboxMessage.id.in_(covers))
+    ).all()
+    if not all(moot(r.kind, r.target, life, c or []) for r, life, c in carried):
+        return False
+    for other, _, _ in carried:
+        if other.id != row.id and other.state == "merged":
+            other.state, other.last_error = "cancelled", f"moot before digest {row.id} was sent"
+    return True
+
+
 def moot_reason(target: str | None, lifecycle: str) -> str:
     """What made a message moot, for its `last_error`."""
     if lifecycle == "resolved" or target is None:

@@ -72,7 +72,7 @@ def _lease(
             .join(Issue, Issue.id == OutboxMessage.issue_id)
             .where(OutboxMessage.id == message_id)
         ).one()
-        if digest.moot(row.kind, row.target, lifecycle, clocks or []) and not _writeback(row):
+        if not _writeback(row) and digest.row_moot(session, row, lifecycle, clocks or []):
             # its target met or the issue resolved since it was written: checked again here
             row.state, row.lease_until = "cancelled", None
             row.last_error = f"{digest.moot_reason(row.target, lifecycle)} before it was sent"
