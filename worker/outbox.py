@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from schemas.messages import IssueRef, Notification, NotificationKind
 from schemas.policy import PolicyFile
-from worker.notify.digest import MOOTABLE
+from worker.notify.digest import MOOT_WHEN_MET, MOOT_WHEN_RESOLVED
 from worker.oncall import people
 from worker.store.models import Deadline, Issue, OutboxMessage
 
@@ -150,6 +150,10 @@ def queue_notifications(
     return ids
 
 
+def _kinds(targets: frozenset[str] | None) -> tuple[str, ...]:
+    return MOOT_WHEN_RESOLVED if targets is None else MOOT_WHEN_MET
+
+
 def _moots(targets: frozenset[str] | None) -> str:
     return "issue resolved" if targets is None else f"{', '.join(sorted(targets))} met"
 
@@ -162,7 +166,7 @@ def cancel_fresh(
     count = 0
     for row in session.info.get(_FRESH, {}).get(id(issue), []):
         if (
-            row.kind in MOOTABLE
+            row.kind in _kinds(targets)
             and (targets is None or row.target in targets)
             and row.state == "pending"
             and not row.channel.startswith("writeback:")
@@ -177,23 +181,33 @@ def cancel_stored(
     session: Session, issue_ids: Iterable[int], targets: frozenset[str] | None, now: datetime
 ) -> int:
     """Cancel what earlier transactions wrote for these issues that is now moot (as in
-    `cancel_fresh`), in one statement. Write-backs are kept."""
+    `cancel_fresh`): one SELECT, and one UPDATE when there is something to cancel.
+
+    Write-backs are kept, and so is a digest waiting for a retry: it carries other issues'
+    messages too, and the dispatcher decides on it when it sends (`digest.row_moot`).
+    """
     ids = list(issue_ids)
     if not ids:
         return 0
     fresh = [row.id for rows in session.info.get(_FRESH, {}).values() for row in rows]
     about = [] if targets is None else [OutboxMessage.target.in_(sorted(targets))]
     with session.no_autoflush:
-        result = session.execute(
-            update(OutboxMessage)
-            .where(
+        candidates = session.execute(
+            select(OutboxMessage.id, OutboxMessage.payload).where(
                 OutboxMessage.issue_id.in_(ids),
                 OutboxMessage.state == "pending",
-                OutboxMessage.kind.in_(MOOTABLE),
+                OutboxMessage.kind.in_(_kinds(targets)),
                 *about,
                 OutboxMessage.channel.not_like("writeback:%"),
                 OutboxMessage.id.not_in(fresh),
             )
+        ).all()
+        moot = [message_id for message_id, payload in candidates if not payload.get("covers")]
+        if not moot:
+            return 0
+        result = session.execute(
+            update(OutboxMessage)
+            .where(OutboxMessage.id.in_(moot), OutboxMessage.state == "pending")
             .values(
                 state="cancelled", last_error=f"{_moots(targets)}: cancelled at {now.isoformat()}"
             )

@@ -181,6 +181,22 @@ def test_response_cancels_the_first_response_warning_not_the_resolve_one(
     assert [m.target for m in channel.received] == ["resolve"]
 
 
+def test_a_breach_notice_is_sent_though_its_target_is_met_late(
+    sessions: sessionmaker[Session], clock: ManualClock, settings: Settings, opened: datetime
+) -> None:
+    """First response breached at 30m; the notice waits for a retry when the response comes.
+    The breach happened: the notice is still sent (only resolving silences breaches)."""
+    [mid] = fire_next(sessions, clock, "first_response", "breach")
+    channel = FakeChannel(fails(DeliveryError("down")), ok)
+    assert deliver(sessions, {"log": channel}, clock, settings, mid).state == "retry"
+    send(sessions, clock, "issue.responded")
+    assert row(sessions, mid).state == "pending"
+    clock.advance(timedelta(minutes=5))
+    assert deliver(sessions, {"log": channel}, clock, settings, mid).state == "sent"
+    send(sessions, clock, "issue.resolved")
+    assert row(sessions, mid).state == "sent"
+
+
 def test_requested_escalation_after_acknowledgement_is_sent(
     sessions: sessionmaker[Session], clock: ManualClock, settings: Settings, opened: datetime
 ) -> None:

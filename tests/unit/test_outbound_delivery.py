@@ -202,8 +202,9 @@ def test_digest_retry_is_not_cancelled_for_one_moot_message(
     clock.set(T0 + timedelta(seconds=10))
     channel = FakeChannel(fails(DeliveryError("down")), ok)
     assert deliver(sessions, {"chat": channel}, clock, settings, ids[0]).state == "retry"
-    with sessions() as s, s.begin():
-        meet(s.scalars(select(Issue).where(Issue.external_id == "OPS-0")).one(), "acknowledge")
+    ack = event_json("issue.acknowledged", issue_id="OPS-0", at=clock.now())
+    apply_batch(sessions, [("9-0", ack)], policies, clock)  # cancels OPS-0's own messages
+    assert state(sessions, ids[0]).state == "pending"  # not the digest carrying OPS-1's
     clock.set(state(sessions, ids[0]).next_attempt_at)
     if path == "deliver":
         outcome = deliver(sessions, {"chat": channel}, clock, settings, ids[0])

@@ -18,24 +18,25 @@ from sqlalchemy.orm import Session
 from schemas.messages import Notification
 from worker.store.models import Issue, OutboxMessage
 
-# Messages that speak for a running clock: meeting their target, or resolving, makes them moot.
-# `assigned` and `resolved` messages and write-backs are never moot.
-MOOTABLE = ("escalated", "reminder", "warning", "breach")
+# Messages that speak for a running clock: meeting their target makes them moot. A breach
+# notice reports what happened and is moot only once the issue is resolved. `assigned` and
+# `resolved` messages and write-backs are never moot.
+MOOT_WHEN_MET = ("escalated", "reminder", "warning")
+MOOT_WHEN_RESOLVED = (*MOOT_WHEN_MET, "breach")
 LIVE = ("running", "paused")
 
 
 def moot(kind: str, target: str | None, lifecycle: str, clocks: list[dict[str, Any]]) -> bool:
     """Whether a message is no longer worth sending: its issue is resolved, or the target it is
-    about (acknowledge, first_response, ...) is no longer live in the issue's `clocks`.
+    about (acknowledge, first_response, ...) is no longer live in the issue's `clocks` (not
+    for a breach notice: the breach happened).
 
     A message without a target (an escalation someone requested) is moot only once resolved:
     an acknowledgement ends the acknowledge ladder, not a request to escalate.
     """
-    if kind not in MOOTABLE:
-        return False
     if lifecycle == "resolved":
-        return True
-    if target is None:
+        return kind in MOOT_WHEN_RESOLVED
+    if kind not in MOOT_WHEN_MET or target is None:
         return False
     return not any(c.get("target") == target and c.get("state") in LIVE for c in clocks)
 
