@@ -16,7 +16,7 @@ from worker.celery_app import configure
 from worker.clock import Clock, SystemClock
 from worker.deadline_index import DeadlineIndex
 from worker.notify.channels import Channel, build_channels
-from worker.notify.http import PooledPoster, Poster
+from worker.notify.http import PooledPoster, Poster, tls_context
 from worker.policy_loader import PolicyFileError, load_policy
 from worker.redis_conn import connect
 from worker.store.db import SessionFactory, make_engine, reader_factory, session_factory
@@ -76,8 +76,9 @@ def build(
     engine = make_engine(settings.resolved_database_url())
     redis = connect(settings.resolved_redis_url())
     policies = _policies(settings, fallback)
-    http = httpx.Client(follow_redirects=False)
-    poster = PooledPoster(settings.delivery_concurrency)
+    tls = tls_context()  # webhooks and write-backs verify certificates alike
+    http = httpx.Client(follow_redirects=False, verify=tls)
+    poster = PooledPoster(settings.delivery_concurrency, tls)
     return Container(
         settings=settings,
         clock=clock,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import socket
 import ssl
 import threading
@@ -211,11 +212,70 @@ def test_proxy_from_the_environment(
     try:
         via_proxy.post("http://hooks.example.invalid/x", b"{}", {}, 5.0)
         assert server.requests[-1][1] == "http://hooks.example.invalid/x"
-        monkeypatch.setenv("NO_PROXY", "127.0.0.1")
-        via_proxy.post(server.url, b"{}", {}, 5.0)
-        assert server.requests[-1][1] == "/hook"
     finally:
         via_proxy.close()
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+    bypass = PooledPoster(2)
+    try:
+        bypass.post(server.url, b"{}", {}, 5.0)
+        assert server.requests[-1][1] == "/hook"
+    finally:
+        bypass.close()
+
+
+@pytest.mark.parametrize(
+    ("variable", "proxy"),
+    [
+        ("HTTP_PROXY", "127.0.0.1:{port}"),  # no scheme: http:// as httpx and requests assume
+        ("ALL_PROXY", "http://127.0.0.1:{port}"),
+        ("HTTP_PROXY", "http://ops%40corp:p%40ss@127.0.0.1:{port}"),  # credentials, quoted
+    ],
+)
+def test_proxy_forms_that_httpx_accepts(
+    server: Server, monkeypatch: pytest.MonkeyPatch, variable: str, proxy: str
+) -> None:
+    """Scheme-less, catch-all and authenticated proxies work as they did for httpx."""
+    port = server.http.server_address[1]
+    for name in ("http_proxy", "https_proxy", "all_proxy", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.upper(), raising=False)
+    monkeypatch.setenv(variable, proxy.format(port=port))
+    via_proxy = PooledPoster(2)
+    try:
+        assert via_proxy.post("http://hooks.example.invalid/x", b"{}", {}, 5.0).status == 204
+    finally:
+        via_proxy.close()
+    _, path, headers, _ = server.requests[-1]
+    assert path == "http://hooks.example.invalid/x"
+    if "@" in proxy:
+        expected = "Basic " + base64.b64encode(b"ops@corp:p@ss").decode()
+        assert headers["proxy-authorization"] == expected
+
+
+def test_no_proxy_with_a_port(server: Server, monkeypatch: pytest.MonkeyPatch) -> None:
+    """NO_PROXY=host:port bypasses the proxy for that host and port."""
+    port = server.http.server_address[1]
+    monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:1")  # nothing listens: must be bypassed
+    monkeypatch.setenv("NO_PROXY", f"127.0.0.1:{port}")
+    poster = PooledPoster(2)
+    try:
+        assert poster.post(server.url, b"{}", {}, 5.0).status == 204
+    finally:
+        poster.close()
+
+
+def test_unsupported_proxy_scheme_is_ignored_with_a_warning(
+    server: Server, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A socks5:// ALL_PROXY (not supported here) is skipped and said so, not retried forever."""
+    monkeypatch.setenv("ALL_PROXY", "socks5://user:secret@127.0.0.1:1080")
+    poster = PooledPoster(2)
+    try:
+        assert poster.post(server.url, b"{}", {}, 5.0).status == 204
+    finally:
+        poster.close()
+    out = capsys.readouterr().out
+    assert "http.proxy_unsupported" in out and "secret" not in out
 
 
 def test_transport_error_is_raised_by_the_poster_itself(poster: PooledPoster) -> None:

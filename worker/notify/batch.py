@@ -130,19 +130,17 @@ def _deliver_chunk(
     return outcomes
 
 
-_pool: tuple[int, int, ThreadPoolExecutor] | None = None  # (pid, size, pool) of this process
-_pool_lock = threading.Lock()
+_pools: dict[tuple[int, int], ThreadPoolExecutor] = {}  # (pid, size): this process's threads
+_pools_lock = threading.Lock()
 
 
 def _senders(threads: int) -> ThreadPoolExecutor:
     """This process's sending threads, started once (not per batch) and not shared over fork."""
-    global _pool
-    with _pool_lock:
-        if _pool is None or _pool[0] != os.getpid() or _pool[1] != threads:
-            if _pool is not None and _pool[0] == os.getpid():
-                _pool[2].shutdown(wait=False)  # another size asked for: this one's threads end
-            _pool = (os.getpid(), threads, ThreadPoolExecutor(threads, "escalator-send"))
-        return _pool[2]
+    key = (os.getpid(), threads)
+    with _pools_lock:
+        if key not in _pools:
+            _pools[key] = ThreadPoolExecutor(threads, "escalator-send")
+        return _pools[key]
 
 
 def _send_all(

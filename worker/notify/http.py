@@ -8,19 +8,27 @@ The write-back adapters, one call per reassignment, keep httpx's richer API.
 
 from __future__ import annotations
 
+import ssl
 import threading
 from collections.abc import Mapping
 from datetime import datetime
 from email.utils import parsedate_to_datetime
 from typing import NamedTuple, Protocol
-from urllib.parse import urlsplit
-from urllib.request import getproxies, proxy_bypass
+from urllib.parse import unquote, urlsplit
+from urllib.request import (  # type: ignore[attr-defined]  # not in typeshed
+    getproxies,
+    proxy_bypass_environment,
+)
 
 import certifi
+import structlog
 import urllib3
 from urllib3.util.ssl_ import create_urllib3_context
 
 from worker.errors import DeliveryError, PermanentError, RateLimited
+from worker.notify.redact import mask_url
+
+log = structlog.get_logger("escalator.http")
 
 MAX_RETRY_AFTER_S = 3600.0
 
@@ -44,36 +52,67 @@ class Poster(Protocol):
     def close(self) -> None: ...
 
 
+def tls_context() -> ssl.SSLContext:
+    """How every outbound call verifies certificates: certifi's bundle and the system's store
+    (SSL_CERT_FILE and SSL_CERT_DIR name others). Webhooks and write-backs share it."""
+    context = create_urllib3_context()  # CERT_REQUIRED, hostnames checked
+    context.load_verify_locations(certifi.where())
+    context.load_default_certs()
+    return context
+
+
+def _proxies() -> dict[str, str]:
+    """Proxies from the environment (HTTP_PROXY, HTTPS_PROXY, ALL_PROXY; NO_PROXY as "no"),
+    with `http://` added where the scheme is left out, as httpx and requests read them."""
+    proxies = {}
+    for scheme, proxy in getproxies().items():
+        if scheme != "no" and "://" not in proxy:
+            proxy = f"http://{proxy}"
+        if scheme != "no" and urlsplit(proxy).scheme not in ("http", "https"):
+            log.warning("http.proxy_unsupported", scheme=scheme, proxy=mask_url(proxy))
+            continue
+        proxies[scheme] = proxy
+    return proxies
+
+
 class PooledPoster:
     """POSTs on kept-alive connections: one urllib3 pool per host, `size` connections each.
 
     Thread-safe. Redirects are not followed and nothing is retried here (the outbox retries).
-    Proxies come from the standard environment variables (HTTP_PROXY, HTTPS_PROXY, NO_PROXY),
-    read once, as httpx and requests read them. TLS certificates are verified against certifi's
-    bundle and the system's store (which SSL_CERT_FILE and SSL_CERT_DIR replace).
+    Proxies come from the environment, read once (`_proxies`); a proxy's `user:password@` is
+    sent as Proxy-Authorization. Certificates are verified (`tls_context`).
     """
 
-    def __init__(self, size: int) -> None:
+    def __init__(self, size: int, tls: ssl.SSLContext | None = None) -> None:
         self.size = size
-        self._tls = create_urllib3_context()  # CERT_REQUIRED, hostnames checked
-        self._tls.load_verify_locations(certifi.where())
-        self._tls.load_default_certs()
+        self._tls = tls or tls_context()
         self._direct = urllib3.PoolManager(
             num_pools=32, maxsize=size, ssl_context=self._tls, retries=False
         )
-        self._proxies = getproxies()
+        self._proxies = _proxies()
         self._via: dict[str, urllib3.ProxyManager] = {}
         self._lock = threading.Lock()
 
     def _manager(self, url: str) -> urllib3.PoolManager:
         parts = urlsplit(url)
-        proxy = self._proxies.get(parts.scheme)
-        if not proxy or proxy_bypass(parts.hostname or ""):
+        proxy = self._proxies.get(parts.scheme) or self._proxies.get("all")
+        host = parts.hostname or ""
+        if parts.port:
+            host = f"{host}:{parts.port}"
+        if not proxy or proxy_bypass_environment(host, self._proxies):
             return self._direct
         with self._lock:
             if proxy not in self._via:
+                auth = urllib3.util.parse_url(proxy).auth
                 self._via[proxy] = urllib3.ProxyManager(
-                    proxy, num_pools=32, maxsize=self.size, ssl_context=self._tls, retries=False
+                    proxy,
+                    num_pools=32,
+                    maxsize=self.size,
+                    ssl_context=self._tls,
+                    retries=False,
+                    proxy_headers=(
+                        urllib3.make_headers(proxy_basic_auth=unquote(auth)) if auth else None
+                    ),
                 )
             return self._via[proxy]
 
@@ -91,8 +130,10 @@ class PooledPoster:
             )
         except (urllib3.exceptions.HTTPError, OSError) as exc:
             raise TransportError(type(exc).__name__) from None
-        response.drain_conn()  # the body is read and dropped (a broken one too): the answer
-        response.release_conn()  # is its status; the connection goes back to the pool
+        try:
+            response.drain_conn()  # the body is read and dropped (a broken one too): the
+        finally:  # answer is its status; the connection goes back to the pool
+            response.release_conn()
         return Reply(response.status, response.headers)
 
     def close(self) -> None:
