@@ -183,9 +183,11 @@ def _apply(
     if transition.take_snapshot:
         issue.title, issue.assignee = snap.title, snap.assignee
         issue.labels, issue.url = list(snap.labels), str(snap.url) if snap.url else None
-    holder = issue.tier
+    holder, was = issue.tier, issue.lifecycle
     repo.write_clock(issue, transition.clock, under)
-    if issue.tier != holder:  # a tier takes the issue: whoever is on call there with it
+    reopened = was == "resolved" and issue.lifecycle != "resolved"
+    if issue.tier != holder or reopened:
+        # a tier takes the issue (or takes it again, reopened): whoever is on call there
         issue.assignee = on_call(under, issue.tier, now) or issue.assignee
     issue.updated_at = now
     loaded.cancel(issue, transition.cancel, event.type.value)

@@ -245,6 +245,32 @@ def test_opened_older_than_the_resolution_does_not_reopen(
     assert not late.arm and not late.notify
 
 
+def test_a_later_resolution_keeps_an_older_opened_from_reopening(
+    policies: PolicyFile, opened: IssueClock
+) -> None:
+    """resolved 10:30, resolved again 11:30, then an opened of 11:00 arrives late: it stays
+    resolved (the later resolution moved the resolution time; the event is not ignored)."""
+    done = step(opened, ev("issue.resolved", T0 + m(30)), policies).clock
+    again = step(done, ev("issue.resolved", T0 + m(90)), policies)
+    assert again.applied and not again.notify and not again.arm
+    assert again.clock is not None and again.clock.lifecycle_at == T0 + m(90)
+    late = step(again.clock, ev("issue.opened", T0 + m(60)), policies)
+    assert late.clock is not None and late.clock.lifecycle is Lifecycle.RESOLVED
+    repeat = step(again.clock, ev("issue.resolved", T0 + m(45)), policies)
+    assert not repeat.applied and "older than the last lifecycle event" in repeat.note
+
+
+def test_opened_again_keeps_the_details_of_a_later_update(
+    policies: PolicyFile, opened: IssueClock
+) -> None:
+    """An update newer than the re-fire, applied first, keeps its details (no snapshot)."""
+    done = step(opened, ev("issue.resolved", T0 + m(30)), policies).clock
+    updated = step(done, ev("issue.updated", T0 + m(70)), policies).clock
+    again = step(updated, ev("issue.opened", T0 + m(60)), policies)
+    assert again.clock is not None and again.clock.lifecycle is Lifecycle.OPEN
+    assert not again.take_snapshot and again.clock.snapshot_at == T0 + m(70)
+
+
 def test_late_events_are_ignored(policies: PolicyFile, opened: IssueClock) -> None:
     """A lifecycle event or an update older than the last one changes nothing."""
     acked = step(opened, ev("issue.acknowledged", T0 + m(10)), policies).clock

@@ -385,9 +385,17 @@ def end_snooze(clock: IssueClock, policies: PolicyFile, due: datetime) -> Transi
 
 
 def _resolve(clock: IssueClock, event: IssueEvent, policy: Policy) -> Transition:
-    if clock.lifecycle is Lifecycle.RESOLVED:
-        return _ignored(clock, "issue is already resolved")
     at = event.occurred_at
+    if clock.lifecycle is Lifecycle.RESOLVED:
+        if at <= clock.lifecycle_at:
+            return _ignored(clock, "issue is already resolved")
+        # a later resolution (the alert ended again): remembered, so that an `issue.opened`
+        # older than it, arriving late, does not reopen the issue
+        return Transition(
+            applied=True,
+            note=f"already resolved; resolved again at {at.isoformat()}",
+            clock=replace(clock, lifecycle_at=at),
+        )
     new, _ = _meet(clock, policy, ("resolve",), at)
     stopped = tuple(
         replace(tc, state=ClockState.IDLE, running_since=None) if tc.live else tc
@@ -440,12 +448,15 @@ def _reopen(clock: IssueClock, event: IssueEvent, policies: PolicyFile) -> Trans
 def _opened_again(clock: IssueClock, event: IssueEvent, policies: PolicyFile) -> Transition:
     """`issue.opened` for a resolved issue, newer than its resolution: it came back (an alert
     firing again after it resolved). It reopens, at the severity and status it now has."""
+    newest = event.occurred_at >= clock.snapshot_at  # else a later update's details stay
     now = replace(clock, severity=event.issue.severity, status=event.issue.status)
-    reopened = _reopen(replace(now, snapshot_at=event.occurred_at), event, policies)
+    if newest:
+        now = replace(now, snapshot_at=event.occurred_at)
+    reopened = _reopen(now, event, policies)
     return replace(
         reopened,
         note="opened again after it was resolved: the clocks start again at the first tier",
-        take_snapshot=True,
+        take_snapshot=newest,
         notify=((NotificationKind.ASSIGNED, "opened again after it was resolved"),),
     )
 

@@ -14,6 +14,7 @@ from tests.support import webhooks as wh
 from worker.apply import apply_batch
 from worker.clock import ManualClock
 from worker.constants import STREAM, STREAM_FIELD
+from worker.oncall import on_call
 from worker.store.models import Issue, OutboxMessage
 
 from .conftest import post
@@ -47,4 +48,8 @@ def test_firing_again_after_resolved_reopens_and_notifies_again(
             m.kind for m in s.scalars(select(OutboxMessage).order_by(OutboxMessage.created_at))
         ]
     assert issue.lifecycle == "open" and issue.clock_version == 2
+    # Alertmanager knows no assignee: the first tier's on-call person holds it again
+    assert issue.assignee is not None and issue.assignee == on_call(
+        policies, issue.tier, clock.now()
+    )
     assert kinds.count("assigned") == 2 and kinds.count("resolved") == 1
