@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 from schemas.events import IssueEvent
 from schemas.policy import PolicyFile
 from worker.clock import Clock
-from worker.domain.lifecycle import apply_event
+from worker.domain.lifecycle import apply_event, comes_back
 from worker.domain.sla import SNOOZE
 from worker.effects import Effects
 from worker.errors import InvalidEvent, PermanentError
@@ -162,12 +162,14 @@ def _apply(
         return Outcome.DUPLICATE, "event id already processed"
     key = (event.source, event.issue.id)
     issue = loaded.issues.get(key)
-    if issue is None:
+    clock = repo.clock_of(issue) if issue else None
+    if clock is None or comes_back(clock, event):  # a new issue, or a new cycle of a resolved one
         version, under = version_of(policies), policies
     else:
+        assert issue is not None
         version = issue.policy_version
         under = policies_for(session, version, policies)
-    transition = apply_event(repo.clock_of(issue) if issue else None, event, under)
+    transition = apply_event(clock, event, under)
     assert transition.clock is not None
     snap = event.issue
     if issue is None:
@@ -184,6 +186,8 @@ def _apply(
         issue.title, issue.assignee = snap.title, snap.assignee
         issue.labels, issue.url = list(snap.labels), str(snap.url) if snap.url else None
     holder, was = issue.tier, issue.lifecycle
+    if issue.policy_version != version:
+        issue.policy_version = version
     repo.write_clock(issue, transition.clock, under)
     reopened = was == "resolved" and issue.lifecycle != "resolved"
     if issue.tier != holder or reopened:

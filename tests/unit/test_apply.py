@@ -14,6 +14,7 @@ from schemas.policy import PolicyFile
 from worker.apply import Outcome, apply_batch
 from worker.clock import ManualClock
 from worker.deadline_index import DeadlineIndex
+from worker.policy_versions import version_of
 from worker.store.models import Deadline, Issue, OutboxMessage, ProcessedEvent, TimelineEntry
 
 from .factories import T0, event_json, ladder_policies, minutes
@@ -199,3 +200,26 @@ def test_event_after_the_policy_file_changed(
     ack = event_json("issue.acknowledged", at=T0 + minutes(30))
     batch = apply_batch(sessions, [("2-0", ack)], edit(before), clock)
     assert batch.results[0].outcome is Outcome.APPLIED
+
+
+@pytest.mark.parametrize("comeback", ["issue.reopened", "issue.opened"])
+def test_a_resolved_issue_that_comes_back_runs_under_the_current_policy(
+    sessions: sessionmaker[Session], clock: ManualClock, comeback: str
+) -> None:
+    """Opened under a 5m L1, resolved; the file now gives L1 2m. Reopened (or firing again),
+    the new cycle takes the current version: L1's escalation is 2m after the return."""
+    before, after = ladder_policies(), ladder_policies((("L1", "2m"), ("L2", "10m")))
+    apply_batch(sessions, [("1-0", event_json(at=T0))], before, clock)
+    resolved = event_json("issue.resolved", at=T0 + minutes(10))
+    apply_batch(sessions, [("2-0", resolved)], before, clock)
+    back = event_json(comeback, at=T0 + minutes(60))
+    assert apply_batch(sessions, [("3-0", back)], after, clock).results[0].outcome is (
+        Outcome.APPLIED
+    )
+    with sessions() as s:
+        issue = s.scalars(select(Issue)).one()
+        armed = s.scalars(
+            select(Deadline).where(Deadline.state == "armed", Deadline.kind == "escalate")
+        ).all()
+    assert issue.lifecycle == "open" and issue.policy_version == version_of(after)
+    assert [d.due_at for d in armed] == [T0 + minutes(62)]

@@ -461,6 +461,17 @@ def _opened_again(clock: IssueClock, event: IssueEvent, policies: PolicyFile) ->
     )
 
 
+def comes_back(clock: IssueClock, event: IssueEvent) -> bool:
+    """Whether `event` starts a new cycle of a resolved issue: `issue.reopened`, or an
+    `issue.opened` newer than the resolution (an alert firing again). The new cycle runs under
+    the current policy file, as a new issue would."""
+    if clock.lifecycle is not Lifecycle.RESOLVED:
+        return False
+    if event.type is EventType.REOPENED:
+        return event.occurred_at >= clock.lifecycle_at
+    return event.type is EventType.OPENED and event.occurred_at > clock.lifecycle_at
+
+
 def apply_event(clock: IssueClock | None, event: IssueEvent, policies: PolicyFile) -> Transition:
     """Decide what `event` does to an issue whose clock is `clock` (None: never seen).
 
@@ -472,11 +483,7 @@ def apply_event(clock: IssueClock | None, event: IssueEvent, policies: PolicyFil
                 f"unknown issue {event.issue_key!r}: {event.type} arrived before issue.opened"
             )
         return _open(event, policies)
-    if (
-        event.type is EventType.OPENED
-        and clock.lifecycle is Lifecycle.RESOLVED
-        and event.occurred_at > clock.lifecycle_at
-    ):
+    if event.type is EventType.OPENED and comes_back(clock, event):
         return _opened_again(clock, event, policies)
     if event.type in (EventType.OPENED, EventType.UPDATED, EventType.STATUS_CHANGED):
         return _update(clock, event, policies)
