@@ -163,7 +163,8 @@ def _apply(
     key = (event.source, event.issue.id)
     issue = loaded.issues.get(key)
     clock = repo.clock_of(issue) if issue else None
-    if clock is None or comes_back(clock, event):  # a new issue, or a new cycle of a resolved one
+    back = clock is not None and comes_back(clock, event)  # a new cycle of a resolved issue
+    if clock is None or back:  # runs under the current file, as a new issue does
         version, under = version_of(policies), policies
     else:
         assert issue is not None
@@ -185,12 +186,11 @@ def _apply(
     if transition.take_snapshot:
         issue.title, issue.assignee = snap.title, snap.assignee
         issue.labels, issue.url = list(snap.labels), str(snap.url) if snap.url else None
-    holder, was = issue.tier, issue.lifecycle
+    holder = issue.tier
     if issue.policy_version != version:
         issue.policy_version = version
     repo.write_clock(issue, transition.clock, under)
-    reopened = was == "resolved" and issue.lifecycle != "resolved"
-    if issue.tier != holder or reopened:
+    if issue.tier != holder or back:
         # a tier takes the issue (or takes it again, reopened): whoever is on call there
         issue.assignee = on_call(under, issue.tier, now) or issue.assignee
     issue.updated_at = now

@@ -162,16 +162,24 @@ def test_burst_to_a_digest_channel_is_held_then_sent_once_with_every_id(
     assert sorted(e.data["message_id"] for e in notified) == sorted(ids)
 
 
-def test_digest_retry_keeps_its_id_and_contents(
-    sessions: sessionmaker[Session], clock: ManualClock, settings: Settings
-) -> None:
-    """A digest that fails is retried with the same id and the same messages."""
-    policies = digest_policies("10s")
+def two_in_one_window(
+    sessions: sessionmaker[Session], clock: ManualClock, policies: PolicyFile
+) -> list[str]:
+    """OPS-0 and OPS-1 opened at T0, their messages held in one digest window; their ids."""
     ids = []
     for n in range(2):
         ids += apply_batch(
             sessions, [(f"{n}-0", event_json(issue_id=f"OPS-{n}", at=T0))], policies, clock
         ).effects.outbox
+    return ids
+
+
+def test_digest_retry_keeps_its_id_and_contents(
+    sessions: sessionmaker[Session], clock: ManualClock, settings: Settings
+) -> None:
+    """A digest that fails is retried with the same id and the same messages."""
+    policies = digest_policies("10s")
+    ids = two_in_one_window(sessions, clock, policies)
     clock.set(T0 + timedelta(seconds=10))
     channel = FakeChannel(fails(DeliveryError("down")), ok)
     assert deliver(sessions, {"chat": channel}, clock, settings, ids[0]).state == "retry"
@@ -188,11 +196,7 @@ def test_digest_retry_is_not_cancelled_for_one_moot_message(
     """A digest waiting for its retry carries an escalation of OPS-0 and a message of OPS-1.
     OPS-0 is acknowledged meanwhile: the digest is still sent, else OPS-1's message is lost."""
     policies = digest_policies("10s")
-    ids = []
-    for n in range(2):
-        ids += apply_batch(
-            sessions, [(f"{n}-0", event_json(issue_id=f"OPS-{n}", at=T0))], policies, clock
-        ).effects.outbox
+    ids = two_in_one_window(sessions, clock, policies)
     with sessions() as s, s.begin():
         s.execute(
             update(OutboxMessage)
@@ -219,11 +223,7 @@ def test_digest_retry_is_cancelled_when_every_message_in_it_is_moot(
 ) -> None:
     """Both issues of a digest waiting for its retry are resolved: nothing is sent."""
     policies = digest_policies("10s")
-    ids = []
-    for n in range(2):
-        ids += apply_batch(
-            sessions, [(f"{n}-0", event_json(issue_id=f"OPS-{n}", at=T0))], policies, clock
-        ).effects.outbox
+    ids = two_in_one_window(sessions, clock, policies)
     with sessions() as s, s.begin():
         s.execute(update(OutboxMessage).values(kind="escalated", target="acknowledge"))
     clock.set(T0 + timedelta(seconds=10))

@@ -90,10 +90,7 @@ def _deliver_chunk(
             .where(OutboxMessage.id.in_(message_ids), OutboxMessage.lease_until == lease_until)
         ).all()
         for row, lifecycle, clocks in leased:
-            writeback = row.channel.startswith("writeback:")
-            if not writeback and digest.row_moot(session, row, lifecycle, clocks or []):
-                row.state, row.lease_until = "cancelled", None
-                row.last_error = f"{digest.moot_reason(row.target, lifecycle)} before it was sent"
+            if digest.cancel_if_moot(session, row, lifecycle, clocks):
                 outcomes[row.id] = Delivery("cancelled")
             else:
                 work.append((row, Notification.model_validate(row.payload)))

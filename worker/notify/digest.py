@@ -68,6 +68,17 @@ def moot_reason(target: str | None, lifecycle: str) -> str:
     return f"{target} target met"
 
 
+def cancel_if_moot(
+    session: Session, row: OutboxMessage, lifecycle: str, clocks: list[Any] | None
+) -> bool:
+    """At send time: cancel the leased row if it has become moot (never a write-back)."""
+    if row.channel.startswith("writeback:") or not row_moot(session, row, lifecycle, clocks or []):
+        return False
+    row.state, row.lease_until = "cancelled", None
+    row.last_error = f"{moot_reason(row.target, lifecycle)} before it was sent"
+    return True
+
+
 def held(row: OutboxMessage) -> bool:
     """Whether the row was held for a digest window (and is not a digest already)."""
     return row.next_attempt_at > row.created_at and not row.payload.get("covers")

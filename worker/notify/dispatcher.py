@@ -72,10 +72,8 @@ def _lease(
             .join(Issue, Issue.id == OutboxMessage.issue_id)
             .where(OutboxMessage.id == message_id)
         ).one()
-        if not _writeback(row) and digest.row_moot(session, row, lifecycle, clocks or []):
+        if digest.cancel_if_moot(session, row, lifecycle, clocks):
             # its target met or the issue resolved since it was written: checked again here
-            row.state, row.lease_until = "cancelled", None
-            row.last_error = f"{digest.moot_reason(row.target, lifecycle)} before it was sent"
             return Delivery("cancelled"), None, None
         message = None
         if row.attempts == 1 and digest.held(row):
