@@ -10,6 +10,7 @@ bad event never spoils its neighbours. The caller acknowledges the stream entrie
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -20,13 +21,14 @@ from sqlalchemy import select, tuple_
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
-from schemas.events import IssueEvent
+from schemas.events import EventType, EventWindow, IssueEvent
 from schemas.policy import PolicyFile
 from worker.clock import Clock
 from worker.domain.lifecycle import apply_event, comes_back
-from worker.domain.sla import SNOOZE
+from worker.domain.sla import SNOOZE, DeadlineSpec
 from worker.effects import Effects
 from worker.errors import InvalidEvent, PermanentError
+from worker.escalation import claim, decide_firing, record_firing
 from worker.oncall import on_call
 from worker.outbox import (
     cancel_fresh,
@@ -36,7 +38,7 @@ from worker.outbox import (
 from worker.policy_versions import policies_for, remember, version_of
 from worker.store import repository as repo
 from worker.store.db import SessionFactory
-from worker.store.models import Deadline, Issue, ProcessedEvent, TimelineEntry
+from worker.store.models import Deadline, Issue, ParkedEvent, ProcessedEvent, TimelineEntry
 
 log = structlog.get_logger("escalator.apply")
 
@@ -45,6 +47,7 @@ class Outcome(StrEnum):
     APPLIED = "applied"  # changed the issue
     IGNORED = "ignored"  # recorded, changed nothing (stale, already in that state)
     DUPLICATE = "duplicate"  # this event id was processed before
+    PARKED = "parked"  # its issue is not open yet: it waits for `issue.opened`
     DEAD = "dead"  # cannot be applied: goes to the dead-letter stream
 
 
@@ -59,18 +62,30 @@ class EntryResult:
     issue_key: str | None = None
 
 
+Key = tuple[str, str]  # (source, external id)
+
+
 @dataclass
 class BatchResult:
     results: list[EntryResult] = field(default_factory=list)
     effects: Effects = field(default_factory=Effects)
+    # issues whose events were parked, or that opened, in this batch: checked again after the
+    # commit, for an event another consumer parked for them meanwhile (`parking.settle`)
+    recheck: set[Key] = field(default_factory=set)
 
 
-def parse_event(raw: str | bytes | None) -> IssueEvent:
-    """Validate one entry's JSON, with an error that names the field."""
+def parse_event(
+    raw: str | bytes | None, now: datetime | None = None, window: EventWindow | None = None
+) -> IssueEvent:
+    """Validate one entry's JSON, and its time against `window` around `now` when both are
+    given, with an error that names the field."""
     if raw is None:
         raise InvalidEvent("entry has no 'event' field holding the event JSON")
     try:
-        return IssueEvent.model_validate_json(raw)
+        event = IssueEvent.model_validate_json(raw)
+        if window is not None and now is not None:
+            window.check(event, now)
+        return event
     except ValidationError as exc:
         problems = "; ".join(
             f"{'.'.join(str(p) for p in err['loc']) or 'body'}: {err['msg']}"
@@ -79,23 +94,35 @@ def parse_event(raw: str | bytes | None) -> IssueEvent:
         raise InvalidEvent(f"invalid event: {problems}") from None
 
 
-class _Loaded:
+class Loaded:
     """Everything a group of events reads, loaded up front, and what applying them wrote."""
 
-    def __init__(self, session: Session, events: list[IssueEvent]) -> None:
+    def __init__(
+        self,
+        session: Session,
+        event_ids: Iterable[str],
+        keys: Iterable[Key],
+        parked: bool = False,
+    ) -> None:
+        """Load (and lock) what these events touch; the parked events of the issues not known
+        yet, or with `parked` of every issue named."""
         self.session = session
-        ids = list({e.event_id for e in events})
-        self.seen: dict[str, Issue | None] = {
-            row.event_id: row.issue
-            for row in session.scalars(
-                select(ProcessedEvent).where(ProcessedEvent.event_id.in_(ids))
-            )
-        }
-        keys = list({(e.source, e.issue.id) for e in events})
+        ids = list(set(event_ids))
+        self.seen: dict[str, Issue | None] = (
+            {
+                row.event_id: row.issue
+                for row in session.scalars(
+                    select(ProcessedEvent).where(ProcessedEvent.event_id.in_(ids))
+                )
+            }
+            if ids
+            else {}
+        )
+        wanted = list(set(keys))
         # Locked in id order, so concurrent consumers on PostgreSQL never deadlock.
         issues = session.scalars(
             select(Issue)
-            .where(tuple_(Issue.source, Issue.external_id).in_(keys))
+            .where(tuple_(Issue.source, Issue.external_id).in_(wanted))
             .order_by(Issue.id)
             .with_for_update()
         ).all()
@@ -107,11 +134,24 @@ class _Loaded:
                 select(Deadline).where(Deadline.issue_id.in_(by_id), Deadline.state == repo.ARMED)
             ):
                 self.armed[by_id[d.issue_id]].append(d)
+        self.parked: dict[Key, list[ParkedEvent]] = {}
+        if unknown := [k for k in wanted if parked or k not in self.issues]:
+            for row in session.scalars(
+                select(ParkedEvent)
+                .where(tuple_(ParkedEvent.source, ParkedEvent.external_id).in_(unknown))
+                .order_by(ParkedEvent.id)
+            ):
+                self.parked.setdefault((row.source, row.external_id), []).append(row)
         self.new: list[Deadline] = []
         self.disarm: list[int] = []
         self.rearm: set[Issue] = set()
         self.outbox: list[str] = []
         self.mooted: dict[frozenset[str] | None, list[int]] = {}
+        self.recheck: set[Key] = set()
+
+    @classmethod
+    def of(cls, session: Session, events: list[IssueEvent]) -> Loaded:
+        return cls(session, (e.event_id for e in events), ((e.source, e.issue.id) for e in events))
 
     def effects(self) -> Effects:
         """After the flush: what to index and drop, and which messages to dispatch."""
@@ -147,9 +187,105 @@ class _Loaded:
                 keep.append(d)
         self.armed[issue] = keep
 
+    def catch_up(self, issue: Issue, until: datetime, policies: PolicyFile, now: datetime) -> None:
+        """Fire, in order of due time, the issue's armed deadlines due by `until` (the time of
+        the event about to be applied): history is time-ordered, whatever the processing order.
+
+        A deadline a scheduler has in flight is claimed here with the same fence as its task's,
+        so exactly one of the two fires it; the task then finds it fired and does nothing.
+        """
+        for _ in range(_CATCH_UP_LIMIT):
+            due = [d for d in self.armed[issue] if d.due_at <= until and d.state == repo.ARMED]
+            if not due:
+                return
+            deadline = min(due, key=lambda d: (d.due_at, d.id or 0))
+            self.armed[issue].remove(deadline)
+            if deadline.id is None:
+                self.session.flush()  # armed in this batch: give it its id
+            if not claim(self.session, deadline.id, now):
+                continue  # a scheduler's task fired it meanwhile (on PostgreSQL)
+            deadline.state, deadline.fired_at = "fired", now
+            self.disarm.append(deadline.id)
+            firing = decide_firing(self.session, issue, deadline, policies, until)
+            if not firing.changes:
+                deadline.state, deadline.note = "stale", firing.message
+                continue
+            self.cancel(issue, firing.cancel, deadline.kind)
+            self.arm(issue, firing.arm)
+            self.outbox += record_firing(
+                self.session, issue, deadline, firing, policies, now, self.armed[issue]
+            )
+            log.info(
+                "escalation.fired",
+                issue=issue.key,
+                kind=deadline.kind,
+                target=deadline.target,
+                tier=issue.tier,
+                before_event=True,
+            )
+        log.error("apply.catch_up_limit", issue=issue.key, until=until.isoformat())
+
+    def arm(self, issue: Issue, specs: Iterable[DeadlineSpec]) -> None:
+        for spec in specs:
+            deadline = repo.deadline_row(issue, spec)
+            self.session.add(deadline)
+            self.armed[issue].append(deadline)
+            self.new.append(deadline)
+
+    def park(self, event: IssueEvent, stream_id: str, now: datetime) -> tuple[Outcome, str]:
+        """Keep an event whose issue is not open yet, until its `issue.opened` arrives."""
+        key = (event.source, event.issue.id)
+        waiting = self.parked.setdefault(key, [])
+        if any(row.event_id == event.event_id for row in waiting):
+            return Outcome.DUPLICATE, "event id already parked"
+        row = ParkedEvent(
+            event_id=event.event_id,
+            source=event.source,
+            external_id=event.issue.id,
+            occurred_at=event.occurred_at,
+            stream_id=stream_id,
+            body=event.model_dump_json(),
+            parked_at=now,
+        )
+        self.session.add(row)
+        waiting.append(row)
+        self.recheck.add(key)
+        return Outcome.PARKED, f"parked: {event.type} arrived before issue.opened"
+
+    def unpark(self, issue: Issue, policies: PolicyFile, now: datetime) -> None:
+        """Apply the events parked for an issue that is open now, in order of occurrence. One
+        that happened before the open (the source sent them out of order) counts as happening
+        with it: an acknowledgement that came first means the issue opens acknowledged."""
+        rows = sorted(
+            self.parked.pop((issue.source, issue.external_id), []),
+            key=lambda r: (r.occurred_at, r.id or 0),
+        )
+        for row in rows:
+            event = IssueEvent.model_validate_json(row.body)
+            if event.occurred_at < issue.lifecycle_at:
+                event = event.model_copy(update={"occurred_at": issue.lifecycle_at})
+            try:
+                outcome, note = _apply(self, event, row.stream_id or "", policies, now)
+            except PermanentError as exc:  # stays parked: dead-lettered with this when it expires
+                log.error("event.unpark_failed", event_id=event.event_id, error=str(exc))
+                continue
+            if row in self.session.new:
+                self.session.expunge(row)
+            else:
+                self.session.delete(row)
+            log.info(
+                f"event.{outcome.value}",
+                event_id=event.event_id,
+                issue=issue.key,
+                note=f"{note} (it had waited for issue.opened)",
+            )
+
+
+_CATCH_UP_LIMIT = 1000  # firings before one event: far more than any ladder has steps
+
 
 def _apply(
-    loaded: _Loaded, event: IssueEvent, stream_id: str, policies: PolicyFile, now: datetime
+    loaded: Loaded, event: IssueEvent, stream_id: str, policies: PolicyFile, now: datetime
 ) -> tuple[Outcome, str]:
     """Apply one event to what `loaded` holds; raises PermanentError before changing anything."""
     session = loaded.session
@@ -162,6 +298,13 @@ def _apply(
         return Outcome.DUPLICATE, "event id already processed"
     key = (event.source, event.issue.id)
     issue = loaded.issues.get(key)
+    if issue is None and event.type is not EventType.OPENED:
+        return loaded.park(event, stream_id, now)
+    if issue is not None:
+        # What fell due before this event happened comes first (never past `now`: an event
+        # may be stamped a little in the future).
+        history = policies_for(session, issue.policy_version, policies)
+        loaded.catch_up(issue, min(event.occurred_at, now), history, now)
     clock = repo.clock_of(issue) if issue else None
     back = clock is not None and comes_back(clock, event)  # a new cycle of a resolved issue
     if clock is None or back:  # runs under the current file, as a new issue does
@@ -169,10 +312,11 @@ def _apply(
     else:
         assert issue is not None
         version = issue.policy_version
-        under = policies_for(session, version, policies)
+        under = history
     transition = apply_event(clock, event, under)
     assert transition.clock is not None
     snap = event.issue
+    opened = issue is None
     if issue is None:
         issue = Issue(
             source=event.source,
@@ -201,11 +345,7 @@ def _apply(
         live = {t.target for t in transition.clock.targets if t.live}
         if met := frozenset(transition.cancel - live - {SNOOZE}):
             loaded.moot(issue, met, now)
-    for spec in transition.arm:
-        deadline = repo.deadline_row(issue, spec)
-        session.add(deadline)
-        loaded.armed[issue].append(deadline)
-        loaded.new.append(deadline)
+    loaded.arm(issue, transition.arm)
     for kind, reason in transition.notify:
         loaded.outbox += queue_notifications(
             session, issue, kind, under, event.occurred_at, now, reason, loaded.armed[issue]
@@ -234,6 +374,9 @@ def _apply(
         )
     )
     loaded.seen[event.event_id] = issue
+    if opened:  # what came before its open is applied now, after it
+        loaded.recheck.add(key)
+        loaded.unpark(issue, under, now)
     return outcome, transition.note
 
 
@@ -249,7 +392,7 @@ def _fast(
 ) -> BatchResult:
     batch = BatchResult()
     with sessions() as session, session.begin():
-        loaded = _Loaded(session, [event for _, event in parsed])
+        loaded = Loaded.of(session, [event for _, event in parsed])
         for stream_id, event in parsed:
             try:
                 outcome, note = _apply(loaded, event, stream_id, policies, now)
@@ -259,6 +402,7 @@ def _fast(
         loaded.cancel_moot(now)
         session.flush()
         batch.effects = loaded.effects()
+        batch.recheck = loaded.recheck
     return batch
 
 
@@ -275,11 +419,12 @@ def _careful(
             for attempt in (1, 2):
                 try:
                     with session.begin_nested():
-                        loaded = _Loaded(session, [event])
+                        loaded = Loaded.of(session, [event])
                         outcome, note = _apply(loaded, event, stream_id, policies, now)
                         loaded.cancel_moot(now)
                         session.flush()
                     batch.effects.merge(loaded.effects())
+                    batch.recheck |= loaded.recheck
                     break
                 except PermanentError as exc:
                     outcome, note = Outcome.DEAD, str(exc)
@@ -304,18 +449,20 @@ def apply_batch(
     entries: list[tuple[str, str | bytes | None]],
     policies: PolicyFile,
     clock: Clock,
+    window: EventWindow | None = None,
 ) -> BatchResult:
-    """Apply (stream_id, raw JSON) entries in order of occurrence; commit once."""
+    """Apply (stream_id, raw JSON) entries in order of occurrence; commit once. Events whose
+    time falls outside `window` around now are refused (dead-lettered, the field named)."""
+    now = clock.now()
     dead: list[EntryResult] = []
     parsed: list[tuple[str, IssueEvent]] = []
     for stream_id, raw in entries:
         try:
-            parsed.append((stream_id, parse_event(raw)))
+            parsed.append((stream_id, parse_event(raw, now, window)))
         except InvalidEvent as exc:
             dead.append(EntryResult(stream_id, Outcome.DEAD, str(exc)))
     # Within a batch, apply in order of occurrence; across batches the domain's rules order them.
     parsed.sort(key=lambda item: item[1].occurred_at)
-    now = clock.now()
     if parsed:
         remember(sessions, policies, now)  # new issues name this version: it must be stored
     try:

@@ -1,8 +1,14 @@
 """Firing a deadline: the fenced transaction that escalates, reminds or reports a breach.
 
-The fence is twofold. The deadline row moves from `armed` to `fired` with a conditional UPDATE,
-so of any number of concurrent or repeated firings exactly one wins; and the domain's `decide`
-applies the winner only if the issue still has the clock version and tier it was armed for.
+The fence is twofold. The deadline row moves from `armed` to `fired` with a conditional UPDATE
+(`claim`), so of any number of concurrent or repeated firings exactly one wins; and the domain's
+`decide` applies the winner only if the issue still has the clock version and tier it was armed
+for.
+
+A firing takes its place in the issue's history at the deadline's due time, whenever it is
+processed: `fire` runs it for the scheduler, and ingest runs the ones an event finds overdue
+before applying that event (`worker/apply.py`), so an acknowledgement processed after an overdue
+escalation finds the issue escalated, as it was at the time.
 """
 
 from __future__ import annotations
@@ -41,6 +47,33 @@ class FireResult:
     issue_key: str | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class Firing:
+    """What a deadline's firing changes: its timeline line, what to notify, what to (re)arm."""
+
+    message: str
+    notify: NotificationKind | None = None
+    reason: str = ""
+    arm: tuple[DeadlineSpec, ...] = ()
+    cancel: frozenset[str] = frozenset()
+
+    @property
+    def changes(self) -> bool:
+        """False when the fence turned it into a no-op."""
+        return self.notify is not None or bool(self.arm) or bool(self.cancel)
+
+
+def claim(session: Session, deadline_id: int, now: datetime) -> bool:
+    """Move the deadline from armed to fired; True for the one caller that wins."""
+    won = session.execute(
+        update(Deadline)
+        .where(Deadline.id == deadline_id, Deadline.state == repo.ARMED)
+        .values(state="fired", fired_at=now)
+        .execution_options(synchronize_session=False)
+    ).rowcount  # type: ignore[attr-defined]
+    return bool(won)
+
+
 def fire(
     sessions: SessionFactory, policies: PolicyFile, clock: Clock, deadline_id: int
 ) -> FireResult:
@@ -61,55 +94,88 @@ def fire(
             effects.arm = repo.armed_deadlines(session, [issue.id])
             return FireResult(False, f"already {deadline.state}", effects, issue.key)
         now = clock.now()
-        won = session.execute(
-            update(Deadline)
-            .where(Deadline.id == deadline_id, Deadline.state == repo.ARMED)
-            .values(state="fired", fired_at=now)
-        ).rowcount  # type: ignore[attr-defined]
-        if not won:
+        if not claim(session, deadline_id, now):
             return FireResult(False, "lost the race", effects, issue.key)
+        deadline.state, deadline.fired_at = "fired", now
         under = policies_for(session, issue.policy_version, policies)
-        kind = DeadlineKind(deadline.kind)
-        state = repo.clock_of(issue)
-        if kind is DeadlineKind.RESUME:
-            outcome = _resume(session, issue, deadline, state, under, now)
-        else:
-            outcome = _fire_target(issue, deadline, state, under, now)
-        message, notify, reason, arm, cancel = outcome
-        if notify is None and not arm and not cancel:  # the fence: nothing to do
-            deadline.state, deadline.note = "stale", message
-            return FireResult(False, message, effects, issue.key)
-        late_ms = int((now - deadline.due_at).total_seconds() * 1000)
-        effects.disarm = repo.cancel_deadlines(session, issue, cancel, kind.value)
-        effects.arm = repo.add_deadlines(session, issue, arm)
-        issue.updated_at = now
-        session.flush()
-        repo.add_timeline(
-            session, issue.id, now, kind.value, message, deadline_id=deadline_id, late_ms=late_ms
-        )
-        if notify is not None:
-            deadlines = [deadline, *session.scalars(repo.armed_of(issue.id))]
-            effects.outbox = queue_notifications(
-                session, issue, notify, under, now, now, reason, deadlines, deadline.target
-            )
+        firing = decide_firing(session, issue, deadline, under, now)
+        if not firing.changes:  # the fence: nothing to do
+            deadline.state, deadline.note = "stale", firing.message
+            return FireResult(False, firing.message, effects, issue.key)
+        kind = deadline.kind
+        effects.disarm = repo.cancel_deadlines(session, issue, firing.cancel, kind)
+        effects.arm = repo.add_deadlines(session, issue, firing.arm)
+        armed = list(session.scalars(repo.armed_of(issue.id)))
+        effects.outbox = record_firing(session, issue, deadline, firing, under, now, armed)
     log.info(
         "escalation.fired",
         issue=issue.key,
-        kind=kind.value,
+        kind=kind,
         target=deadline.target,
         tier=issue.tier,
+        late_ms=_late_ms(deadline, now),
+    )
+    return FireResult(True, firing.message, effects, issue.key)
+
+
+def _late_ms(deadline: Deadline, now: datetime) -> int:
+    return int((now - deadline.due_at).total_seconds() * 1000)
+
+
+def decide_firing(
+    session: Session, issue: Issue, deadline: Deadline, policies: PolicyFile, now: datetime
+) -> Firing:
+    """Decide what firing the (claimed) deadline does and write it onto the issue's clock.
+
+    `now` is when it is processed: the ladder moves from the deadline's own budget, and
+    reminders that fell due before `now` collapse into this one.
+    """
+    state = repo.clock_of(issue)
+    if DeadlineKind(deadline.kind) is DeadlineKind.RESUME:
+        return _resume(session, issue, deadline, state, policies)
+    return _fire_target(issue, deadline, state, policies, now)
+
+
+def record_firing(
+    session: Session,
+    issue: Issue,
+    deadline: Deadline,
+    firing: Firing,
+    policies: PolicyFile,
+    now: datetime,
+    armed: list[Deadline],
+) -> list[str]:
+    """The timeline line (at the due time, where the firing belongs in history) and the
+    notifications of a firing that changed something; returns the outbox ids."""
+    issue.updated_at = now
+    late_ms = _late_ms(deadline, now)
+    repo.add_timeline(
+        session,
+        issue.id,
+        deadline.due_at,
+        deadline.kind,
+        firing.message,
+        deadline_id=deadline.id,
         late_ms=late_ms,
     )
-    return FireResult(True, message, effects, issue.key)
-
-
-# (timeline message, what to notify, its reason, deadlines to arm, targets to cancel)
-Outcome = tuple[str, NotificationKind | None, str, tuple[DeadlineSpec, ...], frozenset[str]]
+    if firing.notify is None:
+        return []
+    return queue_notifications(
+        session,
+        issue,
+        firing.notify,
+        policies,
+        deadline.due_at,
+        now,
+        firing.reason,
+        [deadline, *armed],
+        deadline.target,
+    )
 
 
 def _fire_target(
     issue: Issue, deadline: Deadline, state: IssueClock, policies: PolicyFile, now: datetime
-) -> Outcome:
+) -> Firing:
     """A target's deadline: warn, breach, escalate or remind, if the fence lets it."""
     policy = policies.policy(state.policy_name)
     target = policy.target(deadline.target) if policy else None
@@ -127,19 +193,19 @@ def _fire_target(
             deadline.due_at,
             deadline.fraction,
         ),
-        now,
+        max(now, deadline.due_at),
     )
     if isinstance(decision, Stale):
-        return decision.reason, None, "", (), frozenset()
+        return Firing(decision.reason)
     new = state.with_target(decision.clock)
     message = decision.message
     if decision.to_tier is not None:
         previous = issue.tier
         new = replace(new, tier=decision.to_tier)
-        issue.assignee = on_call(policies, decision.to_tier, now) or issue.assignee
+        issue.assignee = on_call(policies, decision.to_tier, deadline.due_at) or issue.assignee
         message = f"escalated {previous} → {decision.to_tier}: {message}"
     repo.write_clock(issue, new, policies)
-    return message, decision.notify, decision.message, decision.arm, frozenset()
+    return Firing(message, decision.notify, decision.message, decision.arm)
 
 
 def _resume(
@@ -148,15 +214,14 @@ def _resume(
     deadline: Deadline,
     state: IssueClock,
     policies: PolicyFile,
-    now: datetime,
-) -> Outcome:
+) -> Firing:
     """A snooze's end: the clocks it held run again."""
     if deadline.clock_version != state.clock_version:
-        return "armed for an older clock cycle", None, "", (), frozenset()
+        return Firing("armed for an older clock cycle")
     transition = end_snooze(state, policies, deadline.due_at)
     if not transition.applied or transition.clock is None:
-        return transition.note, None, "", (), frozenset()
+        return Firing(transition.note)
     repo.write_clock(issue, transition.clock, policies)
     for note in transition.notes:
         repo.add_timeline(session, issue.id, deadline.due_at, "clock", note)
-    return transition.note, None, "", transition.arm, transition.cancel | {SNOOZE}
+    return Firing(transition.note, arm=transition.arm, cancel=transition.cancel | {SNOOZE})

@@ -19,15 +19,19 @@ from redis.client import NEVER_DECODE
 from redis.exceptions import RedisError, ResponseError
 from sqlalchemy.exc import SQLAlchemyError
 
-from worker.apply import EntryResult, Outcome, apply_batch
+from schemas.events import EventWindow
+from worker import parking
+from worker.apply import EntryResult, Key, Outcome, apply_batch
 from worker.bootstrap import Container
 from worker.constants import DEAD_STREAM, GROUP, STREAM, STREAM_FIELD
+from worker.parking import settle
 from worker.policy_reload import Reloader
 from worker.post_commit import run_effects
 
 log = structlog.get_logger("escalator.ingest")
 
 Entry = tuple[str, dict[str, Any] | None]
+PARKED_EVERY_S = 2.0  # how often parked events are checked for their issue and their window
 
 
 def consumer_name() -> str:
@@ -92,21 +96,29 @@ class Ingest:
         self.applied = 0
         self._next_reclaim = 0.0
         self._next_trim = 0.0
+        self._next_parked = 0.0
+        settings = c.settings
+        self.window = EventWindow.of_seconds(settings.event_max_skew_s, settings.event_max_age_s)
         self.reloader = Reloader(c)
 
     def run(self) -> None:
-        ensure_group(self.c)
+        """Consume until `stop` is set. Redis or the database away, at start or later, is
+        retried with capped backoff (logged at error level), never a reason to exit."""
         log.info("ingest.started", consumer=self.name, stream=STREAM)
         failures = 0
+        grouped = False
         while not self.stop.is_set():
             try:
+                if not grouped:  # here, not before the loop: Redis may be down at start
+                    ensure_group(self.c)
+                    grouped = True
                 self.step()
                 failures = 0
             except (RedisError, SQLAlchemyError, OSError) as exc:
                 if isinstance(exc, ResponseError) and _group_lost(exc):
                     # Redis lost the stream or the group (flushed, restarted without AOF).
                     log.warning("ingest.group_recreated", error=str(exc))
-                    ensure_group(self.c)
+                    grouped = False
                     continue
                 failures += 1
                 delay = min(30.0, 0.5 * 2 ** min(failures, 6))
@@ -135,6 +147,9 @@ class Ingest:
         if now >= self._next_trim:
             self._next_trim = now + 60
             self.trim()
+        if now >= self._next_parked:
+            self._next_parked = now + PARKED_EVERY_S
+            self.settle_parked()
         block = self.c.settings.ingest_block_ms if block_ms is None else block_ms
         args: list[Any] = ["GROUP", GROUP, self.name, "COUNT", self.c.settings.ingest_batch]
         if block:
@@ -161,22 +176,16 @@ class Ingest:
             (entry_id, raw[entry_id]) for entry_id, _ in entries if entry_id not in (reasons or {})
         ]
         if todo:
-            batch = apply_batch(self.c.sessions, todo, self.c.policies, self.c.clock)
+            batch = apply_batch(self.c.sessions, todo, self.c.policies, self.c.clock, self.window)
             run_effects(self.c, batch.effects)
             results += batch.results
+            if batch.recheck:  # another consumer may have parked an event for these meanwhile
+                self._settle(batch.recheck)
         pipe = self.c.redis.pipeline(transaction=True)
         for result in results:
             if result.outcome is Outcome.DEAD:
-                pipe.xadd(
-                    DEAD_STREAM,
-                    {
-                        "event": raw.get(result.stream_id) or "",
-                        "error": result.note,
-                        "stream_id": result.stream_id,
-                        "failed_at": self.c.clock.now().isoformat(),
-                        "consumer": self.name,
-                    },
-                )
+                body = raw.get(result.stream_id) or ""
+                pipe.xadd(DEAD_STREAM, self._dead(body, result.note, result.stream_id))
                 log.warning("event.dead", stream_id=result.stream_id, error=result.note)
             elif result.outcome is Outcome.DUPLICATE:
                 log.info("event.duplicate", event_id=result.event_id, issue=result.issue_key)
@@ -190,6 +199,33 @@ class Ingest:
         pipe.xack(STREAM, GROUP, *raw.keys())
         pipe.execute()
         self.applied += sum(r.outcome is Outcome.APPLIED for r in results)
+
+    def settle_parked(self) -> None:
+        """Apply parked events whose issue opened; dead-letter those that waited too long."""
+        c = self.c
+        self._settle(None)
+        late = parking.expired(c.readers, c.clock, c.settings.ingest_park_window_s)
+        if not late:
+            return
+        pipe = c.redis.pipeline(transaction=True)
+        for entry in late:
+            pipe.xadd(DEAD_STREAM, self._dead(entry.body, entry.reason, entry.stream_id))
+            log.warning("event.dead", stream_id=entry.stream_id, error=entry.reason)
+        pipe.execute()  # in the dead-letter stream first, then forgotten: never lost
+        parking.drop(c.sessions, [entry.row_id for entry in late])
+
+    def _settle(self, keys: set[Key] | None) -> None:
+        c = self.c
+        run_effects(c, settle(c.sessions, c.readers, c.policies, c.clock, keys).effects)
+
+    def _dead(self, body: str, error: str, stream_id: str) -> dict[Any, Any]:
+        return {
+            "event": body,
+            "error": error,
+            "stream_id": stream_id,
+            "failed_at": self.c.clock.now().isoformat(),
+            "consumer": self.name,
+        }
 
     def reclaim(self) -> int:
         """Take over entries idle past the claim time; dead-letter those delivered too often."""

@@ -213,8 +213,8 @@ def test_moot_at_send_time_when_no_event_cancelled_it(
     sessions: sessionmaker[Session], clock: ManualClock, settings: Settings, opened: datetime
 ) -> None:
     """Written after the acknowledgement's cancel ran (a late firing racing it), an
-    acknowledge-ladder escalation is still not sent: the dispatcher checks the clocks."""
-    [mid] = fire_next(sessions, clock, "acknowledge", "escalate")
+    acknowledge warning is still not sent: the dispatcher checks the clocks."""
+    [mid] = fire_next(sessions, clock, "acknowledge", "warn")
     with sessions() as s, s.begin():  # as if the acknowledgement had committed first
         s.get_one(OutboxMessage, mid).state = "sending"
     send(sessions, clock, "issue.acknowledged")
@@ -224,3 +224,15 @@ def test_moot_at_send_time_when_no_event_cancelled_it(
     assert deliver(sessions, {"log": channel}, clock, settings, mid).state == "cancelled"
     assert channel.received == []
     assert "acknowledge target met" in (row(sessions, mid).last_error or "")
+
+
+def test_an_escalation_is_sent_after_the_acknowledgement_that_followed_it(
+    sessions: sessionmaker[Session], clock: ManualClock, settings: Settings, opened: datetime
+) -> None:
+    """L1's deadline passed before the acknowledgement: L2 holds the issue now and is told so,
+    even when the notice is sent after the acknowledgement was applied."""
+    [mid] = fire_next(sessions, clock, "acknowledge", "escalate")
+    send(sessions, clock, "issue.acknowledged")
+    channel = FakeChannel(ok)
+    assert deliver(sessions, {"log": channel}, clock, settings, mid).state == "sent"
+    assert [(m.kind.value, m.tier) for m in channel.received] == [("escalated", "L2")]

@@ -101,10 +101,10 @@ def test_webhook_429_is_retried_no_sooner_than_retry_after(
 def test_message_of_an_acknowledged_issue_is_cancelled_at_send_time(
     sessions: sessionmaker[Session], clock: ManualClock, settings: Settings, policies: PolicyFile
 ) -> None:
-    """An escalation whose target was met since is not sent, even if never cancelled."""
+    """A reminder whose target was met since is not sent, even if never cancelled."""
     [mid] = apply_batch(sessions, [("1-0", event_json(at=T0))], policies, clock).effects.outbox
     with sessions() as s, s.begin():
-        s.execute(update(OutboxMessage).values(kind="escalated", target="acknowledge"))
+        s.execute(update(OutboxMessage).values(kind="reminder", target="acknowledge"))
         meet(s.scalars(select(Issue)).one(), "acknowledge")
     channel = FakeChannel(ok)
     assert deliver(sessions, {"log": channel}, clock, settings, mid).state == "cancelled"
@@ -120,10 +120,10 @@ def meet(issue: Issue, target: str) -> None:
 def test_acknowledged_during_backoff_the_retry_sends_nothing(
     sessions: sessionmaker[Session], clock: ManualClock, settings: Settings, policies: PolicyFile
 ) -> None:
-    """A failed escalated message, cancelled by cancel_pending in its backoff, is never retried."""
+    """A failed reminder, cancelled by cancel_pending in its backoff, is never retried."""
     [mid] = apply_batch(sessions, [("1-0", event_json(at=T0))], policies, clock).effects.outbox
     with sessions() as s, s.begin():
-        s.execute(update(OutboxMessage).values(kind="escalated", target="acknowledge"))
+        s.execute(update(OutboxMessage).values(kind="reminder", target="acknowledge"))
     channel = FakeChannel(fails(DeliveryError("down")), ok)
     assert deliver(sessions, {"log": channel}, clock, settings, mid).state == "retry"
     with sessions() as s, s.begin():
@@ -201,7 +201,7 @@ def test_digest_retry_is_not_cancelled_for_one_moot_message(
         s.execute(
             update(OutboxMessage)
             .where(OutboxMessage.id == ids[0])
-            .values(kind="escalated", target="acknowledge")
+            .values(kind="reminder", target="acknowledge")
         )
     clock.set(T0 + timedelta(seconds=10))
     channel = FakeChannel(fails(DeliveryError("down")), ok)
@@ -225,7 +225,7 @@ def test_digest_retry_is_cancelled_when_every_message_in_it_is_moot(
     policies = digest_policies("10s")
     ids = two_in_one_window(sessions, clock, policies)
     with sessions() as s, s.begin():
-        s.execute(update(OutboxMessage).values(kind="escalated", target="acknowledge"))
+        s.execute(update(OutboxMessage).values(kind="reminder", target="acknowledge"))
     clock.set(T0 + timedelta(seconds=10))
     channel = FakeChannel(fails(DeliveryError("down")), ok)
     assert deliver(sessions, {"chat": channel}, clock, settings, ids[0]).state == "retry"
@@ -259,11 +259,11 @@ def test_deliver_many_sends_records_and_falls_back_like_deliver(
         ids += apply_batch(
             sessions, [(f"{n}-0", event_json(issue_id=f"B-{n}", at=T0))], policies, clock
         ).effects.outbox
-    with sessions() as s, s.begin():  # B-3's message is an escalation of an acknowledged issue
+    with sessions() as s, s.begin():  # B-3's message is a reminder about an acknowledged issue
         s.execute(
             update(OutboxMessage)
             .where(OutboxMessage.id == ids[3])
-            .values(kind="escalated", target="acknowledge")
+            .values(kind="reminder", target="acknowledge")
         )
         meet(s.scalars(select(Issue).where(Issue.external_id == "B-3")).one(), "acknowledge")
     channel = FakeChannel(ok, fails(DeliveryError("down")), ok)

@@ -47,13 +47,15 @@ def test_acknowledging_stops_the_ladder_but_not_the_resolve_target() -> None:
 
 
 def test_a_severity_upgrade_escalates_at_once() -> None:
-    """A P4 raised to P1 after 20 minutes is past P1's L1 (10:05) and L2 (10:15) deadlines: it
-    escalates at the upgrade, once, straight to L3; the manager's turn stays on schedule."""
+    """A P4 raised to P1 after 20 minutes is past P1's L1 (10:05) and L2 (10:15) deadlines: at
+    the upgrade it takes both steps, one after the other (L2 and L3 are each told); the manager's
+    turn stays on schedule."""
     upgrade = PlannedEvent(EventType.UPDATED, utc(2026, 3, 4, 10, 20), Severity.P1)
     steps = simulate(load_policy(PACKAGED_POLICY), Severity.P4, utc(2026, 3, 4, 10, 0), [upgrade])
     escalations = [(s.at, s.tier) for s in steps if s.kind == "escalate"]
     assert escalations == [
-        (utc(2026, 3, 4, 10, 20), "L3"),  # at the upgrade, one escalation for two passed steps
+        (utc(2026, 3, 4, 10, 20), "L2"),  # at the upgrade, one step at a time
+        (utc(2026, 3, 4, 10, 20), "L3"),
         (utc(2026, 3, 4, 10, 30), "manager"),  # 10:15 + L3's 15 minutes
     ]
 

@@ -111,14 +111,19 @@ def test_escalation_counts_the_next_step_from_the_planned_due_time() -> None:
     ]
 
 
-def test_a_very_late_escalation_jumps_to_the_tier_due_now_once() -> None:
-    """Fired at 20 min (L2's 15-min deadline passed too): one escalation, straight to L3."""
+def test_a_very_late_escalation_moves_one_step_and_the_next_is_due_at_once() -> None:
+    """Fired at 20 min (L2's 15-min deadline passed too): one step to L2, whose own deadline is
+    armed at 15 min, in the past, so it fires next: the same history as punctual firings."""
     tgt = target()
     clock = start("acknowledge", T0)
     fired = fire(clock, tgt, only(plan(clock, tgt), DeadlineKind.ESCALATE), T0 + m(20))
-    assert isinstance(fired, Fired) and fired.to_tier == "L3"
-    assert fired.clock.step == 2
-    assert [(s.kind, s.due_at) for s in fired.arm] == [(DeadlineKind.REMIND, T0 + m(30))]
+    assert isinstance(fired, Fired) and fired.to_tier == "L2"
+    assert fired.clock.step == 1
+    [following] = fired.arm
+    assert (following.kind, following.due_at) == (DeadlineKind.ESCALATE, T0 + m(15))
+    then = fire(fired.clock, tgt, following, T0 + m(20))
+    assert isinstance(then, Fired) and then.to_tier == "L3" and then.clock.step == 2
+    assert [(s.kind, s.due_at) for s in then.arm] == [(DeadlineKind.REMIND, T0 + m(30))]
 
 
 def test_the_last_tier_is_reminded_and_a_late_reminder_does_not_storm() -> None:

@@ -2,9 +2,9 @@
 
 A firing counts only for the state it was armed for: the issue's clock cycle, a live target
 clock, and for ladder deadlines the step and budget it was planned at. Anything else is `Stale`
-and changes nothing. A ladder deadline that fires late (after an outage, or because a severity
-upgrade put it in the past) moves the issue straight to the tier it should hold by now: one
-escalation, one message, never a burst.
+and changes nothing. A firing is applied at its own due time in the issue's history, so a late
+one gives the same timeline as a punctual one: a ladder moves one step per firing (the next step,
+if already due, fires right after it), while reminders that fell due meanwhile collapse into one.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from worker.domain.sla import (
     due_at,
     elapsed,
     ladder_marks_breach,
+    skip_reminders,
     step_end,
 )
 
@@ -135,31 +136,26 @@ def decide(
     holder = target.ladder[clock.step].tier
     spent = elapsed(clock, target, now)
     if deadline.kind is DeadlineKind.ESCALATE and clock.step < last:
-        to, base = clock.step + 1, deadline.budget
-        while to < last and base + target.ladder[to].within <= spent:
-            base += target.ladder[to].within
-            to += 1
-        moved = advance(clock, target, to, base, now)
+        # One step at a time, each at its own due time: a late firing gives the same history
+        # as a punctual one (the next step, if already due, is armed in the past and fires next).
+        to = clock.step + 1
+        moved = advance(clock, target, to, deadline.budget, now)
         moved = replace(moved, breached=clock.breached or carries_breach)
         tier = target.ladder[to].tier
-        skipped = (
-            f" ({to - clock.step - 1} more step(s) passed meanwhile)" if to > clock.step + 1 else ""
-        )
         kind = DeadlineKind.ESCALATE if to < last else DeadlineKind.REMIND
         return Fired(
             moved,
             NotificationKind.ESCALATED,
             f"{holder} did not {verb} within "
             f"{format_duration(target.ladder[clock.step].within)}: escalated to {tier}"
-            f"{skipped}{breach_note}",
+            f"{breach_note}",
             to_tier=tier,
             arm=(_next(moved, target, kind),),
         )
     reminded = replace(
         clock, reminded=clock.reminded + 1, breached=clock.breached or carries_breach
     )
-    while step_end(reminded, target) <= spent:
-        reminded = replace(reminded, reminded=reminded.reminded + 1)
+    reminded = skip_reminders(reminded, target, spent)
     following = _next(reminded, target, DeadlineKind.REMIND)
     return Fired(
         reminded,

@@ -18,11 +18,12 @@ from sqlalchemy.orm import Session
 from schemas.messages import Notification
 from worker.store.models import Issue, OutboxMessage
 
-# Messages that speak for a running clock: meeting their target makes them moot. A breach
-# notice reports what happened and is moot only once the issue is resolved. `assigned` and
-# `resolved` messages and write-backs are never moot.
-MOOT_WHEN_MET = ("escalated", "reminder", "warning")
-MOOT_WHEN_RESOLVED = (*MOOT_WHEN_MET, "breach")
+# Messages that speak for a running clock: meeting their target makes them moot. An escalation
+# notice tells a tier that it holds the issue now, and a breach notice reports what happened:
+# both are moot only once the issue is resolved (a tier never holds an issue without being
+# told). `assigned` and `resolved` messages and write-backs are never moot.
+MOOT_WHEN_MET = ("reminder", "warning")
+MOOT_WHEN_RESOLVED = ("escalated", *MOOT_WHEN_MET, "breach")
 LIVE = ("running", "paused")
 
 
@@ -85,7 +86,11 @@ def held(row: OutboxMessage) -> bool:
 
 
 def gather(session: Session, leader: OutboxMessage, now: datetime) -> Notification | None:
-    """Merge the rest of the leader's window into it; the digest, or None if it is alone."""
+    """Merge the rest of the leader's window into it; the digest, or None if it is alone.
+
+    A row another transaction holds right now is left out: it stays pending and due, and is
+    delivered on its own (the sweep hands it out), so the lock order is kept
+    (`worker.notify.dispatcher`)."""
     rows = session.execute(
         select(OutboxMessage, Issue.lifecycle, Issue.clocks)
         .join(Issue, Issue.id == OutboxMessage.issue_id)
@@ -98,7 +103,9 @@ def gather(session: Session, leader: OutboxMessage, now: datetime) -> Notificati
             OutboxMessage.lease_until.is_(None),
         )
         .order_by(OutboxMessage.created_at, OutboxMessage.id)
-        .with_for_update()
+        # Only the outbox rows (never the issues: they are not this transaction's to lock),
+        # skipping those someone holds: waiting here could close a lock cycle with an ingest.
+        .with_for_update(of=OutboxMessage, skip_locked=True)
     ).all()
     items = [Notification.model_validate(leader.payload)]
     for row, lifecycle, clocks in rows:

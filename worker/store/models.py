@@ -183,3 +183,20 @@ class OutboxMessage(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime]
     sent_at: Mapped[datetime | None]
+
+
+class ParkedEvent(Base):
+    """An event that arrived before its issue's `issue.opened`: applied, in order of occurrence,
+    when the open arrives; dead-lettered if it has not after the parking window."""
+
+    __tablename__ = "parked_events"
+    __table_args__ = (Index("ix_parked_events_source_external_id", "source", "external_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    event_id: Mapped[str] = mapped_column(String(200), unique=True)
+    source: Mapped[str] = mapped_column(String(50))
+    external_id: Mapped[str] = mapped_column(String(200))
+    occurred_at: Mapped[datetime]
+    stream_id: Mapped[str | None] = mapped_column(String(40))
+    body: Mapped[str] = mapped_column(Text)  # the event's JSON, as validated at the door
+    parked_at: Mapped[datetime] = mapped_column(index=True)

@@ -1,0 +1,121 @@
+"""Events that arrived before their issue's `issue.opened`, kept in the database until it does.
+
+Ingest parks such an event (`apply._Loaded.park`) and applies it right after the open, in the
+same transaction, when the open comes later in the same or a later batch. Two consumers can
+race (one parks an acknowledgement while the other commits the open): each checks again after
+its commit (`settle` for the keys it touched), and whichever commits last sees the other's row,
+so the parked event is applied within moments. A parked event whose issue has not opened after
+the parking window becomes a dead letter, with that reason (`expired`, then `drop`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+import structlog
+from sqlalchemy import delete, select, tuple_
+
+from schemas.policy import PolicyFile
+from worker.apply import Key, Loaded
+from worker.clock import Clock
+from worker.effects import Effects
+from worker.policy_versions import policies_for
+from worker.store.db import SessionFactory
+from worker.store.models import Issue, ParkedEvent
+
+log = structlog.get_logger("escalator.parking")
+
+
+@dataclass(frozen=True, slots=True)
+class Expired:
+    """A parked event whose issue never opened within the window: a dead letter to be."""
+
+    row_id: int
+    stream_id: str
+    body: str
+    reason: str
+
+
+@dataclass
+class Settled:
+    """What `settle` applied: effects to run after its commit, and how many events."""
+
+    effects: Effects = field(default_factory=Effects)
+    applied: int = 0
+
+
+def settle(
+    sessions: SessionFactory,
+    readers: SessionFactory,
+    policies: PolicyFile,
+    clock: Clock,
+    keys: Iterable[Key] | None = None,
+) -> Settled:
+    """Apply the parked events whose issue is open by now (of these issues, or all). The look
+    is a read (no write lock on SQLite); a transaction is opened only when there is work."""
+    settled = Settled()
+    wanted = list(keys) if keys is not None else None
+    if wanted == []:
+        return settled
+    query = select(Issue.source, Issue.external_id).join(
+        ParkedEvent,
+        (ParkedEvent.source == Issue.source) & (ParkedEvent.external_id == Issue.external_id),
+    )
+    if wanted is not None:
+        query = query.where(tuple_(ParkedEvent.source, ParkedEvent.external_id).in_(wanted))
+    with readers() as session:
+        opened = list({(source, external_id) for source, external_id in session.execute(query)})
+    if not opened:
+        return settled
+    with sessions() as session, session.begin():
+        now = clock.now()
+        loaded = Loaded(session, (), opened, parked=True)
+        for key in opened:
+            issue = loaded.issues.get(key)
+            if issue is None:
+                continue
+            waiting = len(loaded.parked.get(key, []))
+            loaded.unpark(issue, policies_for(session, issue.policy_version, policies), now)
+            settled.applied += waiting - len(loaded.parked.get(key, []))
+        loaded.cancel_moot(now)
+        session.flush()
+        settled.effects = loaded.effects()
+    if settled.applied:
+        log.info("parking.settled", applied=settled.applied)
+    return settled
+
+
+def expired(sessions: SessionFactory, clock: Clock, window_s: float) -> list[Expired]:
+    """Parked events older than the window, whose issue is still unknown."""
+    cutoff = clock.now() - timedelta(seconds=window_s)
+    with sessions() as session:
+        rows = session.scalars(
+            select(ParkedEvent).where(ParkedEvent.parked_at < cutoff).order_by(ParkedEvent.id)
+        ).all()
+        return [
+            Expired(
+                row.id,
+                row.stream_id or "",
+                row.body,
+                f"issue {row.source}:{row.external_id} was never opened: parked at "
+                f"{_at(row.parked_at)}, it waited {_minutes(window_s)} for its issue.opened",
+            )
+            for row in rows
+        ]
+
+
+def drop(sessions: SessionFactory, row_ids: list[int]) -> None:
+    """Forget parked events once they are in the dead-letter stream."""
+    if row_ids:
+        with sessions() as session, session.begin():
+            session.execute(delete(ParkedEvent).where(ParkedEvent.id.in_(row_ids)))
+
+
+def _at(when: datetime) -> str:
+    return when.isoformat(timespec="seconds")
+
+
+def _minutes(seconds: float) -> str:
+    return f"{seconds / 60:g} min"
