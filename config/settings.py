@@ -42,13 +42,42 @@ class Settings(BaseSettings):
     ingest_batch: int = Field(default=200, ge=1, le=10_000)
     ingest_block_ms: int = Field(default=1000, ge=10)
     ingest_max_deliveries: int = Field(default=5, ge=1)
-    ingest_claim_idle_ms: int = Field(default=30_000, ge=100)
+    ingest_claim_idle_ms: int = Field(
+        default=5_000, ge=100, description="A dead consumer's entries are taken over after this."
+    )
+    ingest_park_window_s: float = Field(
+        default=600.0,
+        gt=0,
+        description="How long an event waits for its issue.opened before it is dead-lettered.",
+    )
+    event_max_skew_s: float = Field(
+        default=300.0, ge=0, description="Refuse events whose occurred_at is further ahead."
+    )
+    event_max_age_s: float = Field(
+        default=366 * 86400.0,
+        gt=0,
+        description="Refuse events older than this (default 366 days: a year's backlog imports).",
+    )
 
     # scheduler
     scheduler_poll_s: float = Field(default=0.2, gt=0)
-    scheduler_lease_s: float = Field(default=30.0, gt=0)
+    scheduler_lease_s: float = Field(
+        default=5.0, gt=0, description="A running firing's lease, renewed while it runs."
+    )
+    scheduler_dispatch_lease_s: float = Field(
+        default=60.0, gt=0, description="A firing's lease while its task waits in the queue."
+    )
+    scheduler_max_inflight: int = Field(
+        default=200, ge=1, description="Firings handed to Celery and not yet done, at most."
+    )
+    scheduler_max_hold_s: float = Field(
+        default=30.0,
+        ge=0,
+        description="How long a due deadline waits for ingest to catch up with the stream.",
+    )
     scheduler_batch: int = Field(default=500, ge=1)
     reconcile_every_s: float = Field(default=60.0, gt=0)
+    reconcile_retry_s: float = Field(default=2.0, gt=0, description="After a failed reconcile.")
     outbox_sweep_every_s: float = Field(default=5.0, gt=0)
 
     # worker and delivery
@@ -58,6 +87,12 @@ class Settings(BaseSettings):
     delivery_backoff_s: float = Field(default=2.0, gt=0)
     delivery_backoff_max_s: float = Field(default=300.0, gt=0)
     delivery_lease_s: float = Field(default=60.0, gt=0)
+    delivery_queued_lease_s: float = Field(
+        default=600.0, gt=0, description="How long a queued delivery task holds its messages."
+    )
+    delivery_running_lease_s: float = Field(
+        default=15.0, gt=0, description="A running delivery task's hold, renewed every third."
+    )
 
     public_url: str | None = Field(default=None, description="Where people reach this Escalator.")
 

@@ -10,3 +10,6 @@ ESCALATION_QUEUE = "escalations"
 OUTBOX_QUEUE = "outbox"
 POLICY_GENERATION = "escalator:policy:generation"  # INCR asks every role to reload its policy file
 DELIVERY_PREFIX = "escalator:gateway:delivery:"  # + source:sha256(delivery id): ids it produced
+OUTBOX_INFLIGHT = "escalator:outbox:inflight"  # ZSET message id -> lease of its delivery task
+DELIVERIES_SENT = "escalator:stats:deliveries_sent"  # counter: message ids handed to delivery tasks
+EPOCH = "escalator:deadlines:epoch"  # set when a reconcile starts; gone means the index was lost

@@ -1,47 +1,32 @@
 """The deadline index: a Redis sorted set of armed deadlines, claimed atomically by schedulers.
 
 `due` holds every armed deadline scored by its due time. A scheduler's claim moves due entries,
-and entries whose lease ran out, into `inflight` with a new lease, in one Lua script, so any
-number of schedulers can run without two of them claiming the same entry at once. The firing
-task acks by removing the entry from `inflight`; if it never does, the lease runs out and the
-entry is claimed again (the firing is fenced in the database, so a second run changes nothing).
-"""
+and entries whose lease ran out, into `inflight` with a new lease, in one Lua script
+(`deadline_claim.lua`), so any number of schedulers can run without two of them claiming the
+same entry at once. The claim keeps at most a window of firings in flight: under an overload the
+rest waits in `due`, in order of due time, instead of piling up in Celery's queue.
+
+A lease runs out only when its task is really lost. The scheduler's lease covers the wait in the
+queue (short, since the window is bounded); the worker renews it when the firing starts and
+every third of its length while it runs (`worker/leases.py`), so a killed worker's firing is
+claimed again within seconds. The task acks by removing the entry from `inflight` (the firing is
+fenced in the database, so a second run changes nothing). `EPOCH` is set when a reconcile starts:
+its absence tells the schedulers that Redis lost the index, and they rebuild it at once."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from redis import Redis
 
-from worker.constants import DUE, INFLIGHT
+from worker.constants import DUE, EPOCH, INFLIGHT
 
-_CLAIM = """
-local now, lease, limit = ARGV[1], ARGV[2], tonumber(ARGV[3])
-local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, limit)
-local expired = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now, 'LIMIT', 0, limit)
-for _, member in ipairs(due) do
-  redis.call('ZREM', KEYS[1], member)
-  redis.call('ZADD', KEYS[2], lease, member)
-end
-for _, member in ipairs(expired) do
-  redis.call('ZADD', KEYS[2], lease, member)
-end
-return {due, expired}
-"""
-
-_ARM = """
-local armed = 0
-for i = 1, #ARGV, 2 do
-  if not redis.call('ZSCORE', KEYS[2], ARGV[i + 1]) then
-    armed = armed + redis.call('ZADD', KEYS[1], ARGV[i], ARGV[i + 1])
-  end
-end
-return armed
-"""
-
+_LUA = Path(__file__).parent
 ARM_CHUNK = 2000
+UNBOUNDED = 1 << 30
 
 
 def score(when: datetime) -> float:
@@ -54,8 +39,8 @@ class DeadlineIndex:
 
     def __init__(self, redis: Redis) -> None:
         self.redis = redis
-        self._claim = redis.register_script(_CLAIM)
-        self._arm = redis.register_script(_ARM)
+        self._claim = redis.register_script((_LUA / "deadline_claim.lua").read_text())
+        self._arm = redis.register_script((_LUA / "deadline_arm.lua").read_text())
 
     def arm(self, deadlines: Iterable[tuple[int, datetime]]) -> int:
         """Index deadlines by due time, skipping any a scheduler holds in flight."""
@@ -77,12 +62,42 @@ class DeadlineIndex:
             pipe.zrem(INFLIGHT, *members)
             pipe.execute()
 
-    def claim(self, now: datetime, lease_s: float, limit: int) -> tuple[list[int], list[int]]:
-        """Atomically take due deadlines (and expired leases) in flight: (due, reclaimed)."""
+    def claim(
+        self,
+        now: datetime,
+        lease_s: float,
+        limit: int,
+        until: datetime | None = None,
+        room: int = UNBOUNDED,
+    ) -> tuple[list[int], list[int]]:
+        """Atomically take deadlines due by `until` (default `now`) in flight, and those whose
+        lease ran out by `now`, keeping at most `room` in flight: (due, reclaimed)."""
         due, expired = self._claim(
-            keys=[DUE, INFLIGHT], args=[score(now), score(now) + lease_s, limit]
+            keys=[DUE, INFLIGHT],
+            args=[score(until or now), score(now), score(now) + lease_s, limit, room],
         )
         return [int(m) for m in due], [int(m) for m in expired]
+
+    def renew(self, deadline_ids: Sequence[int], until: datetime) -> None:
+        """Extend the leases of firings still in flight (never re-adds an acked one)."""
+        if deadline_ids:
+            self.redis.zadd(INFLIGHT, {str(i): score(until) for i in deadline_ids}, xx=True)
+
+    def release(self, deadline_ids: Sequence[int], now: datetime) -> None:
+        """Hand claimed deadlines back as due now (their task could not be sent)."""
+        if deadline_ids:
+            pipe = self.redis.pipeline(transaction=True)
+            pipe.zrem(INFLIGHT, *[str(i) for i in deadline_ids])
+            pipe.zadd(DUE, {str(i): score(now) for i in deadline_ids})
+            pipe.execute()
+
+    def mark_intact(self, now: datetime) -> None:
+        """Say that the index is being rebuilt from the database (a reconcile starts)."""
+        self.redis.set(EPOCH, now.isoformat())
+
+    def intact(self) -> bool:
+        """False once the index was lost (FLUSHALL, a new Redis) since the last reconcile."""
+        return bool(self.redis.exists(EPOCH))
 
     def ack(self, deadline_id: int) -> None:
         """The firing is committed: forget the in-flight entry."""

@@ -25,6 +25,7 @@ def reconcile(c: Container, page: int = 5000) -> Report:
     """Index every armed deadline (skipping ones in flight); drop entries no longer armed."""
     armed = rearmed = dropped = 0
     after = 0
+    c.index.mark_intact(c.clock.now())  # a loss from here on is noticed and rebuilt again
     while True:
         with c.readers() as session:
             rows = repo.armed_deadlines(session, after_id=after, limit=page)

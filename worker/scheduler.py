@@ -1,14 +1,17 @@
 """The scheduler role: claims due deadlines from the index and hands them to Celery.
 
-Any number may run: claims are atomic (see `deadline_index`). Each also reconciles the index
-with the database at start-up and every `reconcile_every_s`, and sweeps the outbox for messages
-whose delivery task was lost.
+Any number may run: claims are atomic (see `deadline_index`), and keep a bounded window of
+firings in flight. A deadline is claimed once it is due and ingest has applied every event that
+reached the stream before its due time (`watermark`). Each scheduler also reconciles the index
+with the database at start-up, every `reconcile_every_s`, and at once when the index was lost;
+and it sweeps the outbox for messages whose delivery task was lost.
 """
 
 from __future__ import annotations
 
 import threading
 import time
+from datetime import datetime, timedelta
 
 import structlog
 
@@ -17,6 +20,7 @@ from worker.celery_app import app
 from worker.notify.dispatcher import sweep_outbox
 from worker.post_commit import FIRE
 from worker.reconciler import reconcile
+from worker.watermark import applied_until
 
 log = structlog.get_logger("escalator.scheduler")
 
@@ -34,24 +38,50 @@ class Scheduler:
     def tick(self) -> int:
         """Claim what is due now and send it to the workers; returns how many."""
         settings = self.c.settings
+        index = self.c.index
+        if not index.intact():  # Redis lost the index (FLUSHALL, a new server): rebuild now
+            self._next_reconcile = 0.0
         now = self.c.clock.now()
-        due, reclaimed = self.c.index.claim(
-            now, settings.scheduler_lease_s, settings.scheduler_batch
+        until = self.until(now)
+        due, reclaimed = index.claim(
+            now,
+            settings.scheduler_dispatch_lease_s,
+            settings.scheduler_batch,
+            until=until,
+            room=settings.scheduler_max_inflight,
         )
-        for deadline_id in due + reclaimed:
-            app.send_task(FIRE, args=[deadline_id])
+        claimed = due + reclaimed
+        try:
+            for deadline_id in claimed:
+                app.send_task(FIRE, args=[deadline_id])
+        except Exception:
+            index.release(claimed, now)  # due again at once, rather than after the lease
+            raise
         if reclaimed:
             log.warning("deadline.reclaimed", count=len(reclaimed), ids=reclaimed[:20])
-        self.dispatched += len(due) + len(reclaimed)
-        return len(due) + len(reclaimed)
+        self.dispatched += len(claimed)
+        return len(claimed)
+
+    def until(self, now: datetime) -> datetime:
+        """Claim what is due before the oldest event ingest has not applied yet (history is
+        time-ordered), but never hold a deadline longer than `scheduler_max_hold_s`."""
+        oldest = applied_until(self.c.redis)
+        if oldest is None or oldest >= now:
+            return now
+        hold = timedelta(seconds=self.c.settings.scheduler_max_hold_s)
+        if now - oldest > hold:
+            log.warning("scheduler.ingest_behind", behind_s=round((now - oldest).total_seconds()))
+        return max(oldest, now - hold)
 
     def housekeeping(self) -> None:
-        """Reconcile the index and sweep the outbox when their time comes."""
+        """Reconcile the index and sweep the outbox when their time comes; a failed reconcile
+        is tried again within seconds."""
         now = time.monotonic()
         settings = self.c.settings
         if now >= self._next_reconcile:
-            self._next_reconcile = now + settings.reconcile_every_s
+            self._next_reconcile = now + settings.reconcile_retry_s
             reconcile(self.c)
+            self._next_reconcile = time.monotonic() + settings.reconcile_every_s
         if now >= self._next_sweep:
             self._next_sweep = now + settings.outbox_sweep_every_s
             sweep_outbox(self.c)
@@ -64,7 +94,7 @@ class Scheduler:
                 self.housekeeping()
             except Exception as exc:
                 log.error("scheduler.housekeeping_failed", error=f"{type(exc).__name__}: {exc}")
-            self.stop.wait(0.5)
+            self.stop.wait(0.25)
 
     def run(self) -> None:
         log.info("scheduler.started")

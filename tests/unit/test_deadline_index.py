@@ -136,3 +136,57 @@ def test_two_schedulers_never_claim_the_same_id(server: fakeredis.FakeServer) ->
         now += secs(rng.uniform(0.1, 2))
     assert sorted(taken) == list(range(1, 501))
     assert max(taken.values()) == 1
+
+
+def test_claim_keeps_at_most_room_in_flight(redis: fakeredis.FakeRedis) -> None:
+    """Backpressure: with 3 already in flight and room for 5, a claim takes 2; the rest stays
+    due, in order, for the next claim."""
+    index = DeadlineIndex(redis)
+    index.arm([(i, T0 + secs(i)) for i in range(1, 11)])
+    assert index.claim(T0 + secs(100), LEASE, 3, room=5) == ([1, 2, 3], [])
+    assert index.claim(T0 + secs(100), LEASE, 100, room=5) == ([4, 5], [])
+    assert index.claim(T0 + secs(100), LEASE, 100, room=5) == ([], [])
+    for done in (1, 2, 3):
+        index.ack(done)
+    assert index.claim(T0 + secs(100), LEASE, 100, room=5) == ([6, 7, 8], [])
+
+
+def test_claim_until_holds_later_deadlines(redis: fakeredis.FakeRedis) -> None:
+    """Deadlines due after `until` (ingest has not applied what came before them) wait."""
+    index = DeadlineIndex(redis)
+    index.arm([(1, T0), (2, T0 + secs(10))])
+    assert index.claim(T0 + secs(20), LEASE, 10, until=T0 + secs(5)) == ([1], [])
+    assert index.claim(T0 + secs(20), LEASE, 10) == ([2], [])
+
+
+def test_a_renewed_lease_is_not_reclaimed_and_an_acked_one_is_not_renewed(
+    redis: fakeredis.FakeRedis,
+) -> None:
+    """The worker's renewal keeps a running firing's entry; renewing after the ack adds nothing."""
+    index = DeadlineIndex(redis)
+    index.arm([(7, T0), (8, T0)])
+    index.claim(T0, 5.0, 10)
+    index.renew([7], T0 + secs(60))
+    assert index.claim(T0 + secs(6), 5.0, 10) == ([], [8])  # 8 was lost, 7 still runs
+    index.ack(7)
+    index.renew([7], T0 + secs(120))
+    assert redis.zscore(INFLIGHT, "7") is None
+
+
+def test_release_hands_claimed_deadlines_back_as_due(redis: fakeredis.FakeRedis) -> None:
+    """A claim whose task could not be sent is due again at once, not after the lease."""
+    index = DeadlineIndex(redis)
+    index.arm([(7, T0)])
+    assert index.claim(T0, LEASE, 10) == ([7], [])
+    index.release([7], T0 + secs(1))
+    assert index.claim(T0 + secs(1), LEASE, 10) == ([7], [])
+
+
+def test_the_index_says_when_it_was_lost(redis: fakeredis.FakeRedis) -> None:
+    """The epoch set at a reconcile's start disappears with a FLUSHALL."""
+    index = DeadlineIndex(redis)
+    assert not index.intact()
+    index.mark_intact(T0)
+    assert index.intact()
+    redis.flushall()
+    assert not index.intact()
