@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Annotated, Any
 
@@ -14,9 +15,12 @@ from pydantic import (
     ConfigDict,
     Field,
     HttpUrl,
+    ValidationError,
     WithJsonSchema,
+    field_validator,
     model_validator,
 )
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 
 class Severity(StrEnum):
@@ -66,7 +70,22 @@ class EventType(StrEnum):
 
 
 def _utc(value: datetime) -> datetime:
-    return value.astimezone(UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:  # e.g. 9999-12-31T23:59:59-01:00: its UTC form is in year 10000
+        raise ValueError(f"{value.isoformat()} is outside years 1-9999 in UTC") from None
+
+
+def _no_nul(value: Any) -> Any:
+    """Refuse text, or a list of texts, holding a NUL byte: PostgreSQL cannot store one, so no
+    database is given one."""
+    if isinstance(value, str) and "\x00" in value:
+        raise ValueError("contains a NUL byte (\\x00)")
+    if isinstance(value, list | tuple):
+        for n, item in enumerate(value):
+            if isinstance(item, str) and "\x00" in item:
+                raise ValueError(f"item {n} contains a NUL byte (\\x00)")
+    return value
 
 
 UtcDatetime = Annotated[AwareDatetime, AfterValidator(_utc)]
@@ -98,6 +117,11 @@ class IssueSnapshot(BaseModel):
     labels: tuple[Annotated[str, Field(max_length=200)], ...] = Field(default=(), max_length=100)
     url: HttpUrl | None = None
 
+    @field_validator("*", mode="before")
+    @classmethod
+    def _refuse_nul(cls, value: Any) -> Any:
+        return _no_nul(value)
+
 
 class IssueEvent(BaseModel):
     """One event about one issue. `event_id` is the dedup key: a repeat is a recorded no-op."""
@@ -117,6 +141,11 @@ class IssueEvent(BaseModel):
         default=None, description="With issue.snoozed only: when the acknowledge ladder resumes."
     )
 
+    @field_validator("*", mode="before")
+    @classmethod
+    def _refuse_nul(cls, value: Any) -> Any:
+        return _no_nul(value)
+
     @model_validator(mode="after")
     def _snooze_until_goes_with_snoozed(self) -> IssueEvent:
         if self.type is EventType.SNOOZED and self.snooze_until is None:
@@ -129,3 +158,55 @@ class IssueEvent(BaseModel):
     def issue_key(self) -> str:
         """The issue's key across sources: `source:id`."""
         return f"{self.source}:{self.issue.id}"
+
+
+@dataclass(frozen=True, slots=True)
+class EventWindow:
+    """How far from now an event's `occurred_at` may lie: the door's guard against bad clocks.
+
+    An event more than `max_skew` ahead of the receiving clock, or older than `max_age`, is
+    refused (a producer's clock gone wrong, Go's zero time, a Unix epoch by mistake). `max_age`
+    is generous by design, so that a backlog can still be imported.
+    """
+
+    max_skew: timedelta
+    max_age: timedelta
+
+    @classmethod
+    def of_seconds(cls, max_skew_s: float, max_age_s: float) -> EventWindow:
+        """The window from settings given in seconds."""
+        return cls(timedelta(seconds=max_skew_s), timedelta(seconds=max_age_s))
+
+    def problem(self, occurred_at: datetime, now: datetime) -> str | None:
+        """Why `occurred_at` lies outside the window around `now`, or None when it does not."""
+        ahead = occurred_at - now  # a difference of aware datetimes never overflows
+        if ahead > self.max_skew:
+            return (
+                f"lies {_span(ahead)} in the future; at most {_span(self.max_skew)} "
+                "of clock skew is accepted"
+            )
+        if -ahead > self.max_age:
+            return f"lies {_span(-ahead)} in the past; at most {_span(self.max_age)} is accepted"
+        return None
+
+    def check(self, event: IssueEvent, now: datetime) -> None:
+        """Raise a `ValidationError` naming `occurred_at` when `event` lies outside the window."""
+        found = self.problem(event.occurred_at, now)
+        if found is not None:
+            error = InitErrorDetails(
+                type=PydanticCustomError("time_window", found),
+                loc=("occurred_at",),
+                input=event.occurred_at.isoformat(),
+            )
+            raise ValidationError.from_exception_data("IssueEvent", [error])
+
+
+def _span(value: timedelta) -> str:
+    """A duration for people, to the second: `366d`, `5m`, `2d3h0m7s` reads as `2d3h7s`."""
+    rest = int(value.total_seconds())
+    parts = []
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
+        count, rest = divmod(rest, size)
+        if count:
+            parts.append(f"{count}{unit}")
+    return "".join(parts) or "0s"

@@ -210,7 +210,16 @@ def advance(
     skipped, so a late or forced move never sends a burst of catch-up reminders."""
     moved = replace(clock, step=to_step, step_base=base, reminded=0)
     if to_step == len(target.ladder) - 1:
-        spent = elapsed(clock, target, now)
-        while step_end(moved, target) <= spent:
-            moved = replace(moved, reminded=moved.reminded + 1)
+        moved = skip_reminders(moved, target, elapsed(clock, target, now))
     return moved
+
+
+def skip_reminders(clock: TargetClock, target: Target, spent: timedelta) -> TargetClock:
+    """The clock at the last ladder step with every reminder that `spent` has passed counted as
+    sent, so that its next reminder lies ahead. O(1): the step ends at `base + within +
+    renotify * reminded`, so the count is a division, however long the issue waited."""
+    end = step_end(clock, target)
+    every = target.renotify
+    if end > spent or clock.step < len(target.ladder) - 1 or every <= ZERO:
+        return clock
+    return replace(clock, reminded=clock.reminded + (spent - end) // every + 1)

@@ -16,7 +16,7 @@ from sqlalchemy import Engine, text
 from starlette.exceptions import HTTPException
 
 from config.settings import Settings
-from schemas.events import IssueEvent
+from schemas.events import EventWindow, IssueEvent
 from worker.clock import Clock, SystemClock
 from worker.errors import Rejected
 from worker.gateway.alertmanager import AlertmanagerAdapter
@@ -100,6 +100,7 @@ def create_app(
     }
     window = settings.gateway_replay_window_s
     ttl = settings.gateway_dedup_ttl_s
+    times = EventWindow.of_seconds(settings.event_max_skew_s, settings.event_max_age_s)
 
     @app.exception_handler(Rejected)
     async def _rejected(request: Request, exc: Rejected) -> JSONResponse:
@@ -137,7 +138,9 @@ def create_app(
             if adapter is None:
                 raise Rejected(404, "Source not configured", f"the {name} source is not set up")
             incoming = Incoming(request.headers, await request.body(), clock.now(), window)
-            status, receipt = await accept(adapter, incoming, per_loop, ttl, name in insecure)
+            status, receipt = await accept(
+                adapter, incoming, per_loop, ttl, name in insecure, times
+            )
             return JSONResponse(receipt.model_dump(), status_code=status)
 
         return receive

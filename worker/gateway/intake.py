@@ -9,13 +9,15 @@ from collections.abc import Callable
 from typing import Any
 
 import structlog
+from pydantic import ValidationError
 from redis.asyncio import Redis as AsyncRedis
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from schemas.events import EventWindow
 from worker.constants import DELIVERY_PREFIX
 from worker.errors import Rejected
-from worker.gateway.common import Adapter, Incoming
-from worker.gateway.problems import Receipt, problem_response
+from worker.gateway.common import Adapter, Incoming, Mapped
+from worker.gateway.problems import Receipt, invalid, problem_response, pydantic_errors
 from worker.producer import AsyncProducer
 
 log = structlog.get_logger("escalator.gateway")
@@ -60,13 +62,46 @@ class PerLoop:
         return self._producer
 
 
+# What a vendor's values can raise while an adapter maps them (a URL urllib cannot split, a
+# number where text belongs, a time out of range): the sender's fault, answered 422, never 500.
+UNMAPPABLE = (ValueError, TypeError, LookupError, ArithmeticError, AttributeError, RecursionError)
+
+
+def interpret(
+    adapter: Adapter, request: Incoming, payload: Any, window: EventWindow | None = None
+) -> Mapped:
+    """The delivery's events, each inside the time `window` around its arrival; a 422 naming the
+    field for anything in the payload that breaks the mapping, whatever the adapter."""
+    # Our own events name their fields as sent; a vendor's events name them as `event.<field>`.
+    prefix = "" if adapter.name == "events" else "event."
+    try:
+        mapped = adapter.interpret(request, payload)
+        if window is not None:
+            for event in mapped.events:
+                window.check(event, request.now)
+    except ValidationError as exc:
+        raise invalid(pydantic_errors(exc.errors(), prefix), "Invalid event") from None
+    except UNMAPPABLE as exc:
+        log.warning(
+            "gateway.unmappable", source=adapter.name, error=type(exc).__name__, exc_info=True
+        )
+        reason = f"a value cannot be mapped to an event ({type(exc).__name__}: {exc})"[:500]
+        raise invalid([{"field": "body", "message": reason}], "Invalid payload") from None
+    return mapped
+
+
 async def accept(
-    adapter: Adapter, request: Incoming, per_loop: PerLoop, ttl_s: int, insecure: bool = False
+    adapter: Adapter,
+    request: Incoming,
+    per_loop: PerLoop,
+    ttl_s: int,
+    insecure: bool = False,
+    window: EventWindow | None = None,
 ) -> tuple[int, Receipt]:
     """Authenticate (unless insecure), interpret, and put the delivery's events on the stream."""
     if not insecure:
         adapter.authenticate(request)
-    mapped = adapter.interpret(request, parse_json(request.body))
+    mapped = interpret(adapter, request, parse_json(request.body), window)
     if not mapped.events:
         log.info("gateway.ignored", source=adapter.name, reason=mapped.note)
         return 200, Receipt(status="ignored", event_ids=[], stream_ids=[], detail=mapped.note)

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from config.sources import JiraSource
 from schemas.events import EventType, IssueEvent
@@ -48,6 +48,13 @@ class JiraIssue(_Model):
     key: str = Field(min_length=1, max_length=200)
     self_url: str | None = Field(default=None, alias="self")
     fields: Fields
+
+    @field_validator("self_url")
+    @classmethod
+    def _splits(cls, value: str | None) -> str | None:
+        if value is not None:
+            urlsplit(value)  # a ValueError (`http://[::1/...`) names issue.self in the 422
+        return value
 
 
 class Item(_Model):

@@ -7,12 +7,13 @@ IssueEvent XADDed to the same stream as any webhook's, so it is ordered and audi
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Header, Query
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
-from pydantic import SecretStr
+from pydantic import SecretStr, ValidationError
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
@@ -30,7 +31,7 @@ from schemas.events import EventType, IssueEvent
 from worker.clock import Clock
 from worker.errors import Rejected
 from worker.gateway.intake import PerLoop, delivery_key
-from worker.gateway.problems import Receipt, responses
+from worker.gateway.problems import Receipt, invalid, pydantic_errors, responses
 from worker.gateway.signatures import bearer_matches, unauthorized
 from worker.store.db import SessionFactory
 from worker.store.models import Deadline, Issue, TimelineEntry
@@ -70,6 +71,8 @@ def _next(session: Session, issue: Issue) -> Deadline | None:
 
 
 def _split(key: str) -> tuple[str, str]:
+    if "\x00" in key:  # PostgreSQL cannot even compare it: refuse it before any query
+        raise invalid([{"field": "path: key", "message": "contains a NUL byte (\\x00)"}])
     source, sep, external_id = key.partition(":")
     if not sep or not source or not external_id:
         raise Rejected(404, "Not found", "an issue key is source:id, e.g. github:acme/app#42")
@@ -148,24 +151,13 @@ class Management:
         snooze: SnoozeRequest | None = None,
     ) -> JSONResponse:
         issue = await run_in_threadpool(self.detail, key)
-        event = IssueEvent.model_validate(
-            {
-                "event_id": f"api:{uuid.uuid4().hex}",
-                "type": kind,
-                "occurred_at": self.clock.now(),
-                "source": issue.source,
-                "issue": {
-                    "id": issue.id,
-                    "title": issue.title[:1000],
-                    "severity": issue.severity,
-                    "status": issue.status[:100],
-                    "assignee": issue.assignee,
-                    "labels": issue.labels[:100],
-                    "url": issue.url,
-                },
-                "snooze_until": snooze.until if snooze else None,
-            }
-        )
+        try:
+            event = _action_event(issue, kind, self.clock.now(), snooze)
+        except ValidationError as exc:  # e.g. an `until` whose UTC form leaves year 1-9999
+            errors = pydantic_errors(exc.errors())
+            for e in errors:  # the caller sent `until`; the event calls it `snooze_until`
+                e["field"] = e["field"].replace("snooze_until", "until", 1)
+            raise invalid(errors) from None
         delivery = f"{key}:{idempotency_key}" if idempotency_key else event.event_id
         new, event_ids, stream_ids = await self.per_loop.producer().send_once(
             delivery_key("api", delivery), self.ttl_s, [event]
@@ -174,6 +166,30 @@ class Management:
             status="accepted" if new else "duplicate", event_ids=event_ids, stream_ids=stream_ids
         )
         return JSONResponse(receipt.model_dump(), status_code=202 if new else 200)
+
+
+def _action_event(
+    issue: IssueDetail, kind: EventType, now: datetime, snooze: SnoozeRequest | None
+) -> IssueEvent:
+    """The event an action puts on the stream: happening now, to the issue as it is stored."""
+    return IssueEvent.model_validate(
+        {
+            "event_id": f"api:{uuid.uuid4().hex}",
+            "type": kind,
+            "occurred_at": now,
+            "source": issue.source,
+            "issue": {
+                "id": issue.id,
+                "title": issue.title[:1000],
+                "severity": issue.severity,
+                "status": issue.status[:100],
+                "assignee": issue.assignee,
+                "labels": issue.labels[:100],
+                "url": issue.url,
+            },
+            "snooze_until": snooze.until if snooze else None,
+        }
+    )
 
 
 def router(manager: Management, tokens: tuple[SecretStr, ...]) -> APIRouter:
