@@ -11,9 +11,17 @@ from worker.celery_app import app
 from worker.errors import TransientError
 from worker.escalation import fire
 from worker.notify.batch import deliver_many
-from worker.notify.dispatcher import deliver
+from worker.notify.dispatcher import FINISHED, deliver
+from worker.notify.inflight import inflight
 from worker.policy_reload import Reloader
-from worker.post_commit import DELIVER, DELIVER_BATCH, FIRE, run_effects
+from worker.post_commit import (
+    DELIVER,
+    DELIVER_BATCH,
+    FIRE,
+    run_effects,
+    send_deliveries,
+    settle,
+)
 
 log = structlog.get_logger("escalator.tasks")
 _reloader: Reloader | None = None
@@ -62,14 +70,22 @@ def deliver_batch(message_ids: list[str]) -> None:
 
 
 def deliver_messages(message_ids: list[str]) -> None:
+    """Deliver, holding the ids' in-flight marks with the running lease meanwhile; then drop
+    the marks of what is done and send the retries (their marks last until due)."""
     c = current()
-    if len(message_ids) == 1:
-        [only] = message_ids
-        outcomes = {only: deliver(c.sessions, c.channels, c.clock, c.settings, only)}
-    else:  # two transactions for the lot instead of two per message
-        outcomes = deliver_many(c.sessions, c.channels, c.clock, c.settings, message_ids)
+    marks = inflight(c.redis)
+    with marks.running(message_ids, c.settings.delivery_running_lease_s, c.clock):
+        if len(message_ids) == 1:
+            [only] = message_ids
+            outcomes = {only: deliver(c.sessions, c.channels, c.clock, c.settings, only)}
+        else:  # two transactions for the lot instead of two per message
+            outcomes = deliver_many(c.sessions, c.channels, c.clock, c.settings, message_ids)
+    # A skipped id is another task's (it holds the database lease): its mark is left alone.
+    done = [m for m, outcome in outcomes.items() if outcome.state in FINISHED]
+    if done:
+        settle("unmark", lambda: marks.unmark(done), "the marks expire", messages=len(done))
     for message_id, outcome in outcomes.items():
         if outcome.retry_in is not None:
             # A countdown is fine here: a short retry backoff, never an SLA deadline. If it is
             # lost, the scheduler's outbox sweep sends the message anyway.
-            app.send_task(DELIVER, args=[message_id], countdown=outcome.retry_in)
+            send_deliveries(c, [message_id], countdown=max(outcome.retry_in, 0.001))

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 from typing import Annotated
 
 import typer
+from redis.exceptions import RedisError
 from rich.console import Console
 from rich.table import Table
 from sqlalchemy import select, update
@@ -13,9 +15,12 @@ from config.settings import Settings
 from worker.celery_app import app as celery
 from worker.celery_app import configure
 from worker.clock import SystemClock
+from worker.notify.dispatcher import lock_issues
+from worker.notify.inflight import inflight
 from worker.oncall import next_shift, on_call, people
 from worker.policy_loader import load_policy
 from worker.post_commit import DELIVER_BATCH
+from worker.redis_conn import connect
 from worker.store.db import make_engine, reader_factory, session_factory
 from worker.store.models import Issue, OutboxMessage
 
@@ -84,6 +89,7 @@ def retry(
     with session_factory(engine)() as session, session.begin():
         chosen = list(session.scalars(select(OutboxMessage.id).where(*where)))
         if chosen:
+            lock_issues(session, chosen)  # the lock order: issues first, then outbox rows
             session.execute(
                 update(OutboxMessage)
                 .where(OutboxMessage.id.in_(chosen))
@@ -94,10 +100,18 @@ def retry(
         err.print(f"{message_id}: no dead message with that id")
     if chosen:
         configure(settings)
+        marks = inflight(connect(settings.resolved_redis_url()))
+        with contextlib.suppress(RedisError):  # held as by a queued task: the sweep waits
+            marks.mark(chosen, now.timestamp() + settings.delivery_queued_lease_s)
         try:
             celery.send_task(DELIVER_BATCH, args=[chosen])
         except Exception as exc:  # the scheduler's outbox sweep sends them anyway
+            with contextlib.suppress(RedisError):
+                marks.unmark(chosen)
             err.print(f"could not reach the workers ({type(exc).__name__}); the sweep will send")
+        else:
+            with contextlib.suppress(RedisError):
+                marks.counted(len(chosen))
     console.print(f"{len(chosen)} message(s) queued again")
     if missing:
         raise typer.Exit(1)

@@ -5,6 +5,9 @@ ESCALATOR_DELIVERY_CONCURRENCY at a time on the channels' kept-alive connections
 every outcome in one transaction. The rules are
 those of `dispatcher.deliver` (it shares the recording): a message that is moot is cancelled,
 and a message held for a digest window is left to `deliver`, which knows how to fold windows.
+The ids it could not lease (held by another task, already done, or waiting for a digest window)
+are told apart in one SELECT, not one transaction each. Locks are taken in the order
+`worker.notify.dispatcher` documents: the messages' issues first, then their outbox rows.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from worker.notify.dispatcher import (
     Delivery,
     attempt,
     deliver,
+    lock_issues,
     record_failure,
     record_sent,
     what_of,
@@ -66,7 +70,10 @@ def _deliver_chunk(
     outcomes: dict[str, Delivery] = {}
     work: list[tuple[OutboxMessage, Notification]] = []
     with sessions() as session, session.begin():
-        session.execute(
+        lock_issues(session, message_ids)
+        # RETURNING: exactly the rows this statement leased (another batch may have taken
+        # others with the same lease_until in the same instant).
+        mine = session.scalars(
             update(OutboxMessage)
             .where(
                 OutboxMessage.id.in_(message_ids),
@@ -82,13 +89,18 @@ def _deliver_chunk(
                 ),
             )
             .values(lease_until=lease_until, attempts=OutboxMessage.attempts + 1)
+            .returning(OutboxMessage.id)
             .execution_options(synchronize_session=False)
-        )
-        leased = session.execute(
-            select(OutboxMessage, Issue.lifecycle, Issue.clocks)
-            .join(Issue, Issue.id == OutboxMessage.issue_id)
-            .where(OutboxMessage.id.in_(message_ids), OutboxMessage.lease_until == lease_until)
         ).all()
+        leased = (
+            session.execute(
+                select(OutboxMessage, Issue.lifecycle, Issue.clocks)
+                .join(Issue, Issue.id == OutboxMessage.issue_id)
+                .where(OutboxMessage.id.in_(mine))
+            ).all()
+            if mine
+            else []
+        )
         for row, lifecycle, clocks in leased:
             if digest.cancel_if_moot(session, row, lifecycle, clocks):
                 outcomes[row.id] = Delivery("cancelled")
@@ -102,6 +114,9 @@ def _deliver_chunk(
     done = clock.now()
     if sent:
         with sessions() as session, session.begin():
+            lock_issues(
+                session, [r.id for r, m, _ in sent] + [i for _, m, _ in sent for i in m.covers]
+            )
             plain = [(r, m) for r, m, result in sent if result.error is None and not m.covers]
             _record_plain(session, plain, done)
             outcomes.update((r.id, Delivery("sent")) for r, _ in plain)
@@ -121,9 +136,51 @@ def _deliver_chunk(
                     outcomes[row.id] = record_failure(
                         session, row, message, leased_row.attempts, result, done, settings
                     )
-    for message_id in message_ids:  # not leased here: held, leased elsewhere, or done
-        if message_id not in outcomes:
-            outcomes[message_id] = deliver(sessions, channels, clock, settings, message_id)
+    unleased = [m for m in message_ids if m not in outcomes]
+    outcomes.update(_unleased(sessions, channels, clock, settings, unleased))
+    return outcomes
+
+
+def _unleased(
+    sessions: SessionFactory,
+    channels: dict[str, Channel],
+    clock: Clock,
+    settings: Settings,
+    message_ids: list[str],
+) -> dict[str, Delivery]:
+    """What became of the ids the batch could not lease, one SELECT for the lot: held for a
+    digest window (come back when it closes), skipped (another task holds it, or it is done),
+    or at the head of a digest window that has closed, which `deliver` folds (one per window:
+    the others join its digest, and the next SELECT finds them merged)."""
+    outcomes: dict[str, Delivery] = {}
+    while message_ids:
+        now = clock.now()
+        with sessions() as session:
+            rows = {
+                message_id: (next_at, created_at)
+                for message_id, next_at, created_at in session.execute(
+                    select(
+                        OutboxMessage.id, OutboxMessage.next_attempt_at, OutboxMessage.created_at
+                    ).where(
+                        OutboxMessage.id.in_(message_ids),
+                        OutboxMessage.state == "pending",
+                        OutboxMessage.attempts == 0,
+                        OutboxMessage.next_attempt_at > OutboxMessage.created_at,
+                    )
+                )
+            }
+        closing = []
+        for message_id in message_ids:
+            if message_id not in rows:
+                outcomes[message_id] = Delivery("skipped")
+            elif rows[message_id][0] > now:
+                outcomes[message_id] = Delivery("held", (rows[message_id][0] - now).total_seconds())
+            else:
+                closing.append(message_id)
+        if not closing:
+            break
+        head, *message_ids = closing
+        outcomes[head] = deliver(sessions, channels, clock, settings, head)
     return outcomes
 
 

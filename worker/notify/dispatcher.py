@@ -2,12 +2,27 @@
 
 A message is leased with a conditional UPDATE before it is sent, so the retry task and the
 periodic sweep never send it at the same moment; if the sender dies, the lease runs out and the
-sweep hands the message out again with the same id.
+sweep hands the message out again with the same id. The sweep sends only messages that no
+delivery task holds (`worker.notify.inflight`): a backlog is never sent twice.
+
+Lock order, the same for every writer on PostgreSQL (ingest, firing, delivery, the CLI), so no
+two transactions ever wait on each other in a cycle:
+
+1. issue rows, in id order (ingest and firing: FOR UPDATE; delivery: FOR KEY SHARE, taken by
+   `lock_issues` before anything else, for every issue whose messages the transaction writes
+   or whose timeline it extends);
+2. deadline rows;
+3. outbox rows (delivery's conditional lease UPDATE, or the record of an attempt);
+4. timeline inserts (their foreign key takes KEY SHARE on the issue, already held by then).
+
+One exception never waits, so it cannot close a cycle: a digest gathers the other issues'
+held messages with FOR UPDATE SKIP LOCKED (a row someone holds is left for its own delivery).
 """
 
 from __future__ import annotations
 
 import random
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
@@ -23,7 +38,8 @@ from worker.clock import Clock
 from worker.errors import EscalatorError, PermanentError, RateLimited
 from worker.notify import digest
 from worker.notify.channels import Channel
-from worker.post_commit import DELIVER_BATCH
+from worker.notify.inflight import inflight
+from worker.post_commit import DELIVER_BATCH, INFRASTRUCTURE
 from worker.store import repository as repo
 from worker.store.db import SessionFactory
 from worker.store.models import Issue, OutboxMessage
@@ -32,6 +48,28 @@ if TYPE_CHECKING:
     from worker.bootstrap import Container
 
 log = structlog.get_logger("escalator.dispatcher")
+
+FINISHED = frozenset({"sent", "cancelled", "dead"})  # outcomes after which no task needs the id
+SWEEP_SCAN = 5000  # due messages the sweep looks at, oldest first
+SWEEP_TASK = 100  # message ids per delivery task the sweep sends, so workers share them
+
+
+def lock_issues(session: Session, message_ids: Collection[str]) -> None:
+    """The first locks of the order (see the module): KEY SHARE on the messages' issues, in
+    id order. It waits for an ingest or a firing that holds one of them, before this
+    transaction holds any outbox row they may need (on SQLite, one writer, a plain SELECT)."""
+    if not message_ids:
+        return
+    session.execute(
+        select(Issue.id)
+        .where(
+            Issue.id.in_(
+                select(OutboxMessage.issue_id).where(OutboxMessage.id.in_(list(message_ids)))
+            )
+        )
+        .order_by(Issue.id)
+        .with_for_update(read=True, key_share=True)
+    ).all()
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +92,7 @@ def _lease(
 ) -> tuple[Delivery, OutboxMessage | None, Notification | None]:
     """Take the message for one attempt; cancel it if moot; fold its digest window into it."""
     with sessions() as session, session.begin():
+        lock_issues(session, [message_id])
         leased = session.execute(
             update(OutboxMessage)
             .where(
@@ -209,6 +248,7 @@ def deliver(
     outcome = attempt(channels, leased_row.channel, message)
     done = clock.now()
     with sessions() as session, session.begin():
+        lock_issues(session, [message_id, *message.covers])
         row = session.get_one(OutboxMessage, message_id)
         if outcome.error is None:
             record_sent(session, row, message, leased_row.attempts, done)
@@ -238,9 +278,24 @@ def due_messages(
 
 
 def sweep_outbox(c: Container) -> None:
-    """Send again the pending messages whose delivery task was lost (the scheduler calls this)."""
+    """Send again the pending, due messages whose delivery task is gone (the scheduler calls
+    this): those without a live in-flight mark, marked in the same atomic step, so several
+    schedulers never both send one, and a message waiting in a backlog is never sent twice."""
     settings = c.settings
-    lost = due_messages(c.readers, c.clock, grace_s=settings.outbox_sweep_every_s)
-    if lost:
-        log.warning("outbox.swept", count=len(lost))
-        app.send_task(DELIVER_BATCH, args=[lost])
+    due = due_messages(c.readers, c.clock, settings.outbox_sweep_every_s, SWEEP_SCAN)
+    if not due:
+        return
+    marks = inflight(c.redis)
+    now = c.clock.now().timestamp()
+    lost = marks.take(due, now, now + settings.delivery_queued_lease_s)
+    if not lost:
+        return
+    log.warning("outbox.swept", count=len(lost), due=len(due))
+    for start in range(0, len(lost), SWEEP_TASK):
+        chunk = lost[start : start + SWEEP_TASK]
+        try:
+            app.send_task(DELIVER_BATCH, args=[chunk])
+        except INFRASTRUCTURE:
+            marks.unmark(lost[start:])  # not sent: the next sweep tries again
+            raise
+        marks.counted(len(chunk))
