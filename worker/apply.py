@@ -11,7 +11,7 @@ bad event never spoils its neighbours. The caller acknowledges the stream entrie
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import StrEnum
 
@@ -211,7 +211,7 @@ class Loaded:
                 deadline.state, deadline.note = "stale", firing.message
                 continue
             self.cancel(issue, firing.cancel, deadline.kind)
-            self.arm(issue, firing.arm)
+            self.arm(issue, firing.arm, deadline.due_at)
             self.outbox += record_firing(
                 self.session, issue, deadline, firing, policies, now, self.armed[issue]
             )
@@ -225,8 +225,12 @@ class Loaded:
             )
         log.error("apply.catch_up_limit", issue=issue.key, until=until.isoformat())
 
-    def arm(self, issue: Issue, specs: Iterable[DeadlineSpec]) -> None:
+    def arm(self, issue: Issue, specs: Iterable[DeadlineSpec], not_before: datetime) -> None:
+        """Arm deadlines for the issue; one that a re-plan puts in the past is due at the time
+        of what armed it (history never has an effect before its cause)."""
         for spec in specs:
+            if spec.due_at < not_before:
+                spec = replace(spec, due_at=not_before)
             deadline = repo.deadline_row(issue, spec)
             self.session.add(deadline)
             self.armed[issue].append(deadline)
@@ -345,7 +349,7 @@ def _apply(
         live = {t.target for t in transition.clock.targets if t.live}
         if met := frozenset(transition.cancel - live - {SNOOZE}):
             loaded.moot(issue, met, now)
-    loaded.arm(issue, transition.arm)
+    loaded.arm(issue, transition.arm, event.occurred_at)
     for kind, reason in transition.notify:
         loaded.outbox += queue_notifications(
             session, issue, kind, under, event.occurred_at, now, reason, loaded.armed[issue]

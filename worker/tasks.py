@@ -10,6 +10,7 @@ from worker.bootstrap import Container, container
 from worker.celery_app import app
 from worker.errors import TransientError
 from worker.escalation import fire
+from worker.leases import LeaseKeeper
 from worker.notify.batch import deliver_many
 from worker.notify.dispatcher import FINISHED, deliver
 from worker.notify.inflight import inflight
@@ -25,6 +26,7 @@ from worker.post_commit import (
 
 log = structlog.get_logger("escalator.tasks")
 _reloader: Reloader | None = None
+_lease_keeper: LeaseKeeper | None = None
 
 
 def current() -> Container:
@@ -35,6 +37,14 @@ def current() -> Container:
         _reloader = Reloader(c)
     _reloader.check()
     return c
+
+
+def _keeper(c: Container) -> LeaseKeeper:
+    """This process's lease keeper, for this process's container."""
+    global _lease_keeper
+    if _lease_keeper is None or _lease_keeper.index is not c.index:
+        _lease_keeper = LeaseKeeper(c.index, c.clock, c.settings.scheduler_lease_s)
+    return _lease_keeper
 
 
 @app.task(
@@ -50,8 +60,9 @@ def current() -> Container:
 def fire_deadline(deadline_id: int) -> None:
     """Fire one claimed deadline, then release its claim."""
     c = current()
-    result = fire(c.sessions, c.policies, c.clock, deadline_id)
-    run_effects(c, result.effects)
+    with _keeper(c).holding(deadline_id):  # its lease lives as long as this firing runs
+        result = fire(c.sessions, c.policies, c.clock, deadline_id)
+        run_effects(c, result.effects)
     c.index.ack(deadline_id)
     if not result.fired:
         log.debug("escalation.fenced", deadline_id=deadline_id, reason=result.note)

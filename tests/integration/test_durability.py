@@ -26,7 +26,7 @@ def test_flushing_redis_and_reconciling_loses_no_deadline(make_stack: StackFacto
     stack.wait_for(lambda: all(stack.tier(i) == "L2" for i in ids), 15, "escalations after flush")
     for i in ids:
         entry = next(e for e in stack.timeline(i) if e.kind == "escalate")
-        assert (entry.at - (t0 + timedelta(seconds=4))).total_seconds() < 1.0
+        assert abs((entry.at - (t0 + timedelta(seconds=4))).total_seconds()) < 0.001
     # Ingest recreated its consumer group: new events still flow.
     stack.producer.send(event("issue.acknowledged", "FL-0"))
     stack.wait_for(

@@ -15,7 +15,7 @@ TIER_S = 2.0
 
 
 def test_p1_escalates_l1_l2_l3_on_time(make_stack: StackFactory) -> None:
-    """An unacknowledged P1 moves L1 → L2 → L3, each escalation within a second of its due time."""
+    """An unacknowledged P1 moves L1 → L2 → L3, each escalation recorded at its due time."""
     stack = make_stack()
     opened = datetime.now(UTC)
     stack.producer.send(event("issue.opened", "ESC-1", at=opened))
@@ -27,8 +27,7 @@ def test_p1_escalates_l1_l2_l3_on_time(make_stack: StackFactory) -> None:
     ]
     for n, entry in enumerate(escalations, start=1):
         due = opened + timedelta(seconds=TIER_S * n)
-        late = (entry.at - due).total_seconds()
-        assert 0 <= late < 1.0, f"escalation {n} fired {late:.3f}s after its due time"
+        assert abs((entry.at - due).total_seconds()) < 0.001, (n, entry.at, due)
     issue = stack.issue("ESC-1")
     assert issue is not None and issue.assignee == "l3-oncall"
     stack.wait_for(
@@ -99,23 +98,25 @@ def test_duplicates_and_out_of_order_events_change_nothing(make_stack: StackFact
     assert stack.redis.xlen("escalator:events:dead") == 0
 
 
-def test_a_late_open_escalates_at_once_and_exactly_once(make_stack: StackFactory) -> None:
-    """An issue.opened delivered 12 s late catches up in one escalation, then keeps the schedule."""
+def test_a_late_open_catches_up_step_by_step_and_exactly_once(make_stack: StackFactory) -> None:
+    """An issue.opened delivered 12 s late takes the steps already due at once, one by one (the
+    same history as if it had come in time), then keeps the schedule."""
     tier_s = 5.0
     stack = make_stack(tier_s=tier_s)
     opened = datetime.now(UTC) - timedelta(seconds=12)
     stack.producer.send(event("issue.opened", "LATE-1", at=opened))
-    stack.wait_for(lambda: stack.tier("LATE-1") == "manager", 20, "LATE-1 to reach manager")
+    stack.wait_for(lambda: stack.tier("LATE-1") == "manager", 30, "LATE-1 to reach manager")
     escalations = [e for e in stack.timeline("LATE-1") if e.kind == "escalate"]
-    # L1 (due -7 s) and L2 (due -2 s) are both past on arrival: one move, straight to L3.
     assert [e.message.split(":")[0] for e in escalations] == [
-        "escalated L1 → L3",
+        "escalated L1 → L2",
+        "escalated L2 → L3",
         "escalated L3 → manager",
     ]
-    # L3's turn (due +3 s after arrival) is on time.
-    on_time = (escalations[1].at - (opened + timedelta(seconds=3 * tier_s))).total_seconds()
-    assert 0 <= on_time < 1.0
+    for n, entry in enumerate(escalations, start=1):  # each at its place in history
+        due = opened + timedelta(seconds=n * tier_s)
+        assert abs((entry.at - due).total_seconds()) < 0.001, (n, entry.at, due)
     fired = [d for d in stack.deadlines("LATE-1") if d.state == "fired" and d.kind == "escalate"]
-    assert len(fired) == len({d.id for d in fired}) == 2
+    assert len(fired) == len({d.id for d in fired}) == 3
+    assert all(d.fired_at is not None and d.fired_at >= d.due_at for d in fired)
     messages = [m for m in stack.outbox("LATE-1") if m.kind == "escalated"]
-    assert len(messages) == 2  # one message per move, no burst
+    assert [m.payload["tier"] for m in messages] == ["L2", "L3", "manager"]  # each tier told

@@ -55,8 +55,7 @@ def test_a_paused_issue_escalates_later_by_exactly_the_paused_time(
     )
     stack.wait_for(lambda: escalations(stack, "PAUSE-1"), 15, "the escalation")
     first = escalations(stack, "PAUSE-1")[0]
-    late = (first.at - (t0 + timedelta(seconds=5))).total_seconds()
-    assert 0 <= late < 1.0, late
+    assert abs((first.at - (t0 + timedelta(seconds=5))).total_seconds()) < 0.001, first.at
     notes = [e.message for e in stack.timeline("PAUSE-1") if e.kind == "clock"]
     assert notes[:2] == [
         "acknowledge clock paused (status 'on_hold') with 2s left",
@@ -74,8 +73,8 @@ def test_a_warning_fires_before_the_breach(make_stack: StackFactory) -> None:
     time.sleep(0.5)
     timeline = [(e.kind, e.at) for e in stack.timeline("WARN-1") if e.kind in ("warn", "breach")]
     assert [k for k, _ in timeline] == ["warn", "breach"]
-    assert abs((timeline[0][1] - (t0 + timedelta(seconds=2))).total_seconds()) < 1.0
-    assert abs((timeline[1][1] - (t0 + timedelta(seconds=4))).total_seconds()) < 1.0
+    assert abs((timeline[0][1] - (t0 + timedelta(seconds=2))).total_seconds()) < 0.001
+    assert abs((timeline[1][1] - (t0 + timedelta(seconds=4))).total_seconds()) < 0.001
     stack.wait_for(
         lambda: (
             [m.kind for m in stack.outbox("WARN-1") if m.kind != "assigned"]
@@ -101,7 +100,7 @@ def test_a_severity_upgrade_past_a_deadline_escalates_at_once_and_once(
     time.sleep(1.5)  # room for a duplicate, if there were one
     moves = escalations(stack, "UP-1")
     assert [e.message.split(":")[0] for e in moves] == ["escalated L1 → L2"]
-    # "at once": seconds after the upgrade, where P3's ladder would have waited an hour (the
-    # bound leaves room for a loaded 2-core machine: 1.6 s was seen with two suites running)
-    assert (moves[0].at - upgrade_at).total_seconds() < 3.0
+    # "at once": in the issue's history it escalates at the upgrade, where P3's ladder would
+    # have waited an hour
+    assert moves[0].at == upgrade_at
     assert stack.issue("UP-1").policy_name == "urgent"

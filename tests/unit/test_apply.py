@@ -140,7 +140,8 @@ def test_severity_raise_makes_a_past_deadline_due_at_once(
     policies: PolicyFile,
     redis: fakeredis.FakeRedis,
 ) -> None:
-    """P3 → P1 after 20 minutes re-arms L1's 5-minute deadline in the past: claimable now."""
+    """P3 → P1 after 20 minutes re-arms L1's 5-minute deadline, already past: it is due at the
+    upgrade (an effect never comes before its cause), claimable now."""
     opened = apply_batch(sessions, [("1-0", event_json(severity="P3", at=T0))], policies, clock)
     clock.set(T0 + minutes(20))
     raised = apply_batch(
@@ -157,7 +158,8 @@ def test_severity_raise_makes_a_past_deadline_due_at_once(
     with sessions() as session:
         fired = session.get_one(Deadline, due[0])
         issue = session.scalars(select(Issue)).one()
-    assert (fired.kind, fired.due_at, fired.clock_version) == ("escalate", T0 + minutes(5), 2)
+    assert (fired.kind, fired.due_at, fired.clock_version) == ("escalate", T0 + minutes(20), 2)
+    assert fired.budget_s == 5 * 60  # still L1's 5-minute step
     assert (issue.policy_name, issue.clock_version) == ("critical", 2)
 
 

@@ -34,6 +34,9 @@ def make_client(
             "data_dir": tmp_path,
             "api_token": TOKEN,
             "sources": json.loads(sources_env()),
+            # the vendor samples in tests/fixtures/webhooks are dated 2026-11-23: they must
+            # not age out of the event window as the years pass
+            "event_max_age_s": 50 * 366 * 86400.0,
         }
         values.update(overrides)
         settings = Settings(**values)

@@ -13,6 +13,7 @@ import pytest
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.testclient import TestClient
 
+from config.settings import Settings
 from schemas.events import EventWindow
 from tests.support import webhooks as wh
 from tests.support.webhooks import Signed
@@ -114,9 +115,10 @@ def test_a_jira_timestamp_out_of_range_is_a_422_naming_it(
     ids=["2h-ahead", "367d-old", "unix-epoch"],
 )
 def test_a_time_outside_the_window_is_a_422_naming_occurred_at(
-    name: str, shift: timedelta, client: TestClient, redis: fakeredis.FakeRedis
+    name: str, shift: timedelta, make_client: MakeClient, redis: fakeredis.FakeRedis
 ) -> None:
     """More than 5 minutes ahead or more than 366 days old: refused at the door, field named."""
+    client = make_client(event_max_age_s=Settings.model_fields["event_max_age_s"].default)
     body = payload(name)
     at = now() + shift
     SOURCES[name][2](body, int(at.timestamp() * 1000) if name == "jira" else iso(at))
