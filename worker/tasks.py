@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import structlog
 from redis.exceptions import RedisError
 from sqlalchemy.exc import SQLAlchemyError
@@ -26,7 +28,17 @@ from worker.post_commit import (
 
 log = structlog.get_logger("escalator.tasks")
 _reloader: Reloader | None = None
-_lease_keeper: LeaseKeeper | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Keepers:
+    """The leases a worker process renews while its tasks run."""
+
+    fires: LeaseKeeper[int]
+    deliveries: LeaseKeeper[str]
+
+
+_keepers_of: tuple[Container, Keepers] | None = None
 
 
 def current() -> Container:
@@ -39,12 +51,20 @@ def current() -> Container:
     return c
 
 
-def _keeper(c: Container) -> LeaseKeeper:
-    """This process's lease keeper, for this process's container."""
-    global _lease_keeper
-    if _lease_keeper is None or _lease_keeper.index is not c.index:
-        _lease_keeper = LeaseKeeper(c.index, c.clock, c.settings.scheduler_lease_s)
-    return _lease_keeper
+def _keepers(c: Container) -> Keepers:
+    """This process's lease keepers (firings, deliveries), for this process's container."""
+    global _keepers_of
+    if _keepers_of is None or _keepers_of[0] is not c:
+        marks = inflight(c.redis)
+        fires = LeaseKeeper("firings", c.index.renew, c.clock, c.settings.scheduler_lease_s)
+        deliveries: LeaseKeeper[str] = LeaseKeeper(
+            "deliveries",
+            lambda ids, until: marks.mark(ids, until.timestamp()),
+            c.clock,
+            c.settings.delivery_running_lease_s,
+        )
+        _keepers_of = (c, Keepers(fires, deliveries))
+    return _keepers_of[1]
 
 
 @app.task(
@@ -60,7 +80,7 @@ def _keeper(c: Container) -> LeaseKeeper:
 def fire_deadline(deadline_id: int) -> None:
     """Fire one claimed deadline, then release its claim."""
     c = current()
-    with _keeper(c).holding(deadline_id):  # its lease lives as long as this firing runs
+    with _keepers(c).fires.holding([deadline_id]):  # its lease lives as long as the firing
         result = fire(c.sessions, c.policies, c.clock, deadline_id)
         run_effects(c, result.effects)
     c.index.ack(deadline_id)
@@ -85,7 +105,7 @@ def deliver_messages(message_ids: list[str]) -> None:
     the marks of what is done and send the retries (their marks last until due)."""
     c = current()
     marks = inflight(c.redis)
-    with marks.running(message_ids, c.settings.delivery_running_lease_s, c.clock):
+    with _keepers(c).deliveries.holding(message_ids):  # the running lease, renewed
         if len(message_ids) == 1:
             [only] = message_ids
             outcomes = {only: deliver(c.sessions, c.channels, c.clock, c.settings, only)}

@@ -23,10 +23,11 @@ from worker.celery_app import app
 from worker.clock import ManualClock
 from worker.constants import DELIVERIES_SENT, OUTBOX_INFLIGHT
 from worker.errors import DeliveryError
+from worker.leases import LeaseKeeper
 from worker.notify import batch, dispatcher
 from worker.notify.batch import deliver_many
 from worker.notify.dispatcher import sweep_outbox
-from worker.notify.inflight import InFlight, inflight
+from worker.notify.inflight import InFlight
 from worker.post_commit import run_effects
 from worker.store.models import OutboxMessage
 
@@ -157,7 +158,7 @@ def test_a_started_task_holds_the_short_running_lease_and_a_killed_one_is_notice
     sends the message again once that lease has run out, not after the queued lease."""
     [mid] = write(container, 1)
     lease = container.settings.delivery_running_lease_s
-    with inflight(redis).running([mid], lease, clock):
+    with tasks._keepers(container).deliveries.holding([mid]):
         assert score(redis, mid) == clock.now().timestamp() + lease
     clock.advance(timedelta(seconds=lease + 1))  # killed: nobody removed or renewed the mark
     sweep_outbox(container)
@@ -169,7 +170,10 @@ def test_a_long_delivery_renews_its_running_lease(
 ) -> None:
     """While the block runs the mark is renewed every third of the lease, from the clock."""
     marks = InFlight(redis)
-    with marks.running(["msg_a"], 0.3, clock):
+    keeper = LeaseKeeper[str](
+        "deliveries", lambda ids, until: marks.mark(ids, until.timestamp()), clock, 0.3
+    )
+    with keeper.holding(["msg_a"]):
         later = clock.advance(timedelta(seconds=100)).timestamp() + 0.3
         deadline = time.monotonic() + 5
         while score(redis, "msg_a") != later and time.monotonic() < deadline:

@@ -52,8 +52,8 @@ def test_a_running_firing_keeps_its_lease(redis: fakeredis.FakeRedis) -> None:
     index = DeadlineIndex(redis)
     index.arm([(7, T0)])
     index.claim(T0, 60.0, 10)
-    keeper = LeaseKeeper(index, clock, lease_s=0.3)
-    with keeper.holding(7):
+    keeper = LeaseKeeper[int]("firings", index.renew, clock, lease_s=0.3)
+    with keeper.holding([7]):
         assert redis.zscore(INFLIGHT, "7") == score(T0) + 0.3  # the running lease
         clock.set(T0 + timedelta(seconds=10))
         deadline = time.monotonic() + 30

@@ -16,16 +16,12 @@ duplicate task, never a duplicate send.
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from functools import lru_cache
 
 import structlog
 from redis import Redis
-from redis.exceptions import RedisError
 
-from worker.clock import Clock
 from worker.constants import DELIVERIES_SENT, OUTBOX_INFLIGHT
 
 log = structlog.get_logger("escalator.inflight")
@@ -82,37 +78,6 @@ class InFlight:
         """Whether a task holds the id now."""
         until = self.redis.zscore(OUTBOX_INFLIGHT, message_id)
         return until is not None and float(until) > now
-
-    @contextmanager
-    def running(self, message_ids: Sequence[str], lease_s: float, clock: Clock) -> Iterator[None]:
-        """Hold the ids with the short running lease while the block runs, renewed every
-        third of it, so a worker killed mid-delivery is noticed within `lease_s`.
-
-        A Redis error here is logged and never fails the delivery: the database lease fences
-        the attempt, and a lost mark costs at most one extra task from the sweep.
-        """
-        stop = threading.Event()
-
-        def renew() -> bool:
-            try:
-                self.mark(message_ids, clock.now().timestamp() + lease_s)
-            except RedisError as exc:
-                log.warning("inflight.renew_failed", error=f"{type(exc).__name__}: {exc}")
-                return False
-            return True
-
-        def loop() -> None:
-            while not stop.wait(lease_s / 3):
-                renew()
-
-        renew()
-        renewer = threading.Thread(target=loop, name="escalator-inflight", daemon=True)
-        renewer.start()
-        try:
-            yield
-        finally:
-            stop.set()
-            renewer.join()
 
 
 @lru_cache(maxsize=8)
