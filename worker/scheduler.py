@@ -23,6 +23,7 @@ from worker.reconciler import reconcile
 from worker.watermark import applied_until
 
 log = structlog.get_logger("escalator.scheduler")
+BUSY_POLL_S = 0.05  # how soon to look again when due deadlines wait for room or for ingest
 
 
 class Scheduler:
@@ -122,4 +123,7 @@ class Scheduler:
         next_due = self.c.index.next_due()
         if next_due is None:
             return poll
-        return max(0.0, min(poll, next_due - self.c.clock.now().timestamp()))
+        wait = next_due - self.c.clock.now().timestamp()
+        if wait <= 0:  # due but not claimed: the window is full, or ingest is behind
+            return min(poll, BUSY_POLL_S)
+        return min(poll, wait)
