@@ -1,4 +1,10 @@
-"""structlog set-up: console for people at a terminal, JSON lines for machines."""
+"""structlog set-up: console for people at a terminal, JSON lines for machines.
+
+Our own events and every stdlib record (Celery's, uvicorn's, SQLAlchemy's) go through the same
+chain and the same renderer. An exception attached to either (`log.exception(...)`,
+`exc_info=True`, Celery's "Unrecoverable error") is rendered as its formatted traceback, as
+text, under the key `exception`: never as the repr of an `exc_info` tuple.
+"""
 
 from __future__ import annotations
 
@@ -34,16 +40,21 @@ def configure_logging(settings: Settings) -> None:
         structlog.processors.TimeStamper(fmt="iso", utc=True),
         _drop_secrets,
     ]
+    # exc_info (a tuple, an exception or True) becomes `exception`: the traceback as text.
+    tail: list[Any] = [structlog.processors.format_exc_info, renderer]
     level = logging.getLevelName(settings.log_level.upper())
     structlog.configure(
-        processors=[*shared, structlog.processors.format_exc_info, renderer],
+        processors=[*shared, *tail],
         wrapper_class=structlog.make_filtering_bound_logger(level),
         logger_factory=structlog.PrintLoggerFactory(sys.stderr),
         cache_logger_on_first_use=True,
     )
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(
-        structlog.stdlib.ProcessorFormatter(foreign_pre_chain=shared, processor=renderer)
+        structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=shared,
+            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, *tail],
+        )
     )
     root = logging.getLogger()
     root.handlers[:] = [handler]

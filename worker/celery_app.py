@@ -1,8 +1,17 @@
-"""The Celery application. Tasks are routed to two queues; messages are acked after the work."""
+"""The Celery application. Tasks are routed to two queues; messages are acked after the work.
+
+Each queue has worker processes of its own (`escalator worker --queue escalations|outbox`), so
+a backlog of deliveries never holds a slot, or a prefetched place, an escalation needs. The
+escalation pool reserves one task per process (prefetch multiplier 1): a busy or killed process
+holds at most the one it runs, and the rest stay on the queue for the other processes.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from celery import Celery
+from celery.bin.celery import celery as celery_command
 
 from config.settings import Settings
 from worker.constants import ESCALATION_QUEUE, OUTBOX_QUEUE
@@ -10,12 +19,21 @@ from worker.redis_conn import broker_url
 
 app = Celery("escalator", include=["worker.tasks"])
 
+QUEUES = (ESCALATION_QUEUE, OUTBOX_QUEUE)
+# Tasks a worker process reserves beyond the one it runs: none for escalations; deliveries are
+# short and many, so their pool keeps a few at hand.
+PREFETCH = {ESCALATION_QUEUE: 1, OUTBOX_QUEUE: 4}
+
 
 def configure(settings: Settings) -> Celery:
     """Point the app at the settings' Redis and apply Escalator's delivery guarantees."""
     app.conf.update(
         broker_url=broker_url(settings.resolved_redis_url()),
+        # The broker away, at start or later: retry for ever (Celery's capped backoff, each
+        # attempt logged at error level) rather than give up after 100 attempts and exit.
         broker_connection_retry_on_startup=True,
+        broker_connection_retry=True,
+        broker_connection_max_retries=None,
         broker_transport_options={"visibility_timeout": 3600},
         task_ignore_result=True,
         result_backend=None,
@@ -23,7 +41,7 @@ def configure(settings: Settings) -> Celery:
         accept_content=["json"],
         task_acks_late=True,  # a task killed mid-way is delivered again
         task_reject_on_worker_lost=True,
-        worker_prefetch_multiplier=4,
+        worker_prefetch_multiplier=PREFETCH[ESCALATION_QUEUE],  # each worker sets its own
         worker_hijack_root_logger=False,
         worker_send_task_events=False,
         task_default_queue=ESCALATION_QUEUE,
@@ -33,3 +51,38 @@ def configure(settings: Settings) -> Celery:
         },
     )
     return app
+
+
+def worker_argv(queue: str, concurrency: int, pool: str, loglevel: str) -> list[str]:
+    """`celery worker` arguments for a worker that consumes `queue` only.
+
+    Its node name is `QUEUE@host` (`escalations@web-1`, `outbox@web-1`): two workers of one
+    machine never share a name, and a health check can ping the one it means.
+    """
+    if queue not in PREFETCH:
+        raise ValueError(f"unknown queue {queue!r}: one of {', '.join(QUEUES)}")
+    return [
+        "worker",
+        f"--queues={queue}",
+        f"--concurrency={concurrency}",
+        f"--prefetch-multiplier={PREFETCH[queue]}",
+        f"--pool={pool}",
+        f"--loglevel={loglevel}",
+        "--without-gossip",
+        "--without-mingle",
+        f"--hostname={queue}@%h",
+    ]
+
+
+def run_worker(argv: Sequence[str]) -> int:
+    """Run `celery --app worker.celery_app:app ARGV` in this process; returns its exit code.
+
+    Neither `Celery.worker_main` nor `Celery.start` returns it (click hands the code back in
+    non-standalone mode and `start` drops it), so a worker that died of an "Unrecoverable
+    error" used to exit 0, and a restart-on-failure policy never brought it back. This calls
+    the same command line and keeps the code. Call `configure` first: the app is this module's.
+    """
+    code = celery_command.main(
+        args=["--app", f"{__name__}:app", *argv], prog_name="celery", standalone_mode=False
+    )
+    return code if isinstance(code, int) else 0

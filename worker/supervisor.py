@@ -1,9 +1,14 @@
 """`escalator run`: every role as its own process, supervised, on one machine.
 
-The roles are the production ones (`escalator api|ingest|scheduler|worker`) started as child
-processes; a child that dies is restarted with backoff. Ctrl-C or SIGTERM stops them all with
-SIGTERM (each finishes what it holds: ingest its batch, the worker its tasks), then the
+The roles are the production ones (`escalator api|ingest|scheduler`, and the two Celery
+workers `escalator worker --queue escalations|outbox`) started as child processes. A child that
+exits, whatever its exit code, is restarted after a backoff that doubles while it keeps dying
+young (0.5 s up to 30 s), and each exit and restart is logged. Ctrl-C or SIGTERM stops them all
+with SIGTERM (each finishes what it holds: ingest its batch, a worker its tasks), then the
 embedded Redis, which writes its AOF on the way down.
+
+`run_together` is the small version for `escalator worker`: it runs both worker pools and
+stops, non-zero, as soon as one of them exits, so that its own supervisor restarts the pair.
 """
 
 from __future__ import annotations
@@ -14,30 +19,54 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
 import structlog
 from redis.exceptions import RedisError
+from sqlalchemy.exc import OperationalError
 
 from config.settings import Settings
-from worker.constants import POLICY_GENERATION
+from worker.constants import ESCALATION_QUEUE, OUTBOX_QUEUE, POLICY_GENERATION
 from worker.embedded import EmbeddedRedis
+from worker.errors import EscalatorError
 from worker.redis_conn import connect
 from worker.store.migrate import upgrade
 
 log = structlog.get_logger("escalator.supervisor")
 
-ROLES = ("api", "ingest", "scheduler", "worker")
+# Each role: the arguments after `python -m worker.cli.main`.
+ROLES: tuple[tuple[str, ...], ...] = (
+    ("api",),
+    ("ingest",),
+    ("scheduler",),
+    ("worker", "--queue", ESCALATION_QUEUE),
+    ("worker", "--queue", OUTBOX_QUEUE),
+)
+YOUNG_S = 10.0  # a child that dies younger than this is restarted after a longer backoff
+BACKOFF_MAX_S = 30.0
+
+
+def backoff(failures: int, base: float = 0.5, cap: float = BACKOFF_MAX_S) -> float:
+    """Seconds to wait after `failures` consecutive failures: doubling from `base`, capped."""
+    return float(min(cap, base * 2 ** min(max(failures, 0), 16)))
+
+
+def command(role: Sequence[str]) -> list[str]:
+    """The command line of a role process."""
+    return [sys.executable, "-m", "worker.cli.main", *role]
 
 
 @dataclass
 class Child:
     role: str
+    argv: tuple[str, ...]
     process: subprocess.Popen[bytes]
     started: float
-    restarts: int = 0
+    restarts: int = 0  # consecutive quick deaths
+    restart_at: float | None = None  # set once it has exited: when to start it again
 
 
 @dataclass
@@ -45,58 +74,100 @@ class Supervisor:
     """Starts the embedded Redis if needed, migrates, and keeps the role processes running."""
 
     settings: Settings
-    roles: tuple[str, ...] = ROLES
+    roles: tuple[tuple[str, ...], ...] = ROLES
     env: dict[str, str] = field(default_factory=dict)
     output: IO[bytes] | None = None  # None: children share our terminal
     stop_event: threading.Event = field(default_factory=threading.Event)
     children: dict[str, Child] = field(default_factory=dict)
     redis: EmbeddedRedis | None = None
     reload_requested: bool = False
+    monotonic: Callable[[], float] = time.monotonic
+    _redis_failures: int = 0
+    _redis_retry_at: float = 0.0
 
     def start(self) -> None:
         env = dict(os.environ, **self.env)
         if not self.settings.redis_url:
             self.redis = EmbeddedRedis(self.settings.data_dir, self.settings.embedded_socket())
             env["ESCALATOR_REDIS_URL"] = self.redis.start()
-        upgrade(self.settings.resolved_database_url())
         self._env = env
+        self._migrate()
+        if self.stop_event.is_set():
+            return
         for role in self.roles:
             self._spawn(role)
 
-    def _spawn(self, role: str, restarts: int = 0) -> None:
-        command = [sys.executable, "-m", "worker.cli.main", role]
+    def _migrate(self) -> None:
+        """Bring the schema up to date, waiting for the database if it is not there yet."""
+        failures = 0
+        while not self.stop_event.is_set():
+            try:
+                upgrade(self.settings.resolved_database_url())
+                return
+            except (OperationalError, OSError) as exc:
+                failures += 1
+                delay = backoff(failures)
+                log.error("database.unavailable", error=str(exc), retry_in_s=delay)
+                self.stop_event.wait(delay)
+
+    def _spawn(self, role: Sequence[str], restarts: int = 0) -> None:
+        name = " ".join(role)
         process = subprocess.Popen(
-            command,
+            command(role),
             env=self._env,
             stdin=subprocess.DEVNULL,
             stdout=self.output,
             stderr=self.output,
             start_new_session=self.output is not None,
         )
-        self.children[role] = Child(role, process, time.monotonic(), restarts)
-        log.info("role.started", role=role, pid=process.pid)
+        self.children[name] = Child(name, tuple(role), process, self.monotonic(), restarts)
+        log.info("role.started", role=name, pid=process.pid, restarts=restarts)
 
     def watch(self) -> None:
-        """Restart children that die, until asked to stop."""
+        """Restart children that exit, until asked to stop."""
         while not self.stop_event.wait(0.5):
-            if self.reload_requested:
-                self.reload_requested = False
-                self._request_reload()
-            if self.redis and not self.redis.alive():
-                # The AOF brings back what it held; the roles reconnect (or are restarted below).
-                log.error("embedded_redis.exited", restarting=True)
-                self.redis.start()
-            for role, child in list(self.children.items()):
-                code = child.process.poll()
-                if code is None:
-                    continue
-                quick = time.monotonic() - child.started < 10
-                restarts = child.restarts + 1 if quick else 0
-                delay = min(30.0, 0.5 * 2**restarts) if quick else 0.5
-                log.error("role.exited", role=role, code=code, restart_in_s=delay)
-                if self.stop_event.wait(delay):
-                    return
-                self._spawn(role, restarts)
+            self.check()
+
+    def check(self) -> None:
+        """One round: reload if asked, revive Redis, note exits, restart those whose time came."""
+        if self.reload_requested:
+            self.reload_requested = False
+            self._request_reload()
+        self._keep_redis()
+        now = self.monotonic()
+        for child in list(self.children.values()):
+            code = child.process.poll()
+            if code is None or self.stop_event.is_set():
+                continue
+            if child.restart_at is None:
+                young = now - child.started < YOUNG_S
+                restarts = child.restarts + 1 if young else 0
+                delay = backoff(restarts) if young else 0.5
+                child.restarts, child.restart_at = restarts, now + delay
+                log.error(
+                    "role.exited",
+                    role=child.role,
+                    code=code,
+                    restart_in_s=delay,
+                    quick_exits=restarts,
+                )
+            elif now >= child.restart_at:
+                log.warning("role.restarting", role=child.role, after_exit_code=code)
+                self._spawn(child.argv, child.restarts)
+
+    def _keep_redis(self) -> None:
+        """Start the embedded Redis again if it died (its AOF brings back what it held)."""
+        if not self.redis or self.redis.alive() or self.monotonic() < self._redis_retry_at:
+            return
+        log.error("embedded_redis.exited", restarting=True)
+        try:
+            self.redis.start()
+            self._redis_failures = 0
+        except EscalatorError as exc:  # the roles keep retrying meanwhile
+            self._redis_failures += 1
+            delay = backoff(self._redis_failures)
+            self._redis_retry_at = self.monotonic() + delay
+            log.error("embedded_redis.restart_failed", error=str(exc), retry_in_s=delay)
 
     def _request_reload(self) -> None:
         """SIGHUP: ask every role to reload the policy file (an invalid one is refused)."""
@@ -150,3 +221,40 @@ class Supervisor:
             self.watch()
         finally:
             self.shutdown()
+
+
+def run_together(roles: Sequence[Sequence[str]]) -> int:
+    """Run role processes side by side until SIGINT/SIGTERM (then 0) or until one of them exits.
+
+    A role that exits on its own has failed, whatever its code: the others are stopped and the
+    code returned is never 0, so that a restart-on-failure policy brings the lot back. The
+    children stay in our process group: a SIGKILL of the group takes them too.
+    """
+    stop = threading.Event()
+
+    def _stop(*_: Any) -> None:
+        stop.set()
+
+    previous = {sig: signal.signal(sig, _stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    names = [" ".join(role) for role in roles]
+    processes = [subprocess.Popen(command(role), stdin=subprocess.DEVNULL) for role in roles]
+    code = 0
+    try:
+        while not stop.wait(0.5):
+            exited = [(n, p) for n, p in zip(names, processes, strict=True) if p.poll() is not None]
+            if exited:
+                name, process = exited[0]
+                code = process.returncode if process.returncode > 0 else 1
+                log.error(
+                    "role.exited", role=name, code=process.returncode, stopping="the other roles"
+                )
+                break
+    finally:
+        for process in processes:
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        for process in processes:
+            process.wait()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    return code

@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
@@ -94,6 +95,7 @@ class Stack:
     policy_file: Path
     env_extra: dict[str, str] = field(default_factory=dict)
     procs: list[tuple[str, subprocess.Popen[bytes]]] = field(default_factory=list)
+    ready_counts: list[int] = field(default_factory=list)  # " ready." lines each process owes
 
     def __post_init__(self) -> None:
         self.engine = make_engine(self.database_url)
@@ -122,11 +124,11 @@ class Stack:
         env.update(self.env_extra)
         return env
 
-    def start(self, role: str) -> subprocess.Popen[bytes]:
-        """Start one role process; its output goes to tmp/ROLE-N.log."""
+    def start(self, role: str, *args: str) -> subprocess.Popen[bytes]:
+        """Start one role process (`escalator ROLE ARGS...`); its output goes to tmp/ROLE-N.log."""
         log = (self.tmp / f"{role}-{len(self.procs)}.log").open("wb")
         proc = subprocess.Popen(
-            [sys.executable, "-m", "worker.cli.main", role],
+            [sys.executable, "-m", "worker.cli.main", role, *args],
             env=self.env(),
             cwd=self.tmp,
             stdin=subprocess.DEVNULL,
@@ -135,6 +137,8 @@ class Stack:
             start_new_session=True,
         )
         self.procs.append((role, proc))
+        # `escalator worker` with no --queue runs two Celery workers: both say they are ready.
+        self.ready_counts.append(2 if role == "worker" and "--queue" not in args else 1)
         return proc
 
     READY: ClassVar[dict[str, str]] = {
@@ -144,24 +148,22 @@ class Stack:
         "api": "Application startup complete",
     }
 
+    def is_ready(self, n: int) -> bool:
+        """Whether the n-th started process has said it is ready (each of its workers has)."""
+        role = self.procs[n][0]
+        text = (self.tmp / f"{role}-{n}.log").read_text(errors="replace")
+        return text.count(self.READY[role]) >= self.ready_counts[n]
+
     def wait_ready(self, timeout: float = 30) -> None:
         """Wait until every started role has said it is ready."""
         for n, (role, _) in enumerate(self.procs):
-            log = self.tmp / f"{role}-{n}.log"
-            self.wait_for(
-                lambda log=log, role=role: self.READY[role] in log.read_text(errors="replace"),
-                timeout,
-                f"{log.name} to be ready",
-            )
+            self.wait_for(partial(self.is_ready, n), timeout, f"{role}-{n}.log to be ready")
 
-    def start_ready(self, role: str) -> subprocess.Popen[bytes]:
+    def start_ready(self, role: str, *args: str, timeout: float = 30) -> subprocess.Popen[bytes]:
         """Start a role and wait until it is ready."""
-        proc = self.start(role)
+        proc = self.start(role, *args)
         n = len(self.procs) - 1
-        log = self.tmp / f"{role}-{n}.log"
-        self.wait_for(
-            lambda: self.READY[role] in log.read_text(errors="replace"), 30, f"{log.name} ready"
-        )
+        self.wait_for(partial(self.is_ready, n), timeout, f"{role}-{n}.log ready")
         return proc
 
     def kill(self, proc: subprocess.Popen[bytes], sig: int = signal.SIGKILL) -> None:

@@ -6,6 +6,7 @@ Specification's JSON Schema and against the Typer app itself.
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
 from collections.abc import Iterator
@@ -20,8 +21,10 @@ from typer.testing import CliRunner
 
 import worker.cli.main as cli
 from config.settings import Settings
-from worker.constants import GROUP, STREAM
+from worker.celery_app import PREFETCH
+from worker.constants import ESCALATION_QUEUE, GROUP, OUTBOX_QUEUE, STREAM
 from worker.policy_loader import load_policy
+from worker.supervisor import ROLES as SUPERVISED
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = ROOT / "docker-compose.yml"
@@ -31,8 +34,17 @@ DOCKERFILE = ROOT / "Dockerfile"
 # copy, so that the check runs wherever the repository is cloned.
 SPEC = ROOT / "tests" / "fixtures" / "compose-spec.json"
 
-ROLES = ("api", "ingest", "scheduler", "worker")  # long-running app services
+# Each long-running app service and the role command it runs.
+COMMANDS = {
+    "api": ["api"],
+    "ingest": ["ingest"],
+    "scheduler": ["scheduler"],
+    "worker-escalations": ["worker", "--queue", ESCALATION_QUEUE],
+    "worker-outbox": ["worker", "--queue", OUTBOX_QUEUE],
+}
+ROLES = tuple(COMMANDS)
 APP_SERVICES = (*ROLES, "migrate")  # everything built from the repo's Dockerfile
+LONG_RUNNING = (*ROLES, "redis", "postgres")
 
 
 @pytest.fixture(scope="module")
@@ -93,7 +105,7 @@ def test_compose_file_is_valid_against_the_compose_spec(compose: dict[str, Any])
 
 
 def test_expected_services_exist(services: dict[str, dict[str, Any]]) -> None:
-    """The stack has redis, postgres, migrate and the four roles, and nothing unexpected."""
+    """The stack has redis, postgres, migrate and the five role services, nothing unexpected."""
     assert set(services) == {"redis", "postgres", *APP_SERVICES}
 
 
@@ -114,25 +126,56 @@ def test_app_services_build_the_repo_image_whose_entrypoint_is_the_cli(
 def test_service_command_is_a_real_cli_command(
     name: str, services: dict[str, dict[str, Any]], quiet_cli: None
 ) -> None:
-    """The service's command names a command of the Typer app, and `--help` on it exits 0."""
+    """The service's command names a command of the Typer app whose options accept the given
+    values, and `--help` on it exits 0."""
     command = services[name]["command"]
     assert isinstance(command, list) and command, f"{name}: command must be an exec-form list"
     group = typer.main.get_command(cli.app)
     assert command[0] in getattr(group, "commands", {}), (
         f"{name}: `escalator {command[0]}` does not exist"
     )
-    assert resolve(group, command) is not None, (
-        f"{name}: `escalator {' '.join(command)}` does not exist"
-    )
+    words = list(itertools.takewhile(lambda w: not w.startswith("-"), command))
+    target = resolve(group, words)
+    assert target is not None, f"{name}: `escalator {' '.join(words)}` does not exist"
+    target.make_context(words[-1], command[len(words) :])  # parses and checks every option
     result = CliRunner().invoke(cli.app, [*command, "--help"])
     assert result.exit_code == 0, result.output
 
 
 def test_roles_run_their_own_role_command(services: dict[str, dict[str, Any]]) -> None:
     """Each role service runs exactly its role command; migrate runs `db upgrade`."""
-    for role in ROLES:
-        assert services[role]["command"] == [role]
+    for role, command in COMMANDS.items():
+        assert services[role]["command"] == command, role
     assert services["migrate"]["command"] == ["db", "upgrade"]
+
+
+def test_compose_runs_what_escalator_run_runs(services: dict[str, dict[str, Any]]) -> None:
+    """The role services run the same role commands as `escalator run`'s supervisor."""
+    assert sorted(tuple(services[r]["command"]) for r in ROLES) == sorted(SUPERVISED)
+
+
+def test_each_queue_has_a_worker_of_its_own() -> None:
+    """Escalations and deliveries are consumed by different workers; escalations prefetch 1."""
+    queues = [c[c.index("--queue") + 1] for c in COMMANDS.values() if "--queue" in c]
+    assert sorted(queues) == sorted([ESCALATION_QUEUE, OUTBOX_QUEUE])
+    assert PREFETCH[ESCALATION_QUEUE] == 1
+
+
+@pytest.mark.parametrize("name", LONG_RUNNING)
+def test_long_running_services_restart_unless_stopped(
+    name: str, services: dict[str, dict[str, Any]]
+) -> None:
+    """Every long-running service comes back after it exits, unless an operator stopped it."""
+    assert services[name]["restart"] == "unless-stopped"
+
+
+@pytest.mark.parametrize("queue", [ESCALATION_QUEUE, OUTBOX_QUEUE])
+def test_worker_healthcheck_pings_its_own_node(
+    queue: str, services: dict[str, dict[str, Any]]
+) -> None:
+    """A worker's health check pings the Celery node that its command names (`QUEUE@host`)."""
+    code = services[f"worker-{queue}"]["healthcheck"]["test"][3]
+    assert f"'{queue}@{{socket.gethostname()}}'" in code
 
 
 def test_redis_keeps_what_it_accepts(services: dict[str, dict[str, Any]]) -> None:

@@ -7,9 +7,11 @@ import sys
 import threading
 import uuid
 from datetime import datetime
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
+import structlog
 import typer
 from pydantic import ValidationError
 from rich.console import Console
@@ -39,6 +41,7 @@ app.add_typer(dead_app, name="dead")
 
 console = Console()
 err = Console(stderr=True)
+log = structlog.get_logger("escalator.cli")
 
 
 def settings_of(ctx: typer.Context) -> Settings:
@@ -131,27 +134,57 @@ def scheduler(ctx: typer.Context) -> None:
     Scheduler(_container(settings_of(ctx)), stop=_stop_on_signals()).run()
 
 
+class WorkerQueue(StrEnum):
+    """What `escalator worker` consumes."""
+
+    ESCALATIONS = "escalations"
+    OUTBOX = "outbox"
+    ALL = "all"
+
+
 @app.command()
-def worker(ctx: typer.Context) -> None:
-    """Role: a Celery worker that fires escalations and delivers notifications."""
-    from worker.celery_app import configure
-    from worker.constants import ESCALATION_QUEUE, OUTBOX_QUEUE
+def worker(
+    ctx: typer.Context,
+    queue: Annotated[
+        WorkerQueue,
+        typer.Option(
+            "--queue",
+            "-Q",
+            help="escalations: fire escalations (one task reserved per process); outbox: "
+            "deliver notifications and write-backs; all: both, each in its own Celery worker "
+            "process, and the command exits non-zero as soon as either stops.",
+        ),
+    ] = WorkerQueue.ALL,
+    concurrency: Annotated[
+        int | None,
+        typer.Option(min=1, help="Pool processes of this worker (default: worker_concurrency)."),
+    ] = None,
+) -> None:
+    """Role: Celery workers that fire escalations and deliver notifications."""
+    from worker.celery_app import configure, run_worker, worker_argv
 
     settings = settings_of(ctx)
-    install(settings)
-    celery = configure(settings)
-    celery.worker_main(
-        [
-            "worker",
-            f"--queues={ESCALATION_QUEUE},{OUTBOX_QUEUE}",
-            f"--concurrency={settings.worker_concurrency}",
-            f"--pool={settings.worker_pool}",
-            f"--loglevel={settings.log_level}",
-            "--without-gossip",
-            "--without-mingle",
-            "--hostname=escalator@%h",
+    if queue is WorkerQueue.ALL:
+        from worker.supervisor import run_together
+
+        extra = [] if concurrency is None else [f"--concurrency={concurrency}"]
+        pools = [
+            ["worker", "--queue", q.value, *extra]
+            for q in (WorkerQueue.ESCALATIONS, WorkerQueue.OUTBOX)
         ]
+        raise typer.Exit(run_together(pools))
+    install(settings)
+    configure(settings)
+    argv = worker_argv(
+        queue.value,
+        concurrency or settings.worker_concurrency,
+        settings.worker_pool,
+        settings.log_level,
     )
+    code = run_worker(argv)
+    if code:
+        log.error("worker.exited", queue=queue.value, code=code)
+    raise typer.Exit(code)
 
 
 @app.command()
@@ -256,6 +289,11 @@ def main() -> None:
         app()
     except EscalatorError as exc:
         err.print(f"[red]error:[/red] {exc}")
+        sys.exit(1)
+    except Exception:
+        # A role that dies says why, in the log's own format (its traceback as text), and
+        # exits non-zero so that its supervisor restarts it.
+        log.critical("escalator.crashed", argv=sys.argv[1:], exc_info=True)
         sys.exit(1)
 
 
