@@ -1,7 +1,7 @@
 """Run every benchmark in turn (what `make bench` calls); each prints its own figures and ratios.
 
-    python bench/run_all.py              # default sizes, SQLite (about 1 minute on 2 cores)
-    python bench/run_all.py --quick      # smoke run
+    python bench/run_all.py              # default sizes, SQLite (2 min, + ~20 min of overload.py)
+    python bench/run_all.py --quick      # smoke run (overload.py: ~5 min)
     python bench/run_all.py --postgres   # also ingest into PostgreSQL (127.0.0.1:5432/test)
 
 Exit status: 0 when every benchmark ran and verified its results, else 1. Timings never fail.
@@ -33,6 +33,7 @@ def main(argv: list[str] | None = None) -> int:
         ("armed_deadlines_rss", ["armed_deadlines_rss.py", *extra]),
         ("notify_bench", ["notify_bench.py", *extra]),
         ("gateway_bench (2 uvicorn workers)", ["gateway_bench.py", "--workers", "2", *extra]),
+        ("overload (0.8-5x, then drain)", ["overload.py", *extra]),
     ]
     if args.postgres:
         runs.insert(
