@@ -7,6 +7,7 @@ the dead-letter stream and a signed-webhook sink.
 from __future__ import annotations
 
 import time
+import uuid
 from pathlib import Path
 
 import pytest
@@ -63,25 +64,36 @@ def _drain(stack: Stack, oracle: Oracle, load: Load, faults: Faults, until: floa
     return False
 
 
-def _signatures(sink: Sink, v: Verdict) -> None:
-    """Every request the sink received is correctly signed."""
-    for r in list(sink.received):
+def _quiesce(stack: Stack, roles: Roles) -> bool:
+    """Stop the schedulers (with every event applied, the only source of new firings, so of
+    new messages: reminders go on for ever) and wait until no sink message is pending."""
+    roles.stop(*roles.of("scheduler"))
+    quiet, until = 0, time.time() + 30
+    while time.time() < until and quiet < 2:
+        quiet = quiet + 1 if not pending_sink(stack) else 0
+        time.sleep(1.0)
+    return quiet >= 2
+
+
+def _signatures(sink: Sink, path: str, v: Verdict) -> None:
+    """Every request the sink received on this run's path is correctly signed."""
+    for r in [r for r in list(sink.received) if r.path == path]:
         try:
             Webhook(SECRET).verify(r.body, r.headers)
         except WebhookVerificationError as exc:
             v.fail("bad webhook signature", f"{r.headers.get('webhook-id')}: {exc}")
 
 
-def _roles(roles: Roles, v: Verdict) -> None:
-    """Every role copy is alive at the end; exits on its own are listed."""
-    for name, code in roles.exit_codes().items():
+def _roles(roles: Roles, codes: dict[str, int | None], v: Verdict) -> None:
+    """Every role copy was alive at the end (`codes`); exits on its own are listed."""
+    for name, code in codes.items():
         if code is not None:
             v.fail("role not alive at the end", f"{name}: exit {code}; {roles.last_error(name)}")
     for name, exits in roles.unexpected_exits().items():
-        codes = [code for _, code in exits]
-        v.info.append(f"{name} exited on its own with {codes}; restarted unless 0")
+        own = [code for _, code in exits]
+        v.info.append(f"{name} exited on its own with {own}; restarted unless 0")
         if len(exits) > MAX_RESTARTS:
-            v.fail("role crash-looping", f"{name}: {len(exits)} exits {codes}")
+            v.fail("role crash-looping", f"{name}: {len(exits)} exits {own}")
 
 
 @pytest.mark.timeout(600)
@@ -93,7 +105,8 @@ def test_chaos_every_due_escalation_once_and_nothing_committed_lost(
     no event is lost, every notification is received, and every role is alive at the end."""
     began = time.monotonic()
     redis = private_redis(tmp_path)
-    policy = write_policy(tmp_path / "policy.yaml", tier_s=TIER_S, webhook_url=sink.url)
+    hook = f"{sink.url}/chaos-{uuid.uuid4().hex[:12]}"  # this run's own path on the sink
+    policy = write_policy(tmp_path / "policy.yaml", tier_s=TIER_S, webhook_url=hook)
     stack = Stack(tmp_path, redis.start(), database_url, policy, env_extra=ENV)
     roles = Roles(stack)
     for role in ("ingest", "scheduler", "worker"):
@@ -113,17 +126,22 @@ def test_chaos_every_due_escalation_once_and_nothing_committed_lost(
         last_due = t0 + max(p.due(STEPS) for p in plans)
         drained = _drain(stack, oracle, load, faults, max(time.time(), last_due) + DRAIN_S)
         time.sleep(3.0)  # room for a late duplicate to show up
+        codes = roles.exit_codes()
+        quiet = _quiesce(stack, roles)
+        path = hook.removeprefix(sink.url.removesuffix("/hook"))
+        before, _, _ = sink_ids(sink, path)  # the sink around the database: see judge_sink
         seen = observe(stack)
+        after, requests, foreign = sink_ids(sink, path)
         verdict = oracle.judge(seen, sends, faults.dead_before_flush + dead_letters(stack.redis))
-        received, requests = sink_ids(sink)
-        judge_sink(seen, received, requests, verdict)
-        _signatures(sink, verdict)
-        _roles(roles, verdict)
+        judge_sink(seen, before, after, foreign, verdict)
+        verdict.info.append(f"sink: {requests} requests on this run's path in all")
+        _signatures(sink, path, verdict)
+        _roles(roles, codes, verdict)
         n, p50, p99, worst = lateness(seen)
         print(
             f"\nchaos [{database_url.split(':')[0]}]: {ISSUES} issues, tiers of {TIER_S}s; "
             f"roles up in {started - began:.0f}s, load and faults {loaded - started:.0f}s, "
-            f"drained: {drained} after {time.monotonic() - loaded:.0f}s\n"
+            f"drained: {drained} after {time.monotonic() - loaded:.0f}s, quiet: {quiet}\n"
             f"  escalation lateness (fired_at - due_at) over {n}: p50 {p50:.2f}s, "
             f"p99 {p99:.2f}s, max {worst:.2f}s\n  "
             + "\n  ".join(faults.record + verdict.info)

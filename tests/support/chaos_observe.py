@@ -137,7 +137,18 @@ def dead_event_id(entry: dict[str, Any]) -> str:
         return ""
 
 
-def sink_ids(sink: Sink) -> tuple[set[str], int]:
-    """The webhook-ids the sink received (deduplicated), and how many requests in all."""
-    received = list(sink.received)
-    return {r.headers.get("webhook-id", "") for r in received}, len(received)
+def sink_ids(sink: Sink, path: str) -> tuple[dict[str, str], int, int]:
+    """What the sink has received on `path` (this run's own) so far: each webhook-id
+    (deduplicated) with its kind and issue, how many requests in all, and how many came to
+    another path (from another test session's worker, posting to a port reused since)."""
+    everything = list(sink.received)
+    ours = [r for r in everything if r.path == path]
+    about = {}
+    for r in ours:
+        try:
+            body = r.json()
+            what = f"{body.get('kind')} {body.get('issue', {}).get('key')}"
+        except (ValueError, AttributeError):
+            what = "(body not JSON)"
+        about[r.headers.get("webhook-id", "")] = what
+    return about, len(ours), len(everything) - len(ours)

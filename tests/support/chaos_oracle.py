@@ -188,15 +188,23 @@ class Oracle:
         )
 
 
-def judge_sink(seen: Observed, received: set[str], requests: int, v: Verdict) -> None:
+def judge_sink(
+    seen: Observed, before: dict[str, str], after: dict[str, str], foreign: int, v: Verdict
+) -> None:
     """Every sink message marked sent was received; the sink got nothing else (a message sent
-    and then cancelled as moot before its send was recorded, after a kill, is counted apart)."""
+    and then cancelled as moot before its send was recorded, after a kill, is counted apart).
+
+    The sink is read `before` and `after` the database (`seen`), as the product never stops
+    (reminders): a row commits before its delivery, so whatever was received before has its
+    row; a receipt comes before the sent mark, so whatever is marked sent was received after.
+    """
+    received = set(before)
     rows = {i: r for i, r in seen.outbox.items() if r[0] == "sink"}
     sent = {i for i, r in rows.items() if r[1] == "sent"}
-    for i in sorted(sent - received):
+    for i in sorted(sent - set(after)):
         v.fail("marked sent, never received", f"{i}: {rows[i]}")
     for i in sorted(received - set(rows)):
-        v.fail("received an id no outbox row has", i)
+        v.fail("received an id no outbox row has", f"{i}: {before[i]}")
     extra = (received & set(rows)) - sent
     moot = {i for i in extra if rows[i][1] == "cancelled" and rows[i][2] >= 1}
     for i in sorted(extra - moot):
@@ -205,8 +213,8 @@ def judge_sink(seen: Observed, received: set[str], requests: int, v: Verdict) ->
         if state in ("pending", "dead"):
             v.fail("notification not delivered", f"{i}: {kind} {state} after {attempts} attempts")
     v.info.append(
-        f"sink: {requests} requests, {len(received)} distinct webhook-ids, {len(sent)} rows sent, "
-        f"{len(moot)} received then cancelled as moot"
+        f"sink: {len(received)} distinct webhook-ids, {len(sent)} rows sent, "
+        f"{len(moot)} received then cancelled as moot, {foreign} to another path (ignored)"
     )
 
 
