@@ -6,7 +6,7 @@ import json
 import re
 from collections import defaultdict
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from redis import Redis
 from redis.exceptions import RedisError
@@ -53,6 +53,17 @@ class Fired:
     fired_at: float | None
 
 
+class Row(NamedTuple):
+    """An outbox message of a chaos issue."""
+
+    channel: str
+    state: str
+    attempts: int
+    kind: str
+    issue: str
+    tier: str  # the tier the message names (for `escalated`: the tier that took the issue)
+
+
 @dataclass
 class Observed:
     moves: dict[str, list[Move]] = field(default_factory=lambda: defaultdict(list))
@@ -60,7 +71,7 @@ class Observed:
     fired_by_entry: dict[int, int] = field(default_factory=lambda: defaultdict(int))
     deadlines: list[Fired] = field(default_factory=list)
     processed: set[str] = field(default_factory=set)
-    outbox: dict[str, tuple[str, str, int, str]] = field(default_factory=dict)  # id -> row
+    outbox: dict[str, Row] = field(default_factory=dict)
     unparsed: list[str] = field(default_factory=list)  # escalate entries we could not read
     state: dict[str, tuple[str, str]] = field(default_factory=dict)  # key -> (lifecycle, tier)
 
@@ -111,8 +122,11 @@ def observe(stack: Stack) -> Observed:
                 Fired(d.id, key, d.kind, d.target, d.tier_index, d.budget_s, d.clock_version,
                       d.due_at.timestamp(), d.state, fired)
             )  # fmt: skip
-        for m in s.scalars(select(OutboxMessage).join(Issue).where(Issue.source == SOURCE)):
-            seen.outbox[m.id] = (m.channel, m.state, m.attempts, m.kind)
+        for key, m in s.execute(
+            select(Issue.external_id, OutboxMessage).join(Issue).where(Issue.source == SOURCE)
+        ):
+            tier = str((m.payload or {}).get("tier", ""))
+            seen.outbox[m.id] = Row(m.channel, m.state, m.attempts, m.kind, key, tier)
         seen.processed = set(s.scalars(select(ProcessedEvent.event_id)))
         for key, lifecycle, tier in s.execute(
             select(Issue.external_id, Issue.lifecycle, Issue.tier).where(Issue.source == SOURCE)

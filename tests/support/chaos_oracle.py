@@ -86,6 +86,7 @@ class Oracle:
         for key, plan in self.plans.items():
             covered = self.covered(seen, key)
             self._state(seen, plan, covered, v)
+            self._notices(seen, plan, v)
             for k in range(1, STEPS + 1):
                 want, got = self.expect(plan, plan.due(k)), covered[k]
                 checked[want] += 1
@@ -121,6 +122,25 @@ class Oracle:
         if (lifecycle, tier) != (want, reached):
             line = f"{plan.key} [{plan.category}]: {lifecycle} at {tier}, want {want} at {reached}"
             v.fail("issue state", line, plan.key)
+
+    def _notices(self, seen: Observed, plan: IssuePlan, v: Verdict) -> None:
+        """The tier an escalation moved the issue to never holds it silently: one `escalated`
+        notice to the sink per tier reached, sent (cancelled only once the issue is resolved);
+        none for a tier it never reached (docs/ARCHITECTURE.md: a late escalation)."""
+        reached = {m.to for m in seen.moves.get(plan.key, [])}
+        notices = Counter[str]()
+        for i, r in seen.outbox.items():
+            if r.channel != "sink" or r.kind != "escalated" or r.issue != plan.key:
+                continue
+            notices[r.tier] += 1
+            if r.state != "sent" and not (r.state == "cancelled" and plan.resolved):
+                line = f"{plan.key} [{plan.category}] to {r.tier}: {i} {r.state}"
+                v.fail("escalation notice not sent", line, plan.key)
+        for tier in sorted(reached | set(notices)):
+            if notices[tier] != (tier in reached):
+                line = f"{plan.key} [{plan.category}] to {tier}: {notices[tier]} notice(s)"
+                v.fail("escalation notices", line + ("" if tier in reached else ", not reached"),
+                       plan.key)  # fmt: skip
 
     def _deadlines(self, seen: Observed, v: Verdict) -> None:
         fired = Counter(
@@ -199,19 +219,20 @@ def judge_sink(
     row; a receipt comes before the sent mark, so whatever is marked sent was received after.
     """
     received = set(before)
-    rows = {i: r for i, r in seen.outbox.items() if r[0] == "sink"}
-    sent = {i for i, r in rows.items() if r[1] == "sent"}
+    rows = {i: r for i, r in seen.outbox.items() if r.channel == "sink"}
+    sent = {i for i, r in rows.items() if r.state == "sent"}
     for i in sorted(sent - set(after)):
         v.fail("marked sent, never received", f"{i}: {rows[i]}")
     for i in sorted(received - set(rows)):
         v.fail("received an id no outbox row has", f"{i}: {before[i]}")
     extra = (received & set(rows)) - sent
-    moot = {i for i in extra if rows[i][1] == "cancelled" and rows[i][2] >= 1}
+    moot = {i for i in extra if rows[i].state == "cancelled" and rows[i].attempts >= 1}
     for i in sorted(extra - moot):
         v.fail("received, not marked sent", f"{i}: {rows[i]}")
-    for i, (_, state, attempts, kind) in sorted(rows.items()):
-        if state in ("pending", "dead"):
-            v.fail("notification not delivered", f"{i}: {kind} {state} after {attempts} attempts")
+    for i, r in sorted(rows.items()):
+        if r.state in ("pending", "dead"):
+            line = f"{i}: {r.kind} for {r.issue} {r.state} after {r.attempts} attempts"
+            v.fail("notification not delivered", line, r.issue)
     v.info.append(
         f"sink: {len(received)} distinct webhook-ids, {len(sent)} rows sent, "
         f"{len(moot)} received then cancelled as moot, {foreign} to another path (ignored)"
