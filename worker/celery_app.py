@@ -17,7 +17,7 @@ from config.settings import Settings
 from worker.constants import ESCALATION_QUEUE, OUTBOX_QUEUE
 from worker.redis_conn import broker_url
 
-app = Celery("escalator", include=["worker.tasks"])
+app = Celery("escalator", include=["worker.tasks", "worker.watchdog"])
 
 QUEUES = (ESCALATION_QUEUE, OUTBOX_QUEUE)
 # Tasks a worker process reserves beyond the one it runs: none for escalations; deliveries are
