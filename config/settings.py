@@ -40,7 +40,7 @@ class Settings(BaseSettings):
 
     # ingest
     ingest_batch: int = Field(default=200, ge=1, le=10_000)
-    ingest_block_ms: int = Field(default=1000, ge=10)
+    ingest_block_ms: int = Field(default=1000, ge=10, le=20_000)
     ingest_max_deliveries: int = Field(default=5, ge=1)
     ingest_claim_idle_ms: int = Field(
         default=5_000, ge=100, description="A dead consumer's entries are taken over after this."

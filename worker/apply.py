@@ -107,17 +107,6 @@ class Loaded:
         """Load (and lock) what these events touch; the parked events of the issues not known
         yet, or with `parked` of every issue named."""
         self.session = session
-        ids = list(set(event_ids))
-        self.seen: dict[str, Issue | None] = (
-            {
-                row.event_id: row.issue
-                for row in session.scalars(
-                    select(ProcessedEvent).where(ProcessedEvent.event_id.in_(ids))
-                )
-            }
-            if ids
-            else {}
-        )
         wanted = list(set(keys))
         # Locked in id order, so concurrent consumers on PostgreSQL never deadlock.
         issues = session.scalars(
@@ -142,6 +131,19 @@ class Loaded:
                 .order_by(ParkedEvent.id)
             ):
                 self.parked.setdefault((row.source, row.external_id), []).append(row)
+        # the processed ones among these events and the parked ones (a parked event may have
+        # been applied meanwhile, delivered again to a consumer that knew its issue)
+        ids = list({*event_ids, *(r.event_id for rows in self.parked.values() for r in rows)})
+        self.seen: dict[str, Issue | None] = (
+            {
+                row.event_id: row.issue
+                for row in session.scalars(
+                    select(ProcessedEvent).where(ProcessedEvent.event_id.in_(ids))
+                )
+            }
+            if ids
+            else {}
+        )
         self.new: list[Deadline] = []
         self.disarm: list[int] = []
         self.rearm: set[Issue] = set()
@@ -150,8 +152,9 @@ class Loaded:
         self.recheck: set[Key] = set()
 
     @classmethod
-    def of(cls, session: Session, events: list[IssueEvent]) -> Loaded:
-        return cls(session, (e.event_id for e in events), ((e.source, e.issue.id) for e in events))
+    def of(cls, session: Session, events: list[IssueEvent], parked: bool = False) -> Loaded:
+        keys = ((e.source, e.issue.id) for e in events)
+        return cls(session, (e.event_id for e in events), keys, parked)
 
     def effects(self) -> Effects:
         """After the flush: what to index and drop, and which messages to dispatch."""
@@ -240,6 +243,7 @@ class Loaded:
         """Keep an event whose issue is not open yet, until its `issue.opened` arrives."""
         key = (event.source, event.issue.id)
         waiting = self.parked.setdefault(key, [])
+        self.recheck.add(key)
         if any(row.event_id == event.event_id for row in waiting):
             return Outcome.DUPLICATE, "event id already parked"
         row = ParkedEvent(
@@ -256,21 +260,33 @@ class Loaded:
         self.recheck.add(key)
         return Outcome.PARKED, f"parked: {event.type} arrived before issue.opened"
 
-    def unpark(self, issue: Issue, policies: PolicyFile, now: datetime) -> None:
-        """Apply the events parked for an issue that is open now, in order of occurrence. One
-        that happened before the open (the source sent them out of order) counts as happening
-        with it: an acknowledgement that came first means the issue opens acknowledged."""
-        rows = sorted(
-            self.parked.pop((issue.source, issue.external_id), []),
-            key=lambda r: (r.occurred_at, r.id or 0),
+    def unpark(
+        self, issue: Issue, policies: PolicyFile, now: datetime, upto: datetime | None = None
+    ) -> None:
+        """Apply the events parked for an issue that is open now, in order of occurrence, those
+        up to `upto` (the time of the event about to be applied: history stays in order) or all.
+        One that happened before the open (the source sent them out of order) counts as
+        happening with it: an acknowledgement that came first means the issue opens
+        acknowledged. One whose applying fails stays parked (dead-lettered when it expires)."""
+        key = (issue.source, issue.external_id)
+        start = issue.cycle_started_at
+
+        def at(row: ParkedEvent) -> datetime:
+            return max(row.occurred_at, start)
+
+        waiting = self.parked.pop(key, [])
+        ready = sorted(
+            (r for r in waiting if upto is None or at(r) <= upto), key=lambda r: (at(r), r.id or 0)
         )
-        for row in rows:
+        if later := [r for r in waiting if r not in ready]:
+            self.parked[key] = later
+        for row in ready:
             event = IssueEvent.model_validate_json(row.body)
-            if event.occurred_at < issue.lifecycle_at:
-                event = event.model_copy(update={"occurred_at": issue.lifecycle_at})
+            if event.occurred_at < start:
+                event = event.model_copy(update={"occurred_at": start})
             try:
                 outcome, note = _apply(self, event, row.stream_id or "", policies, now)
-            except PermanentError as exc:  # stays parked: dead-lettered with this when it expires
+            except PermanentError as exc:
                 log.error("event.unpark_failed", event_id=event.event_id, error=str(exc))
                 continue
             if row in self.session.new:
@@ -283,6 +299,14 @@ class Loaded:
                 issue=issue.key,
                 note=f"{note} (it had waited for issue.opened)",
             )
+
+    def unpark_all(self, policies: PolicyFile, now: datetime) -> None:
+        """Apply what is still parked for the issues that are open now."""
+        for key in list(self.parked):
+            issue = self.issues.get(key)
+            if issue is not None:
+                under = policies_for(self.session, issue.policy_version, policies)
+                self.unpark(issue, under, now)
 
 
 _CATCH_UP_LIMIT = 1000  # firings before one event: far more than any ladder has steps
@@ -305,9 +329,11 @@ def _apply(
     if issue is None and event.type is not EventType.OPENED:
         return loaded.park(event, stream_id, now)
     if issue is not None:
-        # What fell due before this event happened comes first (never past `now`: an event
-        # may be stamped a little in the future).
+        # What happened before this event comes first: parked events, then deadlines that
+        # fell due (never past `now`: an event may be stamped a little in the future).
         history = policies_for(session, issue.policy_version, policies)
+        if key in loaded.parked:
+            loaded.unpark(issue, history, now, upto=event.occurred_at)
         loaded.catch_up(issue, min(event.occurred_at, now), history, now)
     clock = repo.clock_of(issue) if issue else None
     back = clock is not None and comes_back(clock, event)  # a new cycle of a resolved issue
@@ -378,9 +404,8 @@ def _apply(
         )
     )
     loaded.seen[event.event_id] = issue
-    if opened:  # what came before its open is applied now, after it
+    if opened:  # what was parked for it is applied in order of time, by the end of the batch
         loaded.recheck.add(key)
-        loaded.unpark(issue, under, now)
     return outcome, transition.note
 
 
@@ -403,6 +428,7 @@ def _fast(
             except PermanentError as exc:  # raised before anything was changed
                 outcome, note = Outcome.DEAD, str(exc)
             batch.results.append(_result(stream_id, event, outcome, note))
+        loaded.unpark_all(policies, now)
         loaded.cancel_moot(now)
         session.flush()
         batch.effects = loaded.effects()
@@ -418,12 +444,14 @@ def _careful(
 ) -> BatchResult:
     """One savepoint per event: an event that fails is dead-lettered alone."""
     batch = BatchResult()
+    keys = [(event.source, event.issue.id) for _, event in parsed]
     with sessions() as session, session.begin():
+        lock_issues(session, keys)  # all at once, in id order, as the fast path does
         for stream_id, event in parsed:
             for attempt in (1, 2):
                 try:
                     with session.begin_nested():
-                        loaded = Loaded.of(session, [event])
+                        loaded = Loaded.of(session, [event], parked=True)
                         outcome, note = _apply(loaded, event, stream_id, policies, now)
                         loaded.cancel_moot(now)
                         session.flush()
@@ -445,7 +473,43 @@ def _careful(
                     outcome, note = Outcome.DEAD, f"internal error: {type(exc).__name__}: {exc}"
                     break
             batch.results.append(_result(stream_id, event, outcome, note))
+        for key in set(keys):
+            if unparked := unpark_safely(session, key, policies, now):
+                batch.effects.merge(unparked.effects())
     return batch
+
+
+def lock_issues(session: Session, keys: Iterable[Key]) -> None:
+    """Lock these issues (those that exist) in id order: the order every writer takes."""
+    wanted = list(set(keys))
+    if wanted:
+        session.execute(
+            select(Issue.id)
+            .where(tuple_(Issue.source, Issue.external_id).in_(wanted))
+            .order_by(Issue.id)
+            .with_for_update()
+        ).all()
+
+
+def unpark_safely(session: Session, key: Key, policies: PolicyFile, now: datetime) -> Loaded | None:
+    """Apply, in a savepoint of its own, what is parked for this issue if it is open now. If
+    that fails, it stays parked (and is dead-lettered with a reason when it expires)."""
+    try:
+        with session.begin_nested():
+            loaded = Loaded(session, (), [key], parked=True)
+            if not loaded.parked or key not in loaded.issues:
+                return None
+            loaded.unpark_all(policies, now)
+            loaded.cancel_moot(now)
+            session.flush()
+        return loaded
+    except (OperationalError, DBAPIError) as exc:
+        if not isinstance(exc, IntegrityError):
+            raise  # the database is away
+        log.warning("parking.unpark_failed", issue=f"{key[0]}:{key[1]}", error=str(exc))
+    except Exception as exc:
+        log.exception("parking.unpark_failed", issue=f"{key[0]}:{key[1]}", error=str(exc))
+    return None
 
 
 def apply_batch(

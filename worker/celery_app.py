@@ -20,9 +20,10 @@ from worker.redis_conn import broker_url
 app = Celery("escalator", include=["worker.tasks", "worker.watchdog"])
 
 QUEUES = (ESCALATION_QUEUE, OUTBOX_QUEUE)
-# Tasks a worker process reserves beyond the one it runs: none for escalations; deliveries are
-# short and many, so their pool keeps a few at hand.
-PREFETCH = {ESCALATION_QUEUE: 1, OUTBOX_QUEUE: 4}
+# Tasks a worker reserves per pool process: one, the one it runs. A task reserved but not
+# started is lost with its worker until the broker's visibility timeout (an hour), while the
+# lease or mark it holds says it is alive: so no worker keeps any at hand.
+PREFETCH = {ESCALATION_QUEUE: 1, OUTBOX_QUEUE: 1}
 
 
 def configure(settings: Settings) -> Celery:

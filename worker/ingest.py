@@ -17,6 +17,7 @@ from typing import Any
 import structlog
 from redis.client import NEVER_DECODE
 from redis.exceptions import RedisError, ResponseError
+from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
 from schemas.events import EventWindow
@@ -203,7 +204,12 @@ class Ingest:
     def settle_parked(self) -> None:
         """Apply parked events whose issue opened; dead-letter those that waited too long."""
         c = self.c
-        self._settle(None)
+        try:
+            self._settle(None)
+        except SQLAlchemyError:
+            raise  # the database is away: the loop retries
+        except Exception:  # a bug in one issue's parked events must not block the expiry
+            log.exception("parking.settle_failed")
         late = parking.expired(c.readers, c.clock, c.settings.ingest_park_window_s)
         if not late:
             return
@@ -256,14 +262,27 @@ class Ingest:
         deliveries: dict[str, int] = {
             _text(p["message_id"]): int(p["times_delivered"]) for p in pending
         }
-        reasons |= {
+        hopeless = {
             entry_id: f"gave up after {deliveries[entry_id]} deliveries: applying it kept failing"
             for entry_id, _ in claimed
             if deliveries.get(entry_id, 0) > settings.ingest_max_deliveries
         }
+        # Entries redelivered because the database was away are not to blame: give up on them
+        # only while the database answers (else they are applied, or fail again, as usual).
+        if hopeless and self._database_answers():
+            reasons |= hopeless
         log.warning("ingest.reclaimed", count=len(claimed), giving_up=len(reasons))
         self.process(claimed, reasons)
         return len(claimed)
+
+    def _database_answers(self) -> bool:
+        try:
+            with self.c.readers() as session:
+                session.execute(text("SELECT 1"))
+            return True
+        except SQLAlchemyError as exc:
+            log.warning("ingest.database_away", error=str(exc))
+            return False
 
     def trim(self) -> None:
         """Drop entries every consumer is done with, so the stream does not grow forever."""

@@ -18,10 +18,9 @@ import structlog
 from sqlalchemy import delete, select, tuple_
 
 from schemas.policy import PolicyFile
-from worker.apply import Key, Loaded
+from worker.apply import Key, lock_issues, unpark_safely
 from worker.clock import Clock
 from worker.effects import Effects
-from worker.policy_versions import policies_for
 from worker.store.db import SessionFactory
 from worker.store.models import Issue, ParkedEvent
 
@@ -40,10 +39,10 @@ class Expired:
 
 @dataclass
 class Settled:
-    """What `settle` applied: effects to run after its commit, and how many events."""
+    """What `settle` applied: effects to run after its commit, and for how many issues."""
 
     effects: Effects = field(default_factory=Effects)
-    applied: int = 0
+    issues: int = 0  # issues whose parked events were applied
 
 
 def settle(
@@ -71,39 +70,48 @@ def settle(
         return settled
     with sessions() as session, session.begin():
         now = clock.now()
-        loaded = Loaded(session, (), opened, parked=True)
-        for key in opened:
-            issue = loaded.issues.get(key)
-            if issue is None:
-                continue
-            waiting = len(loaded.parked.get(key, []))
-            loaded.unpark(issue, policies_for(session, issue.policy_version, policies), now)
-            settled.applied += waiting - len(loaded.parked.get(key, []))
-        loaded.cancel_moot(now)
-        session.flush()
-        settled.effects = loaded.effects()
-    if settled.applied:
-        log.info("parking.settled", applied=settled.applied)
+        lock_issues(session, opened)
+        for key in opened:  # each in a savepoint: one that fails stays parked, alone
+            if loaded := unpark_safely(session, key, policies, now):
+                settled.effects.merge(loaded.effects())
+                settled.issues += 1
+    if settled.issues:
+        log.info("parking.settled", issues=settled.issues)
     return settled
 
 
 def expired(sessions: SessionFactory, clock: Clock, window_s: float) -> list[Expired]:
-    """Parked events older than the window, whose issue is still unknown."""
+    """Parked events older than the window: their issue never opened, or applying them kept
+    failing after it did."""
     cutoff = clock.now() - timedelta(seconds=window_s)
     with sessions() as session:
-        rows = session.scalars(
-            select(ParkedEvent).where(ParkedEvent.parked_at < cutoff).order_by(ParkedEvent.id)
+        rows = session.execute(
+            select(ParkedEvent, Issue.id)
+            .outerjoin(
+                Issue,
+                (Issue.source == ParkedEvent.source)
+                & (Issue.external_id == ParkedEvent.external_id),
+            )
+            .where(ParkedEvent.parked_at < cutoff)
+            .order_by(ParkedEvent.id)
         ).all()
         return [
-            Expired(
-                row.id,
-                row.stream_id or "",
-                row.body,
-                f"issue {row.source}:{row.external_id} was never opened: parked at "
-                f"{_at(row.parked_at)}, it waited {_minutes(window_s)} for its issue.opened",
-            )
-            for row in rows
+            Expired(row.id, row.stream_id or "", row.body, _reason(row, issue_id, window_s))
+            for row, issue_id in rows
         ]
+
+
+def _reason(row: ParkedEvent, issue_id: int | None, window_s: float) -> str:
+    key = f"{row.source}:{row.external_id}"
+    if issue_id is not None:
+        return (
+            f"issue {key} is open, but applying this event after its issue.opened kept "
+            f"failing (see the ingest log) for {_minutes(window_s)}"
+        )
+    return (
+        f"issue {key} was never opened: parked at {_at(row.parked_at)}, it waited "
+        f"{_minutes(window_s)} for its issue.opened"
+    )
 
 
 def drop(sessions: SessionFactory, row_ids: list[int]) -> None:

@@ -5,12 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import structlog
-from redis.exceptions import RedisError
-from sqlalchemy.exc import SQLAlchemyError
 
 from worker.bootstrap import Container, container
 from worker.celery_app import app
-from worker.errors import TransientError
 from worker.escalation import fire
 from worker.leases import LeaseKeeper
 from worker.notify.batch import deliver_many
@@ -67,18 +64,11 @@ def _keepers(c: Container) -> Keepers:
     return _keepers_of[1]
 
 
-@app.task(
-    name=FIRE,
-    acks_late=True,
-    # A database or Redis hiccup retries within seconds rather than waiting for the lease.
-    autoretry_for=(SQLAlchemyError, RedisError, TransientError),
-    retry_backoff=1,
-    retry_backoff_max=10,
-    retry_jitter=True,
-    max_retries=5,
-)
+@app.task(name=FIRE, acks_late=True)
 def fire_deadline(deadline_id: int) -> None:
-    """Fire one claimed deadline, then release its claim."""
+    """Fire one claimed deadline, then release its claim. If it fails (the database or Redis
+    away), its lease runs out within `scheduler_lease_s` and a scheduler sends it again: one
+    task per deadline at a time, never a chain of retries beside a reclaim."""
     c = current()
     with _keepers(c).fires.holding([deadline_id]):  # its lease lives as long as the firing
         result = fire(c.sessions, c.policies, c.clock, deadline_id)

@@ -9,7 +9,8 @@ the tasks. When Redis answers its own PING but the worker has not answered `MISS
 row, the worker is stuck: the watchdog logs `worker.stuck`, ends the pool processes and exits
 with code 1, so that `escalator run`, `escalator worker` or compose starts it again (its tasks
 are acked late: they are delivered again). While Redis is away it only waits: Celery retries
-the broker by itself.
+the broker by itself. On the solo pool, where a task runs on the loop that answers the pings,
+there is no watchdog.
 """
 
 from __future__ import annotations
@@ -92,8 +93,15 @@ def watch(hostname: str) -> None:
             _exit_stuck(hostname, dog.misses)
 
 
+def _solo(consumer: Any) -> bool:
+    """On the solo pool a task runs on the loop that answers pings: a long task would look
+    stuck, so there is no watchdog there."""
+    pool = getattr(getattr(consumer, "controller", None), "pool_cls", None)
+    return "solo" in f"{getattr(pool, '__module__', '')}.{getattr(pool, '__name__', pool)}".lower()
+
+
 @worker_ready.connect
 def _start(sender: Any = None, **_: Any) -> None:
     hostname = getattr(sender, "hostname", None)
-    if hostname:
+    if hostname and not _solo(sender):
         threading.Thread(target=watch, args=(hostname,), name="watchdog", daemon=True).start()

@@ -199,7 +199,7 @@ def test_settle_applies_a_parked_event_whose_open_another_consumer_committed(
             )
         )
     settled = settle(sessions, sessions, policies, clock, [("jira", "OPS-1")])
-    assert settled.applied == 1
+    assert settled.issues == 1
     assert issue_row(sessions).lifecycle == "acknowledged"
     with sessions() as s:
         assert s.scalars(select(ParkedEvent)).all() == []
@@ -215,3 +215,54 @@ def test_an_event_whose_issue_never_opens_expires_with_its_reason(
     [late] = expired(sessions, clock, 600)
     assert "jira:GHOST-1 was never opened" in late.reason and "10 min" in late.reason
     assert '"issue.resolved"' in late.body
+
+
+def test_a_parked_event_is_applied_in_order_with_the_batch_around_its_open(
+    sessions: sessionmaker[Session], clock: ManualClock, policies: PolicyFile
+) -> None:
+    """An update parked at 9 min; then the open (0) and the ack (3 min) in one batch: the ack
+    comes before the 5-min deadline, so the later update fires nothing, and L2 is never paged."""
+    clock.set(T0 + m(9))
+    apply(sessions, clock, policies, event_json("issue.updated", at=T0 + m(9)))
+    clock.set(T0 + m(10))
+    apply(
+        sessions,
+        clock,
+        policies,
+        event_json("issue.opened", at=T0),
+        event_json("issue.acknowledged", at=T0 + m(3)),
+    )
+    issue = issue_row(sessions)
+    assert (issue.tier, issue.lifecycle) == ("L1", "acknowledged")
+    assert timeline(sessions) == [(T0, "event"), (T0 + m(3), "event"), (T0 + m(9), "event")]
+    with sessions() as s:
+        kinds = s.scalars(select(OutboxMessage.kind)).all()
+        assert "escalated" not in kinds
+        assert s.scalars(select(ParkedEvent)).all() == []
+
+
+def test_settle_drops_a_parked_event_that_was_applied_meanwhile(
+    sessions: sessionmaker[Session], clock: ManualClock, policies: PolicyFile
+) -> None:
+    """The race's other end: a copy of the parked ack was applied directly (its issue was known
+    to that consumer); settle sees its id processed and drops the parked row, once."""
+    apply(sessions, clock, policies, event_json("issue.opened", at=T0))
+    line = event_json("issue.acknowledged", at=T0 + m(1), event_id="ack-1")
+    apply(sessions, clock, policies, line)  # applied directly: processed
+    with sessions() as s, s.begin():  # and parked by a consumer that did not know the issue
+        s.add(
+            ParkedEvent(
+                event_id="ack-1",
+                source="jira",
+                external_id="OPS-1",
+                occurred_at=T0 + m(1),
+                stream_id="9-0",
+                body=line,
+                parked_at=T0 + m(1),
+            )
+        )
+    settle(sessions, sessions, policies, clock, [("jira", "OPS-1")])
+    settle(sessions, sessions, policies, clock)
+    with sessions() as s:
+        assert s.scalars(select(ParkedEvent)).all() == []
+    assert [k for _, k in timeline(sessions)] == ["event", "event"]

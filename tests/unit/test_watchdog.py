@@ -3,7 +3,11 @@ that is away is Celery's to retry."""
 
 from __future__ import annotations
 
-from worker.watchdog import MISSES, Watchdog, redis_url_of
+from types import SimpleNamespace
+
+from celery.concurrency import get_implementation
+
+from worker.watchdog import MISSES, Watchdog, _solo, redis_url_of
 
 
 def test_a_worker_that_answers_is_never_stuck() -> None:
@@ -31,3 +35,13 @@ def test_the_broker_url_maps_back_to_a_redis_url() -> None:
     """kombu's redis+socket:// for a unix socket is redis-py's unix://; TCP URLs stay."""
     assert redis_url_of("redis+socket:///tmp/x.sock") == "unix:///tmp/x.sock"
     assert redis_url_of("redis://10.0.0.1:6379/0") == "redis://10.0.0.1:6379/0"
+
+
+def test_no_watchdog_on_the_solo_pool() -> None:
+    """On solo a task runs on the loop that answers pings: a long one is not a stuck worker."""
+
+    def consumer(pool: str) -> SimpleNamespace:
+        return SimpleNamespace(controller=SimpleNamespace(pool_cls=get_implementation(pool)))
+
+    assert _solo(consumer("solo"))
+    assert not _solo(consumer("prefork")) and not _solo(consumer("threads"))
