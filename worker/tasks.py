@@ -56,7 +56,7 @@ def _keepers(c: Container) -> Keepers:
         fires = LeaseKeeper("firings", c.index.renew, c.clock, c.settings.scheduler_lease_s)
         deliveries: LeaseKeeper[str] = LeaseKeeper(
             "deliveries",
-            lambda ids, until: marks.mark(ids, until.timestamp()),
+            lambda ids, until: marks.renew(ids, until.timestamp()),
             c.clock,
             c.settings.delivery_running_lease_s,
         )

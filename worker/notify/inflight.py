@@ -56,6 +56,12 @@ class InFlight:
             chunk = message_ids[start : start + CHUNK]
             self.redis.zadd(OUTBOX_INFLIGHT, dict.fromkeys(chunk, until))
 
+    def renew(self, message_ids: Sequence[str], until: float) -> None:
+        """Extend the marks of ids still held (never re-adds one a finished task removed)."""
+        for start in range(0, len(message_ids), CHUNK):
+            chunk = message_ids[start : start + CHUNK]
+            self.redis.zadd(OUTBOX_INFLIGHT, dict.fromkeys(chunk, until), xx=True)
+
     def take(self, message_ids: Sequence[str], now: float, until: float) -> list[str]:
         """Atomically mark, and return, those of the ids that no live task holds."""
         taken: list[str] = []
