@@ -12,7 +12,7 @@ from typing import Any
 from redis import Redis
 
 
-def _sink_main(port_out: Any, counts: Any, ready: Any, delay_s: float) -> None:
+def sink_main(port_out: Any, counts: Any, ready: Any, delay_s: float) -> None:
     """A minimal keep-alive HTTP/1.1 receiver (asyncio): 204 to each POST, after `delay_s`
     (a real receiver's answer time); counts requests and distinct `webhook-id`s. Cheap, so
     that it is not what limits the run."""
@@ -62,7 +62,7 @@ class Sink:
         self._counts = ctx.Array("q", 2, lock=False)
         ready = ctx.Event()
         self.proc = ctx.Process(
-            target=_sink_main, args=(self._port, self._counts, ready, delay_s), daemon=True
+            target=sink_main, args=(self._port, self._counts, ready, delay_s), daemon=True
         )
         self.proc.start()
         if not ready.wait(15):

@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from _common import fresh_sqlite, header, quiet_logging, ratio, row
+from _overload_servers import sink_main
 
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 CONCURRENCY = int(os.environ.get("NOTIFY_BENCH_CONCURRENCY", "8"))
@@ -46,39 +47,7 @@ def _sink(port_out: Any, counts: Any, ready: Any) -> None:
     The receiver is not what is measured, so it is kept cheap: a ThreadingHTTPServer tops out
     near the rates measured here and would hide the dispatcher's figure behind its own.
     """
-    import asyncio
-
-    seen: set[str] = set()
-
-    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            while True:
-                head = await reader.readuntil(b"\r\n\r\n")
-                length, mid = 0, ""
-                for line in head.split(b"\r\n")[1:]:
-                    name, _, value = line.partition(b":")
-                    name = name.strip().lower()
-                    if name == b"content-length":
-                        length = int(value)
-                    elif name == b"webhook-id":
-                        mid = value.strip().decode()
-                if length:
-                    await reader.readexactly(length)
-                counts[0] += 1
-                if mid not in seen:
-                    seen.add(mid)
-                    counts[1] += 1
-                writer.write(b"HTTP/1.1 204 No Content\r\ncontent-length: 0\r\n\r\n")
-        except (asyncio.IncompleteReadError, ConnectionError):
-            writer.close()
-
-    async def serve() -> None:
-        server = await asyncio.start_server(handle, "127.0.0.1", 0)
-        port_out.value = server.sockets[0].getsockname()[1]
-        ready.set()
-        await server.serve_forever()
-
-    asyncio.run(serve())
+    sink_main(port_out, counts, ready, 0.0)
 
 
 def _seed(url: str, n: int) -> list[str]:
