@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from schemas.events import IssueEvent
 from schemas.policy import PolicyFile
 from worker.apply import Outcome, apply_batch
 from worker.clock import ManualClock
@@ -45,6 +46,23 @@ def timeline(sessions: sessionmaker[Session], issue: str = "OPS-1") -> list[tupl
             .order_by(TimelineEntry.at, TimelineEntry.id)
         ).all()
         return [(r.at, r.kind) for r in rows]
+
+
+def park_directly(sessions: sessionmaker[Session], line: str) -> None:
+    """Park an event as a racing consumer would have (it did not know the issue yet)."""
+    event = IssueEvent.model_validate_json(line)
+    with sessions() as s, s.begin():
+        s.add(
+            ParkedEvent(
+                event_id=event.event_id,
+                source=event.source,
+                external_id=event.issue.id,
+                occurred_at=event.occurred_at,
+                stream_id="9-0",
+                body=line,
+                parked_at=event.occurred_at,
+            )
+        )
 
 
 def issue_row(sessions: sessionmaker[Session], issue: str = "OPS-1") -> Issue:
@@ -186,18 +204,7 @@ def test_settle_applies_a_parked_event_whose_open_another_consumer_committed(
     """The race: an ack parked although its issue exists (its open committed meanwhile by
     another consumer) is applied by `settle`."""
     apply(sessions, clock, policies, event_json("issue.opened", at=T0))
-    with sessions() as s, s.begin():  # as the racing consumer left it
-        s.add(
-            ParkedEvent(
-                event_id="late-ack",
-                source="jira",
-                external_id="OPS-1",
-                occurred_at=T0 + m(1),
-                stream_id="9-0",
-                body=event_json("issue.acknowledged", at=T0 + m(1), event_id="late-ack"),
-                parked_at=T0 + m(1),
-            )
-        )
+    park_directly(sessions, event_json("issue.acknowledged", at=T0 + m(1), event_id="late-ack"))
     settled = settle(sessions, sessions, policies, clock, [("jira", "OPS-1")])
     assert settled.issues == 1
     assert issue_row(sessions).lifecycle == "acknowledged"
@@ -249,18 +256,7 @@ def test_settle_drops_a_parked_event_that_was_applied_meanwhile(
     apply(sessions, clock, policies, event_json("issue.opened", at=T0))
     line = event_json("issue.acknowledged", at=T0 + m(1), event_id="ack-1")
     apply(sessions, clock, policies, line)  # applied directly: processed
-    with sessions() as s, s.begin():  # and parked by a consumer that did not know the issue
-        s.add(
-            ParkedEvent(
-                event_id="ack-1",
-                source="jira",
-                external_id="OPS-1",
-                occurred_at=T0 + m(1),
-                stream_id="9-0",
-                body=line,
-                parked_at=T0 + m(1),
-            )
-        )
+    park_directly(sessions, line)  # and parked by a consumer that did not know the issue
     settle(sessions, sessions, policies, clock, [("jira", "OPS-1")])
     settle(sessions, sessions, policies, clock)
     with sessions() as s:
