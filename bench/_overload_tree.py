@@ -18,8 +18,8 @@ SITE = Path(__file__).resolve().parent / "_overload_site"
 # Run inside the tree under test: what it is and which roles `escalator run` starts.
 _PROBE = """
 import json, sys
-import worker, worker.constants as k
-from worker import supervisor
+import worker, worker.broker.keys as k
+from worker.roles import supervisor
 roles = [r if isinstance(r, str) else list(r) for r in getattr(supervisor, "ROLES", ())]
 consts = {n: v for n, v in vars(k).items() if n.isupper() and isinstance(v, str)}
 print(json.dumps({"worker": worker.__file__, "roles": roles, "constants": consts}))

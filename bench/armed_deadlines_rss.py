@@ -1,7 +1,7 @@
 """Memory of the roles while 100,000 deadlines are armed, and what arming them costs.
 
 Sets up 100,000 open issues with one armed deadline each, weeks in the future (bulk insert into
-a fresh SQLite file), indexes them with `worker.reconciler.reconcile` (timed, from an empty
+a fresh SQLite file), indexes them with `worker.services.reconcile.reconcile` (timed, from an empty
 index, then again on a full one: the scheduler's periodic pass), then starts the real role
 processes, `escalator scheduler`, `escalator worker` (Celery prefork -c 2) and `escalator
 ingest`, waits for each to settle and measures their RSS (the whole process tree: parent and
@@ -193,9 +193,9 @@ def worker_first_task(
 
     The probes are `outbox.deliver_batch` with no ids: they build the child's container and
     deliver nothing; twice as many as children are sent, so each child usually runs one."""
-    from worker.celery_app import app
-    from worker.constants import OUTBOX_QUEUE
-    from worker.post_commit import DELIVER_BATCH
+    from worker.broker.effects import DELIVER_BATCH
+    from worker.broker.keys import OUTBOX_QUEUE
+    from worker.roles.celery_app import app
 
     for _ in range(2 * concurrency):
         app.send_task(DELIVER_BATCH, args=[[]])
@@ -232,8 +232,8 @@ def main(argv: list[str] | None = None) -> int:
 
     from config.logging import configure_logging
     from worker.bootstrap import build
-    from worker.constants import DUE, INFLIGHT
-    from worker.reconciler import reconcile
+    from worker.broker.keys import DUE, INFLIGHT
+    from worker.services.reconcile import reconcile
 
     header(f"armed deadlines: RSS of the roles with {n:,} armed deadlines (SQLite)")
     common.flush_redis(args.redis_url)

@@ -154,7 +154,7 @@ def main(argv: list[str] | None = None) -> int:
         PYTHONPATH=str(ROOT),
     )
     server = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "worker.gateway.serve:app_from_environment", "--factory",
+        [sys.executable, "-m", "uvicorn", "worker.roles.serve:app_from_environment", "--factory",
          "--host", "127.0.0.1", "--port", str(port), "--workers", str(args.workers),
          "--loop", args.loop, "--http", args.http, "--no-access-log", "--log-level", "warning"],
         env=env, cwd=ROOT,

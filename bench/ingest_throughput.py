@@ -1,7 +1,7 @@
 """Ingest throughput: events/s from the Redis stream to committed state, end to end.
 
 Pre-loads N events on `escalator:events` (a realistic mix, see `make_events`), then drives the
-real consumer, `worker.ingest.Ingest.step()`, until the group has delivered and acked all of
+real consumer, `worker.roles.ingest.Ingest.step()`, until the group has delivered and acked all of
 them. What is timed is everything the ingest role does per batch: XREADGROUP, validation,
 dedupe, the SQL transaction (one commit per batch), indexing deadlines in the sorted set,
 `send_task` of outbox deliveries to the Celery queue (the tasks pile up in Redis; nobody
@@ -118,8 +118,8 @@ class PhaseTimer:
         self.per_batch: list[float] = []
 
     def install(self) -> bool:
-        """Wrap the names `worker.ingest` calls; False (no split) if it no longer has them."""
-        import worker.ingest as ingest_mod
+        """Wrap the names `worker.roles.ingest` calls; False (no split) if it no longer has them."""
+        import worker.roles.ingest as ingest_mod
 
         if not (hasattr(ingest_mod, "apply_batch") and hasattr(ingest_mod, "run_effects")):
             return False
@@ -200,9 +200,9 @@ def main(argv: list[str] | None = None) -> int:
 
     from config.logging import configure_logging
     from worker.bootstrap import build
-    from worker.constants import DEAD_STREAM, DUE, GROUP, OUTBOX_QUEUE, STREAM
-    from worker.ingest import Ingest, ensure_group
-    from worker.producer import Producer
+    from worker.broker.keys import DEAD_STREAM, DUE, GROUP, OUTBOX_QUEUE, STREAM
+    from worker.broker.producer import Producer
+    from worker.roles.ingest import Ingest, ensure_group
     from worker.store.models import Deadline, Issue, OutboxMessage, ProcessedEvent
 
     header(f"ingest throughput: {n:,} events, stream -> commit -> XACK ({args.database})")
@@ -323,7 +323,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"{1000 * first / quarter:.0f} vs {1000 * last / quarter:.0f} ms/batch",
             )
         else:
-            row("phase split", "n/a (worker.ingest no longer calls apply_batch/run_effects)")
+            row("phase split", "n/a (worker.roles.ingest no longer calls apply_batch/run_effects)")
         row(
             "SQL statements (cursor executes)",
             f"{statements[0]:,} = {statements[0] / max(done, 1):.1f} per event",

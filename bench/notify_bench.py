@@ -128,10 +128,10 @@ def _ours(url: str, hook: str, ids: list[str], go: Any) -> None:
     from _common import make_settings
 
     from schemas.policy import PolicyFile
-    from worker.clock import SystemClock
-    from worker.notify.batch import deliver_many
+    from worker.domain.clock import SystemClock
     from worker.notify.channels import build_channels
     from worker.notify.http import PooledPoster
+    from worker.services.deliver_batch import deliver_many
     from worker.store.db import make_engine, session_factory
 
     quiet_logging()

@@ -13,7 +13,7 @@ import structlog
 from redis import Redis
 from sqlalchemy import create_engine, text
 
-from worker.embedded import EmbeddedRedis
+from worker.broker.embedded import EmbeddedRedis
 from worker.store.db import make_engine
 from worker.store.migrate import upgrade
 from worker.store.models import Base

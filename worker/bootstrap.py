@@ -12,13 +12,13 @@ from sqlalchemy import Engine
 
 from config.settings import Settings
 from schemas.policy import PolicyFile
-from worker.celery_app import configure
-from worker.clock import Clock, SystemClock
-from worker.deadline_index import DeadlineIndex
+from worker.broker.connection import connect
+from worker.broker.deadline_index import DeadlineIndex
+from worker.domain.clock import Clock, SystemClock
 from worker.notify.channels import Channel, build_channels
 from worker.notify.http import PooledPoster, Poster, tls_context
-from worker.policy_loader import PolicyFileError, load_policy
-from worker.redis_conn import connect
+from worker.roles.celery_app import configure
+from worker.services.policy_loader import PolicyFileError, load_policy
 from worker.store.db import SessionFactory, make_engine, reader_factory, session_factory
 
 log = structlog.get_logger("escalator.bootstrap")

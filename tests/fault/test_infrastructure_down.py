@@ -22,8 +22,8 @@ import httpx
 import pytest
 
 from tests.support.stack import Stack, event, write_policy
-from worker.constants import ESCALATION_QUEUE, OUTBOX_QUEUE
-from worker.embedded import EmbeddedRedis
+from worker.broker.embedded import EmbeddedRedis
+from worker.broker.keys import ESCALATION_QUEUE, OUTBOX_QUEUE
 
 pytestmark = [pytest.mark.integration, pytest.mark.fault]
 
@@ -195,7 +195,7 @@ import sys
 from celery import bootsteps
 from config.settings import Settings
 from config.logging import configure_logging
-from worker.celery_app import configure, run_worker, worker_argv
+from worker.roles.celery_app import configure, run_worker, worker_argv
 
 class Boom(bootsteps.StartStopStep):
     requires = {"celery.worker.consumer.tasks:Tasks"}

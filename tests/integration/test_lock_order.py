@@ -1,6 +1,6 @@
 """One lock order on PostgreSQL (issue rows → deadline rows → outbox rows → timeline inserts):
 an ingest-like writer and the real delivery code hammer the same issues and never deadlock
-(worker/notify/dispatcher.py, batch.py)."""
+(worker/services/deliver.py, batch.py)."""
 
 from __future__ import annotations
 
@@ -16,11 +16,11 @@ from sqlalchemy.orm import Session
 from config.settings import PACKAGED_POLICY, Settings
 from schemas.events import IssueEvent
 from schemas.messages import Notification
-from worker.apply import apply_batch
-from worker.clock import ManualClock, SystemClock
-from worker.notify.batch import deliver_many
-from worker.notify.dispatcher import deliver
-from worker.policy_loader import load_policy
+from worker.domain.clock import ManualClock, SystemClock
+from worker.services.deliver import deliver
+from worker.services.deliver_batch import deliver_many
+from worker.services.ingest import apply_batch
+from worker.services.policy_loader import load_policy
 from worker.store.db import SessionFactory, make_engine, session_factory
 from worker.store.models import Issue, OutboxMessage, TimelineEntry
 

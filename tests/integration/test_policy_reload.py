@@ -6,7 +6,7 @@ import pytest
 
 from tests.support.fixtures import StackFactory
 from tests.support.stack import event
-from worker.constants import POLICY_GENERATION
+from worker.broker.keys import POLICY_GENERATION
 
 pytestmark = pytest.mark.integration
 

@@ -20,7 +20,7 @@ from standardwebhooks import Webhook
 
 from schemas.messages import IssueRef, Notification, NotificationKind
 from schemas.policy import WebhookChannel
-from worker.clock import ManualClock
+from worker.domain.clock import ManualClock
 from worker.errors import DeliveryError, PermanentError, RateLimited
 from worker.notify.channels import SignedWebhook
 from worker.notify.http import PooledPoster, TransportError

@@ -23,9 +23,9 @@ from pathlib import Path
 import typer
 
 from tests.support.stack import Stack
+from worker.broker.embedded import EmbeddedRedis
+from worker.broker.keys import ESCALATION_QUEUE, OUTBOX_QUEUE
 from worker.cli.main import app as cli
-from worker.constants import ESCALATION_QUEUE, OUTBOX_QUEUE
-from worker.embedded import EmbeddedRedis
 
 MAX_RESTARTS = 5  # more unexpected exits than this in one slot is a crash loop
 

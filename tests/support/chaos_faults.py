@@ -25,7 +25,7 @@ from tests.support.chaos import Roles
 from tests.support.chaos_load import Load
 from tests.support.chaos_observe import dead_event_id, dead_letters, processed_ids
 from tests.support.stack import Stack
-from worker.embedded import EmbeddedRedis
+from worker.broker.embedded import EmbeddedRedis
 
 GRACE_S = 20.0  # how long to watch ingest catch up after a fault
 OUTAGE_S = 15.0  # both schedulers stopped this long

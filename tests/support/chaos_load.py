@@ -18,7 +18,7 @@ from redis import Redis
 from redis.exceptions import RedisError
 
 from tests.support.stack import event
-from worker.producer import Producer
+from worker.broker.producer import Producer
 
 TIER_S = 4.0  # each of L1, L2, L3, manager holds the issue this long
 TIERS = ("L1", "L2", "L3", "manager")

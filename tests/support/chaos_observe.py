@@ -15,7 +15,7 @@ from sqlalchemy import select
 from tests.support.chaos_load import SOURCE, TIERS
 from tests.support.sink import Sink
 from tests.support.stack import Stack
-from worker.constants import DEAD_STREAM
+from worker.broker.keys import DEAD_STREAM
 from worker.store.models import Deadline, Issue, OutboxMessage, ProcessedEvent, TimelineEntry
 
 MOVE = re.compile(r"escalated ([^\s:]+) → ([^\s:]+)")

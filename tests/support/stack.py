@@ -24,7 +24,7 @@ from redis import Redis
 from sqlalchemy import func, select
 
 from schemas.events import IssueEvent
-from worker.producer import Producer
+from worker.broker.producer import Producer
 from worker.store.db import make_engine, reader_factory
 from worker.store.models import Deadline, Issue, OutboxMessage, ProcessedEvent, TimelineEntry
 

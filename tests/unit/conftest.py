@@ -15,9 +15,9 @@ from config.settings import DEMO_POLICY, PACKAGED_POLICY, Settings
 from schemas.policy import PolicyFile
 from tests.support.posters import HttpxPoster
 from worker.bootstrap import Container
-from worker.clock import ManualClock
-from worker.deadline_index import DeadlineIndex
-from worker.policy_loader import load_policy
+from worker.broker.deadline_index import DeadlineIndex
+from worker.domain.clock import ManualClock
+from worker.services.policy_loader import load_policy
 from worker.store.db import create_all, make_engine, session_factory
 
 from .factories import T0

@@ -1,4 +1,4 @@
-"""Applying batches of events to a real SQLite file (worker/apply.py)."""
+"""Applying batches of events to a real SQLite file (worker/services/ingest.py)."""
 
 from __future__ import annotations
 
@@ -11,11 +11,11 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from schemas.policy import PolicyFile
-from worker.apply import Outcome, apply_batch
-from worker.clock import ManualClock
-from worker.deadline_index import DeadlineIndex
-from worker.policy_versions import version_of
+from worker.broker.deadline_index import DeadlineIndex
+from worker.domain.clock import ManualClock
+from worker.services.ingest import Outcome, apply_batch
 from worker.store.models import Deadline, Issue, OutboxMessage, ProcessedEvent, TimelineEntry
+from worker.store.policy_versions import version_of
 
 from .factories import T0, event_json, ladder_policies, minutes
 

@@ -10,9 +10,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from schemas.policy import PolicyFile
 from tests.unit.factories import T0, event_json, minutes
-from worker import apply as apply_module
-from worker.apply import Outcome, apply_batch
-from worker.clock import ManualClock
+from worker.domain.clock import ManualClock
+from worker.services import ingest as apply_module
+from worker.services.ingest import Outcome, apply_batch
 from worker.store import repository as repo
 from worker.store.models import Issue, ProcessedEvent
 

@@ -1,4 +1,5 @@
-"""The bad-input corpus: never fatal, never silently dropped (worker/apply.py, worker/ingest.py)."""
+"""The bad-input corpus: never fatal, never silently dropped
+(worker/services/ingest.py, worker/roles/ingest.py)."""
 
 from __future__ import annotations
 
@@ -12,13 +13,13 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from schemas.policy import PolicyFile
-from worker import post_commit
-from worker.apply import Outcome, apply_batch
 from worker.bootstrap import Container
-from worker.clock import ManualClock
-from worker.constants import DEAD_STREAM, GROUP, STREAM, STREAM_FIELD
-from worker.deadline_index import DeadlineIndex
-from worker.ingest import Ingest, ensure_group
+from worker.broker import effects as post_commit
+from worker.broker.deadline_index import DeadlineIndex
+from worker.broker.keys import DEAD_STREAM, GROUP, STREAM, STREAM_FIELD
+from worker.domain.clock import ManualClock
+from worker.roles.ingest import Ingest, ensure_group
+from worker.services.ingest import Outcome, apply_batch
 from worker.store.models import Issue, OutboxMessage
 
 from .factories import T0, event_json, minutes

@@ -16,7 +16,7 @@ from config.settings import Settings
 from schemas.messages import IssueRef, Notification, NotificationKind
 from schemas.policy import PolicyFile, WebhookChannel
 from tests.support.posters import HttpxPoster
-from worker.clock import ManualClock
+from worker.domain.clock import ManualClock
 from worker.errors import DeliveryError, PermanentError, PolicyError
 from worker.notify.channels import LogSink, SignedWebhook, build_channels
 

@@ -21,10 +21,10 @@ from typer.testing import CliRunner
 
 import worker.cli.main as cli
 from config.settings import Settings
-from worker.celery_app import PREFETCH
-from worker.constants import ESCALATION_QUEUE, GROUP, OUTBOX_QUEUE, STREAM
-from worker.policy_loader import load_policy
-from worker.supervisor import ROLES as SUPERVISED
+from worker.broker.keys import ESCALATION_QUEUE, GROUP, OUTBOX_QUEUE, STREAM
+from worker.roles.celery_app import PREFETCH
+from worker.roles.supervisor import ROLES as SUPERVISED
+from worker.services.policy_loader import load_policy
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = ROOT / "docker-compose.yml"

@@ -1,4 +1,4 @@
-"""The Redis deadline index and its atomic claim (worker/deadline_index.py), on fakeredis."""
+"""The Redis deadline index and its atomic claim (worker/broker/deadline_index.py), on fakeredis."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from datetime import timedelta
 
 import fakeredis
 
-from worker.constants import DUE, INFLIGHT
-from worker.deadline_index import DeadlineIndex, score
+from worker.broker.deadline_index import DeadlineIndex, score
+from worker.broker.keys import DUE, INFLIGHT
 
 from .factories import T0
 

@@ -1,4 +1,4 @@
-"""Outbox delivery: lease, send, retry with backoff, dead after N (worker/notify/dispatcher.py)."""
+"""Outbox delivery: lease, send, retry with backoff, dead after N (worker/services/deliver.py)."""
 
 from __future__ import annotations
 
@@ -13,11 +13,11 @@ from sqlalchemy.orm import Session, sessionmaker
 from config.settings import Settings
 from schemas.messages import Notification, NotificationKind
 from schemas.policy import PolicyFile
-from worker.apply import apply_batch
-from worker.clock import ManualClock
+from worker.domain.clock import ManualClock
 from worker.errors import DeliveryError, PermanentError
 from worker.notify.channels import Channel
-from worker.notify.dispatcher import backoff, deliver, due_messages
+from worker.services.deliver import backoff, deliver, due_messages
+from worker.services.ingest import apply_batch
 from worker.store.models import OutboxMessage, TimelineEntry
 
 from .factories import T0, event_json

@@ -11,10 +11,10 @@ import fakeredis
 import pytest
 from sqlalchemy.exc import OperationalError
 
-from worker import ingest
 from worker.bootstrap import Container
-from worker.constants import DEAD_STREAM, GROUP, STREAM, STREAM_FIELD
-from worker.ingest import Ingest, ensure_group
+from worker.broker.keys import DEAD_STREAM, GROUP, STREAM, STREAM_FIELD
+from worker.roles import ingest
+from worker.roles.ingest import Ingest, ensure_group
 
 from .factories import T0, event_json
 

@@ -15,12 +15,12 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from config.settings import Settings
 from schemas.policy import PolicyFile
-from worker.apply import apply_batch
-from worker.clock import ManualClock
+from worker.domain.clock import ManualClock
 from worker.errors import DeliveryError
-from worker.escalation import fire
-from worker.notify.batch import deliver_many
-from worker.notify.dispatcher import deliver
+from worker.services.deliver import deliver
+from worker.services.deliver_batch import deliver_many
+from worker.services.fire import fire
+from worker.services.ingest import apply_batch
 from worker.store.models import Deadline, OutboxMessage
 
 from .factories import T0, event_json

@@ -13,10 +13,10 @@ from sqlalchemy.orm import Session, sessionmaker
 from typer.testing import CliRunner
 
 from schemas.policy import PolicyFile
-from worker.apply import apply_batch
 from worker.cli import main as cli
 from worker.cli import notifications
-from worker.clock import ManualClock
+from worker.domain.clock import ManualClock
+from worker.services.ingest import apply_batch
 from worker.store.models import OutboxMessage
 
 from .factories import T0, event_json

@@ -1,4 +1,5 @@
-"""On-call rosters (worker/oncall.py): fixed lists, rotations on the local wall clock, overrides."""
+"""On-call rosters (worker/domain/oncall.py): fixed lists,
+rotations on the local wall clock, overrides."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import pytest
 from pydantic import ValidationError
 
 from schemas.policy import PolicyFile
-from worker.oncall import next_shift, on_call, people
+from worker.domain.oncall import next_shift, on_call, people
 
 BERLIN = ZoneInfo("Europe/Berlin")
 NEW_YORK = ZoneInfo("America/New_York")

@@ -14,14 +14,14 @@ from config.settings import Settings
 from schemas.messages import Notification
 from schemas.policy import PolicyFile, WebhookChannel
 from tests.support.posters import HttpxPoster
-from worker.apply import apply_batch
-from worker.clock import ManualClock
+from worker.domain.clock import ManualClock
 from worker.errors import DeliveryError, PermanentError, RateLimited
-from worker.notify.batch import deliver_many
 from worker.notify.channels import SignedWebhook
-from worker.notify.dispatcher import deliver
 from worker.notify.http import check, parse_retry_after
-from worker.outbox import cancel_pending
+from worker.services.deliver import deliver
+from worker.services.deliver_batch import deliver_many
+from worker.services.ingest import apply_batch
+from worker.services.outbox import cancel_pending
 from worker.store.models import Issue, OutboxMessage, TimelineEntry
 
 from .factories import T0, event_json

@@ -1,6 +1,6 @@
-"""Backpressure in the outbox: one delivery task in flight per message (worker/notify/inflight.py,
+"""Backpressure in the outbox: one delivery task in flight per message (worker/broker/inflight.py,
 `sweep_outbox`, `deliver_messages`), and a batch that tells apart the ids it cannot lease in
-one statement (worker/notify/batch.py)."""
+one statement (worker/services/deliver_batch.py)."""
 
 from __future__ import annotations
 
@@ -16,19 +16,21 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from config.settings import Settings
 from schemas.messages import Notification
-from worker import post_commit, tasks
-from worker.apply import apply_batch
 from worker.bootstrap import Container
-from worker.celery_app import app
-from worker.clock import ManualClock
-from worker.constants import DELIVERIES_SENT, OUTBOX_INFLIGHT
+from worker.broker import effects as post_commit
+from worker.broker.effects import run_effects
+from worker.broker.inflight import InFlight
+from worker.broker.keys import DELIVERIES_SENT, OUTBOX_INFLIGHT
+from worker.broker.leases import LeaseKeeper
+from worker.domain.clock import ManualClock
 from worker.errors import DeliveryError
-from worker.leases import LeaseKeeper
-from worker.notify import batch, dispatcher
-from worker.notify.batch import deliver_many
-from worker.notify.dispatcher import sweep_outbox
-from worker.notify.inflight import InFlight
-from worker.post_commit import run_effects
+from worker.roles import tasks
+from worker.roles.celery_app import app
+from worker.services import deliver as dispatcher
+from worker.services import deliver_batch as batch
+from worker.services.deliver import sweep_outbox
+from worker.services.deliver_batch import deliver_many
+from worker.services.ingest import apply_batch
 from worker.store.models import OutboxMessage
 
 from .factories import T0, event_json

@@ -1,6 +1,6 @@
 """Poison input at ingest: out-of-range times, NUL bytes and times outside the window are refused
-with the field named; a year-overdue ladder fires in O(1) (schemas/events.py, worker/apply.py,
-worker/domain/sla.py, worker/domain/firing.py)."""
+with the field named; a year-overdue ladder fires in O(1) (schemas/events.py,
+worker/services/ingest.py, worker/domain/sla.py, worker/domain/firing.py)."""
 
 from __future__ import annotations
 
@@ -19,8 +19,7 @@ from config.settings import Settings
 from schemas.events import EventWindow, IssueEvent
 from schemas.messages import NotificationKind
 from schemas.policy import PolicyFile, Target
-from worker.apply import Outcome, apply_batch, parse_event
-from worker.clock import ManualClock
+from worker.domain.clock import ManualClock
 from worker.domain.firing import Fired, FiringDeadline, decide
 from worker.domain.sla import (
     DeadlineKind,
@@ -32,6 +31,7 @@ from worker.domain.sla import (
     step_end,
 )
 from worker.errors import InvalidEvent
+from worker.services.ingest import Outcome, apply_batch, parse_event
 from worker.store.models import Issue
 
 from .factories import T0, event_dict, event_json

@@ -14,7 +14,7 @@ from schemas.durations import format_duration, parse_duration
 from schemas.events import Severity
 from schemas.policy import IssueFacts, PolicyFile
 from worker.errors import PolicyError
-from worker.policy_loader import load_policy
+from worker.services.policy_loader import load_policy
 
 
 @pytest.mark.parametrize(

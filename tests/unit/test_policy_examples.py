@@ -18,7 +18,7 @@ from config.settings import PACKAGED_POLICY
 from schemas.events import EventType, Severity
 from schemas.policy import PolicyFile
 from worker.domain.simulate import PlannedEvent, Step, simulate
-from worker.policy_loader import load_policy
+from worker.services.policy_loader import load_policy
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "docs" / "examples"
 BERLIN = ZoneInfo("Europe/Berlin")

@@ -9,9 +9,9 @@ from typer.testing import CliRunner
 
 from config.settings import PACKAGED_POLICY
 from worker.bootstrap import Container
+from worker.broker.keys import POLICY_GENERATION
 from worker.cli.main import app
-from worker.constants import POLICY_GENERATION
-from worker.policy_reload import Reloader, request_reload
+from worker.roles.policy_reload import Reloader, request_reload
 
 BROKEN = "tiers: [{name: L1}]\npolicies: []\ndefault: nowhere\n"
 

@@ -7,11 +7,11 @@ from datetime import timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from worker.apply import apply_batch
-from worker.clock import ManualClock
-from worker.policy_service import explain, open_issue_count, replan_open
-from worker.policy_versions import version_of
+from worker.domain.clock import ManualClock
+from worker.services.ingest import apply_batch
+from worker.services.policy import explain, open_issue_count, replan_open
 from worker.store.models import Deadline, Issue, PolicyVersion, TimelineEntry
+from worker.store.policy_versions import version_of
 
 from .factories import T0, event_json, ladder_policies, minutes
 

@@ -12,7 +12,7 @@ from config.settings import PACKAGED_POLICY
 from schemas.events import EventType, Severity
 from worker.cli.main import app
 from worker.domain.simulate import PlannedEvent, simulate
-from worker.policy_loader import load_policy
+from worker.services.policy_loader import load_policy
 
 
 def utc(*args: int) -> datetime:

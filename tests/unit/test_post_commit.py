@@ -1,5 +1,5 @@
 """Post-commit effects: the Redis index equals what the database holds armed, and a Redis or
-broker error after the commit never escapes (worker/post_commit.py)."""
+broker error after the commit never escapes (worker/broker/effects.py)."""
 
 from __future__ import annotations
 
@@ -13,12 +13,12 @@ from kombu.exceptions import OperationalError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from structlog.testing import capture_logs
 
-from worker import post_commit
 from worker.bootstrap import Container
-from worker.celery_app import app
-from worker.constants import DELIVERIES_SENT, DUE, OUTBOX_INFLIGHT
-from worker.effects import Effects
-from worker.post_commit import run_effects
+from worker.broker import effects as post_commit
+from worker.broker.effects import run_effects
+from worker.broker.keys import DELIVERIES_SENT, DUE, OUTBOX_INFLIGHT
+from worker.roles.celery_app import app
+from worker.services.effects import Effects
 
 T0 = datetime(2026, 3, 4, 9, 0, tzinfo=UTC)
 

@@ -1,4 +1,5 @@
-"""Routing and the outbox (worker/outbox.py): per kind, on-call assignee, write-back, cancel."""
+"""Routing and the outbox (worker/services/outbox.py): per kind,
+on-call assignee, write-back, cancel."""
 
 from __future__ import annotations
 
@@ -11,10 +12,10 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from config.settings import PACKAGED_POLICY
 from schemas.policy import PolicyFile
-from worker.apply import apply_batch
-from worker.clock import ManualClock
-from worker.escalation import fire
-from worker.policy_loader import load_policy
+from worker.domain.clock import ManualClock
+from worker.services.fire import fire
+from worker.services.ingest import apply_batch
+from worker.services.policy_loader import load_policy
 from worker.store.models import Deadline, Issue, OutboxMessage
 
 from .factories import T0, event_json, minutes

@@ -9,13 +9,13 @@ from typing import Any
 import fakeredis
 import pytest
 
-from worker.apply import apply_batch
 from worker.bootstrap import Container
-from worker.celery_app import app
-from worker.clock import ManualClock
-from worker.constants import GROUP, STREAM
-from worker.post_commit import FIRE, run_effects
-from worker.scheduler import Scheduler
+from worker.broker.effects import FIRE, run_effects
+from worker.broker.keys import GROUP, STREAM
+from worker.domain.clock import ManualClock
+from worker.roles.celery_app import app
+from worker.roles.scheduler import Scheduler
+from worker.services.ingest import apply_batch
 
 from .factories import T0, event_json
 

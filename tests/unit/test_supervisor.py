@@ -11,8 +11,8 @@ import pytest
 from structlog.testing import capture_logs
 
 from config.settings import Settings
-from worker import supervisor
-from worker.supervisor import Supervisor, backoff, run_together
+from worker.roles import supervisor
+from worker.roles.supervisor import Supervisor, backoff, run_together
 
 
 class FakeProcess:

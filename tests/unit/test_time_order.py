@@ -10,10 +10,10 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from schemas.events import IssueEvent
 from schemas.policy import PolicyFile
-from worker.apply import Outcome, apply_batch
-from worker.clock import ManualClock
-from worker.escalation import fire
-from worker.parking import expired, settle
+from worker.domain.clock import ManualClock
+from worker.services.fire import fire
+from worker.services.ingest import Outcome, apply_batch
+from worker.services.parking import expired, settle
 from worker.store.models import Deadline, Issue, OutboxMessage, ParkedEvent, TimelineEntry
 
 from .factories import T0, event_json

@@ -7,7 +7,7 @@ from types import SimpleNamespace
 
 from celery.concurrency import get_implementation
 
-from worker.watchdog import MISSES, Watchdog, _solo, redis_url_of
+from worker.roles.watchdog import MISSES, Watchdog, _solo, redis_url_of
 
 
 def test_a_worker_that_answers_is_never_stuck() -> None:

@@ -7,11 +7,11 @@ from datetime import UTC, datetime, timedelta
 
 import fakeredis
 
-from worker.clock import ManualClock
-from worker.constants import GROUP, INFLIGHT, STREAM
-from worker.deadline_index import DeadlineIndex, score
-from worker.leases import LeaseKeeper
-from worker.watermark import applied_until
+from worker.broker.deadline_index import DeadlineIndex, score
+from worker.broker.keys import GROUP, INFLIGHT, STREAM
+from worker.broker.leases import LeaseKeeper
+from worker.broker.watermark import applied_until
+from worker.domain.clock import ManualClock
 
 from .factories import T0
 

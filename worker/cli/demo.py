@@ -22,12 +22,12 @@ from sqlalchemy import func, select
 from config.logging import configure_logging
 from config.settings import DEMO_POLICY, Settings
 from schemas.events import IssueEvent
-from worker.clock import SystemClock
-from worker.producer import Producer
-from worker.redis_conn import connect
+from worker.broker.connection import connect
+from worker.broker.producer import Producer
+from worker.domain.clock import SystemClock
+from worker.roles.supervisor import Supervisor
 from worker.store.db import make_engine, reader_factory
 from worker.store.models import Issue, OutboxMessage, TimelineEntry
-from worker.supervisor import Supervisor
 
 STYLE = {
     "escalate": "bold red",

@@ -12,7 +12,7 @@ from sqlalchemy import select
 
 from config.settings import Settings
 from worker.bootstrap import build
-from worker.clock import SystemClock
+from worker.domain.clock import SystemClock
 from worker.store.db import make_engine, reader_factory
 from worker.store.models import Deadline, Issue, OutboxMessage, TimelineEntry
 
@@ -131,8 +131,8 @@ def register(app: typer.Typer, dead_app: typer.Typer) -> None:
     @dead_app.command("list")
     def dead_list(ctx: typer.Context, count: int = 100) -> None:
         """Entries that could not be applied, with the reason."""
-        from worker.dead_letters import list_dead
-        from worker.redis_conn import connect
+        from worker.broker.connection import connect
+        from worker.broker.dead_letters import list_dead
 
         entries = list_dead(connect(ctx.obj.resolved_redis_url()), count)
         table = Table(title=f"Dead entries ({len(entries)})")
@@ -151,8 +151,8 @@ def register(app: typer.Typer, dead_app: typer.Typer) -> None:
         all: Annotated[bool, typer.Option("--all", help="Replay every dead entry.")] = False,
     ) -> None:
         """Put dead entries back on the event stream (after fixing what made them fail)."""
-        from worker.dead_letters import replay
-        from worker.redis_conn import connect
+        from worker.broker.connection import connect
+        from worker.broker.dead_letters import replay
 
         if not ids and not all:
             console.print("[red]name entry ids or pass --all[/red]")
@@ -163,7 +163,7 @@ def register(app: typer.Typer, dead_app: typer.Typer) -> None:
     @app.command()
     def reconcile(ctx: typer.Context) -> None:
         """Rebuild the Redis deadline index from the database now (schedulers also do it)."""
-        from worker.reconciler import reconcile as run
+        from worker.services.reconcile import reconcile as run
 
         report = run(build(ctx.obj))
         console.print(

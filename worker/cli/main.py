@@ -20,9 +20,9 @@ from config.logging import configure_logging
 from config.settings import Settings
 from schemas.events import EventType, IssueEvent, IssueSnapshot
 from worker.bootstrap import Container, build, install
-from worker.clock import SystemClock
+from worker.broker.connection import connect
+from worker.domain.clock import SystemClock
 from worker.errors import EscalatorError
-from worker.redis_conn import connect
 
 app = typer.Typer(
     name="escalator",
@@ -79,7 +79,7 @@ def _container(settings: Settings) -> Container:
 @app.command()
 def run(ctx: typer.Context) -> None:
     """Run every role in one supervised command (embedded Redis unless a URL is set)."""
-    from worker.supervisor import Supervisor
+    from worker.roles.supervisor import Supervisor
 
     Supervisor(settings_of(ctx)).run_forever()
 
@@ -102,7 +102,7 @@ def api(ctx: typer.Context) -> None:
 
     settings = settings_of(ctx)
     uvicorn.run(
-        "worker.gateway.serve:app_from_environment",
+        "worker.roles.serve:app_from_environment",
         factory=True,
         workers=settings.api_workers,
         host=settings.api_host,
@@ -115,7 +115,7 @@ def api(ctx: typer.Context) -> None:
 @app.command()
 def ingest(ctx: typer.Context) -> None:
     """Role: consume the event stream into the store (run as many as you like)."""
-    from worker.ingest import Ingest
+    from worker.roles.ingest import Ingest
 
     consumer = Ingest(_container(settings_of(ctx)), stop=_stop_on_signals())
 
@@ -129,7 +129,7 @@ def ingest(ctx: typer.Context) -> None:
 @app.command()
 def scheduler(ctx: typer.Context) -> None:
     """Role: claim due deadlines and hand them to the workers (several may run)."""
-    from worker.scheduler import Scheduler
+    from worker.roles.scheduler import Scheduler
 
     Scheduler(_container(settings_of(ctx)), stop=_stop_on_signals()).run()
 
@@ -161,11 +161,11 @@ def worker(
     ] = None,
 ) -> None:
     """Role: Celery workers that fire escalations and deliver notifications."""
-    from worker.celery_app import configure, run_worker, worker_argv
+    from worker.roles.celery_app import configure, run_worker, worker_argv
 
     settings = settings_of(ctx)
     if queue is WorkerQueue.ALL:
-        from worker.supervisor import run_together
+        from worker.roles.supervisor import run_together
 
         extra = [] if concurrency is None else [f"--concurrency={concurrency}"]
         pools = [
@@ -223,7 +223,7 @@ def send(
     ] = None,
 ) -> None:
     """Put events on the stream, validated first, as any producer would."""
-    from worker.producer import Producer
+    from worker.broker.producer import Producer
 
     settings = settings_of(ctx)
     events: list[IssueEvent] = []

@@ -12,15 +12,15 @@ from rich.table import Table
 from sqlalchemy import select, update
 
 from config.settings import Settings
-from worker.celery_app import app as celery
-from worker.celery_app import configure
-from worker.clock import SystemClock
-from worker.notify.dispatcher import lock_issues
-from worker.notify.inflight import inflight
-from worker.oncall import next_shift, on_call, people
-from worker.policy_loader import load_policy
-from worker.post_commit import DELIVER_BATCH
-from worker.redis_conn import connect
+from worker.broker.connection import connect
+from worker.broker.effects import DELIVER_BATCH
+from worker.broker.inflight import inflight
+from worker.domain.clock import SystemClock
+from worker.domain.oncall import next_shift, on_call, people
+from worker.roles.celery_app import app as celery
+from worker.roles.celery_app import configure
+from worker.services.deliver import lock_issues
+from worker.services.policy_loader import load_policy
 from worker.store.db import make_engine, reader_factory, session_factory
 from worker.store.models import Issue, OutboxMessage
 

@@ -18,13 +18,13 @@ from config.settings import Settings
 from schemas.events import EventType, SeverityField
 from schemas.policy import IssueFacts
 from worker.bootstrap import build
-from worker.constants import POLICY_GENERATION
+from worker.broker.connection import connect
+from worker.broker.effects import run_effects
+from worker.broker.keys import POLICY_GENERATION
 from worker.domain.simulate import PlannedEvent, simulate
-from worker.policy_loader import check_policy
-from worker.policy_service import explain, open_issue_count, replan_open
-from worker.policy_versions import remember
-from worker.post_commit import run_effects
-from worker.redis_conn import connect
+from worker.services.policy import explain, open_issue_count, replan_open
+from worker.services.policy_loader import check_policy
+from worker.store.policy_versions import remember
 from worker.store.repository import issue_by_ref
 
 policy_app = typer.Typer(

@@ -17,7 +17,7 @@ from starlette.exceptions import HTTPException
 
 from config.settings import Settings
 from schemas.events import EventWindow, IssueEvent
-from worker.clock import Clock, SystemClock
+from worker.domain.clock import Clock, SystemClock
 from worker.errors import Rejected
 from worker.gateway.alertmanager import AlertmanagerAdapter
 from worker.gateway.common import Adapter, Incoming

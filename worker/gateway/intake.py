@@ -14,11 +14,11 @@ from redis.asyncio import Redis as AsyncRedis
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from schemas.events import EventWindow
-from worker.constants import DELIVERY_PREFIX
+from worker.broker.keys import DELIVERY_PREFIX
+from worker.broker.producer import AsyncProducer
 from worker.errors import Rejected
 from worker.gateway.common import Adapter, Incoming, Mapped
 from worker.gateway.problems import Receipt, invalid, problem_response, pydantic_errors
-from worker.producer import AsyncProducer
 
 log = structlog.get_logger("escalator.gateway")
 RedisFactory = Callable[[], AsyncRedis]

@@ -28,7 +28,7 @@ from schemas.api import (
     TimelineOut,
 )
 from schemas.events import EventType, IssueEvent
-from worker.clock import Clock
+from worker.domain.clock import Clock
 from worker.errors import Rejected
 from worker.gateway.intake import PerLoop, delivery_key
 from worker.gateway.problems import Receipt, invalid, pydantic_errors, responses

@@ -11,7 +11,7 @@ from standardwebhooks import Webhook
 from config.settings import Settings
 from schemas.messages import Notification
 from schemas.policy import AppriseChannel, LogChannel, PolicyFile, WebhookChannel
-from worker.clock import Clock
+from worker.domain.clock import Clock
 from worker.errors import PolicyError
 from worker.notify.apprise_channel import AppriseSink
 from worker.notify.http import Poster, TransportError, check, post_error

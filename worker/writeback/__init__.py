@@ -11,7 +11,7 @@ import httpx
 
 from config.settings import Settings
 from schemas.policy import PolicyFile
-from worker.clock import Clock
+from worker.domain.clock import Clock
 from worker.writeback.base import HttpAdapter
 from worker.writeback.github import GithubWriteback
 from worker.writeback.jira import JiraWriteback

@@ -9,7 +9,7 @@ import httpx
 from config.settings import Settings
 from schemas.messages import Notification
 from schemas.policy import PolicyFile
-from worker.clock import Clock
+from worker.domain.clock import Clock
 from worker.errors import PermanentError
 from worker.notify.http import check, post_error
 

@@ -15,7 +15,7 @@ from starlette.testclient import TestClient
 from config.settings import Settings
 from schemas.events import IssueEvent
 from tests.support.webhooks import TOKEN, Signed, sources_env
-from worker.constants import STREAM, STREAM_FIELD
+from worker.broker.keys import STREAM, STREAM_FIELD
 from worker.gateway import create_app
 
 MakeClient = Callable[..., TestClient]

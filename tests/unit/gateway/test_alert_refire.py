@@ -11,10 +11,10 @@ from starlette.testclient import TestClient
 
 from schemas.policy import PolicyFile
 from tests.support import webhooks as wh
-from worker.apply import apply_batch
-from worker.clock import ManualClock
-from worker.constants import STREAM, STREAM_FIELD
-from worker.oncall import on_call
+from worker.broker.keys import STREAM, STREAM_FIELD
+from worker.domain.clock import ManualClock
+from worker.domain.oncall import on_call
+from worker.services.ingest import apply_batch
 from worker.store.models import Issue, OutboxMessage
 
 from .conftest import post

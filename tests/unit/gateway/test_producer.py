@@ -10,7 +10,7 @@ from redis.exceptions import RedisError
 
 from schemas.events import IssueEvent
 from tests.support.stack import event
-from worker.producer import AsyncProducer
+from worker.broker.producer import AsyncProducer
 
 
 def test_concurrent_deliveries_each_get_their_own_entries_and_repeats_get_the_first(

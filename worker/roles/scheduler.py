@@ -16,11 +16,11 @@ from datetime import datetime, timedelta
 import structlog
 
 from worker.bootstrap import Container
-from worker.celery_app import app
-from worker.notify.dispatcher import sweep_outbox
-from worker.post_commit import FIRE
-from worker.reconciler import reconcile
-from worker.watermark import applied_until
+from worker.broker.effects import FIRE
+from worker.broker.watermark import applied_until
+from worker.roles.celery_app import app
+from worker.services.deliver import sweep_outbox
+from worker.services.reconcile import reconcile
 
 log = structlog.get_logger("escalator.scheduler")
 BUSY_POLL_S = 0.05  # how soon to look again when due deadlines wait for room or for ingest

@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from redis import Redis
 from redis.exceptions import ResponseError
 
-from worker.constants import GROUP, STREAM
+from worker.broker.keys import GROUP, STREAM
 
 
 def _time(stream_id: str | bytes | None) -> datetime:

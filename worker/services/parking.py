@@ -18,9 +18,9 @@ import structlog
 from sqlalchemy import delete, select, tuple_
 
 from schemas.policy import PolicyFile
-from worker.apply import Key, lock_issues, unpark_safely
-from worker.clock import Clock
-from worker.effects import Effects
+from worker.domain.clock import Clock
+from worker.services.effects import Effects
+from worker.services.ingest import Key, lock_issues, unpark_safely
 from worker.store.db import SessionFactory
 from worker.store.models import Issue, ParkedEvent
 

@@ -14,9 +14,9 @@ import structlog
 from redis.exceptions import RedisError
 
 from worker.bootstrap import Container
-from worker.constants import POLICY_GENERATION
+from worker.broker.keys import POLICY_GENERATION
 from worker.notify.channels import build_channels
-from worker.policy_loader import check_policy
+from worker.services.policy_loader import check_policy
 
 log = structlog.get_logger("escalator.policy")
 

@@ -23,22 +23,22 @@ from sqlalchemy.orm import Session
 
 from schemas.events import EventType, EventWindow, IssueEvent
 from schemas.policy import PolicyFile
-from worker.clock import Clock
+from worker.domain.clock import Clock
 from worker.domain.lifecycle import apply_event, comes_back
+from worker.domain.oncall import on_call
 from worker.domain.sla import SNOOZE, DeadlineSpec
-from worker.effects import Effects
 from worker.errors import InvalidEvent, PermanentError
-from worker.escalation import claim, decide_firing, record_firing
-from worker.oncall import on_call
-from worker.outbox import (
+from worker.services.effects import Effects
+from worker.services.fire import claim, decide_firing, record_firing
+from worker.services.outbox import (
     cancel_fresh,
     cancel_stored,
     queue_notifications,
 )
-from worker.policy_versions import policies_for, remember, version_of
 from worker.store import repository as repo
 from worker.store.db import SessionFactory
 from worker.store.models import Deadline, Issue, ParkedEvent, ProcessedEvent, TimelineEntry
+from worker.store.policy_versions import policies_for, remember, version_of
 
 log = structlog.get_logger("escalator.apply")
 

@@ -7,14 +7,7 @@ from dataclasses import dataclass
 import structlog
 
 from worker.bootstrap import Container, container
-from worker.celery_app import app
-from worker.escalation import fire
-from worker.leases import LeaseKeeper
-from worker.notify.batch import deliver_many
-from worker.notify.dispatcher import FINISHED, deliver
-from worker.notify.inflight import inflight
-from worker.policy_reload import Reloader
-from worker.post_commit import (
+from worker.broker.effects import (
     DELIVER,
     DELIVER_BATCH,
     FIRE,
@@ -22,6 +15,13 @@ from worker.post_commit import (
     send_deliveries,
     settle,
 )
+from worker.broker.inflight import inflight
+from worker.broker.leases import LeaseKeeper
+from worker.roles.celery_app import app
+from worker.roles.policy_reload import Reloader
+from worker.services.deliver import FINISHED, deliver
+from worker.services.deliver_batch import deliver_many
+from worker.services.fire import fire
 
 log = structlog.get_logger("escalator.tasks")
 _reloader: Reloader | None = None

@@ -14,10 +14,10 @@ from celery import Celery
 from celery.bin.celery import celery as celery_command
 
 from config.settings import Settings
-from worker.constants import ESCALATION_QUEUE, OUTBOX_QUEUE
-from worker.redis_conn import broker_url
+from worker.broker.connection import broker_url
+from worker.broker.keys import ESCALATION_QUEUE, OUTBOX_QUEUE
 
-app = Celery("escalator", include=["worker.tasks", "worker.watchdog"])
+app = Celery("escalator", include=["worker.roles.tasks", "worker.roles.watchdog"])
 
 QUEUES = (ESCALATION_QUEUE, OUTBOX_QUEUE)
 # Tasks a worker reserves per pool process: one, the one it runs. A task reserved but not
@@ -76,7 +76,7 @@ def worker_argv(queue: str, concurrency: int, pool: str, loglevel: str) -> list[
 
 
 def run_worker(argv: Sequence[str]) -> int:
-    """Run `celery --app worker.celery_app:app ARGV` in this process; returns its exit code.
+    """Run `celery --app worker.roles.celery_app:app ARGV` in this process; returns its exit code.
 
     Neither `Celery.worker_main` nor `Celery.start` returns it (click hands the code back in
     non-standalone mode and `start` drops it), so a worker that died of an "Unrecoverable

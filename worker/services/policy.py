@@ -20,11 +20,11 @@ from schemas.policy import IssueFacts, PolicyFile
 from worker.domain.firing import label
 from worker.domain.lifecycle import replan
 from worker.domain.sla import ClockState, elapsed
-from worker.effects import Effects
-from worker.policy_versions import policies_for, remember, version_of
+from worker.services.effects import Effects
 from worker.store import repository as repo
 from worker.store.db import SessionFactory
 from worker.store.models import Deadline, Issue
+from worker.store.policy_versions import policies_for, remember, version_of
 
 
 def facts_of_issue(issue: Issue) -> IssueFacts:

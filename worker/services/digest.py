@@ -90,7 +90,7 @@ def gather(session: Session, leader: OutboxMessage, now: datetime) -> Notificati
 
     A row another transaction holds right now is left out: it stays pending and due, and is
     delivered on its own (the sweep hands it out), so the lock order is kept
-    (`worker.notify.dispatcher`)."""
+    (`worker.services.deliver`)."""
     rows = session.execute(
         select(OutboxMessage, Issue.lifecycle, Issue.clocks)
         .join(Issue, Issue.id == OutboxMessage.issue_id)

@@ -3,7 +3,7 @@
 A message is leased with a conditional UPDATE before it is sent, so the retry task and the
 periodic sweep never send it at the same moment; if the sender dies, the lease runs out and the
 sweep hands the message out again with the same id. The sweep sends only messages that no
-delivery task holds (`worker.notify.inflight`): a backlog is never sent twice.
+delivery task holds (`worker.broker.inflight`): a backlog is never sent twice.
 
 Lock order, the same for every writer on PostgreSQL (ingest, firing, delivery, the CLI), so no
 two transactions ever wait on each other in a cycle:
@@ -33,13 +33,13 @@ from sqlalchemy.orm import Session
 
 from config.settings import Settings
 from schemas.messages import Notification
-from worker.celery_app import app
-from worker.clock import Clock
+from worker.broker.effects import DELIVER_BATCH, INFRASTRUCTURE
+from worker.broker.inflight import inflight
+from worker.domain.clock import Clock
 from worker.errors import EscalatorError, PermanentError, RateLimited
-from worker.notify import digest
 from worker.notify.channels import Channel
-from worker.notify.inflight import inflight
-from worker.post_commit import DELIVER_BATCH, INFRASTRUCTURE
+from worker.roles.celery_app import app
+from worker.services import digest
 from worker.store import repository as repo
 from worker.store.db import SessionFactory
 from worker.store.models import Issue, OutboxMessage

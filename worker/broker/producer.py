@@ -1,7 +1,7 @@
 """The Python producer helper: put `IssueEvent`s on the stream.
 
 from redis import Redis
-from worker.producer import Producer
+from worker.broker.producer import Producer
 Producer(Redis.from_url("redis://localhost:6379")).send(event)
 """
 
@@ -18,7 +18,7 @@ from redis.asyncio import Redis as AsyncRedis
 from redis.exceptions import NoScriptError
 
 from schemas.events import IssueEvent
-from worker.constants import STREAM, STREAM_FIELD
+from worker.broker.keys import STREAM, STREAM_FIELD
 
 
 class Producer:

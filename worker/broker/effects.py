@@ -3,7 +3,7 @@
 Nothing here may kill the role that committed: the database already holds the truth. A Redis
 or broker error is retried a few times with a short backoff, then logged loudly and dropped,
 because the reconciler re-arms deadlines from the database and the outbox sweep sends again
-every pending message that no delivery task holds (`worker.notify.inflight`).
+every pending message that no delivery task holds (`worker.broker.inflight`).
 """
 
 from __future__ import annotations
@@ -16,9 +16,9 @@ import structlog
 from kombu.exceptions import KombuError
 from redis.exceptions import RedisError
 
-from worker.celery_app import app
-from worker.effects import Effects
-from worker.notify.inflight import inflight
+from worker.broker.inflight import inflight
+from worker.roles.celery_app import app
+from worker.services.effects import Effects
 
 if TYPE_CHECKING:
     from worker.bootstrap import Container

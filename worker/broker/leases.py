@@ -25,7 +25,7 @@ from typing import Generic, TypeVar
 
 import structlog
 
-from worker.clock import Clock
+from worker.domain.clock import Clock
 
 log = structlog.get_logger("escalator.leases")
 

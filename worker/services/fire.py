@@ -7,8 +7,8 @@ for.
 
 A firing takes its place in the issue's history at the deadline's due time, whenever it is
 processed: `fire` runs it for the scheduler, and ingest runs the ones an event finds overdue
-before applying that event (`worker/apply.py`), so an acknowledgement processed after an overdue
-escalation finds the issue escalated, as it was at the time.
+before applying that event (`worker/services/ingest.py`), so an acknowledgement processed after an
+overdue escalation finds the issue escalated, as it was at the time.
 """
 
 from __future__ import annotations
@@ -22,17 +22,17 @@ from sqlalchemy.orm import Session
 
 from schemas.messages import NotificationKind
 from schemas.policy import PolicyFile
-from worker.clock import Clock
+from worker.domain.clock import Clock
 from worker.domain.firing import FiringDeadline, Stale, decide
 from worker.domain.lifecycle import IssueClock, end_snooze
+from worker.domain.oncall import on_call
 from worker.domain.sla import SNOOZE, DeadlineKind, DeadlineSpec
-from worker.effects import Effects
-from worker.oncall import on_call
-from worker.outbox import queue_notifications
-from worker.policy_versions import policies_for
+from worker.services.effects import Effects
+from worker.services.outbox import queue_notifications
 from worker.store import repository as repo
 from worker.store.db import SessionFactory
 from worker.store.models import Deadline, Issue
+from worker.store.policy_versions import policies_for
 
 log = structlog.get_logger("escalator.escalation")
 

@@ -21,13 +21,13 @@ from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
 from schemas.events import EventWindow
-from worker import parking
-from worker.apply import EntryResult, Key, Outcome, apply_batch
 from worker.bootstrap import Container
-from worker.constants import DEAD_STREAM, GROUP, STREAM, STREAM_FIELD
-from worker.parking import settle
-from worker.policy_reload import Reloader
-from worker.post_commit import run_effects
+from worker.broker.effects import run_effects
+from worker.broker.keys import DEAD_STREAM, GROUP, STREAM, STREAM_FIELD
+from worker.roles.policy_reload import Reloader
+from worker.services import parking
+from worker.services.ingest import EntryResult, Key, Outcome, apply_batch
+from worker.services.parking import settle
 
 log = structlog.get_logger("escalator.ingest")
 

@@ -22,7 +22,7 @@ from functools import lru_cache
 import structlog
 from redis import Redis
 
-from worker.constants import DELIVERIES_SENT, OUTBOX_INFLIGHT
+from worker.broker.keys import DELIVERIES_SENT, OUTBOX_INFLIGHT
 
 log = structlog.get_logger("escalator.inflight")
 

@@ -7,7 +7,7 @@ those of `dispatcher.deliver` (it shares the recording): a message that is moot 
 and a message held for a digest window is left to `deliver`, which knows how to fold windows.
 The ids it could not lease (held by another task, already done, or waiting for a digest window)
 are told apart in one SELECT, not one transaction each. Locks are taken in the order
-`worker.notify.dispatcher` documents: the messages' issues first, then their outbox rows.
+`worker.services.deliver` documents: the messages' issues first, then their outbox rows.
 """
 
 from __future__ import annotations
@@ -22,10 +22,10 @@ from sqlalchemy.orm import Session
 
 from config.settings import Settings
 from schemas.messages import Notification
-from worker.clock import Clock
-from worker.notify import digest
+from worker.domain.clock import Clock
 from worker.notify.channels import Channel
-from worker.notify.dispatcher import (
+from worker.services import digest
+from worker.services.deliver import (
     Attempt,
     Delivery,
     attempt,

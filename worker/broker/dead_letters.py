@@ -7,7 +7,7 @@ from typing import cast
 
 from redis import Redis
 
-from worker.constants import DEAD_STREAM, STREAM, STREAM_FIELD
+from worker.broker.keys import DEAD_STREAM, STREAM, STREAM_FIELD
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,7 +8,7 @@ rest waits in `due`, in order of due time, instead of piling up in Celery's queu
 
 A lease runs out only when its task is really lost. The scheduler's lease covers the wait in the
 queue (short, since the window is bounded); the worker renews it when the firing starts and
-every third of its length while it runs (`worker/leases.py`), so a killed worker's firing is
+every third of its length while it runs (`worker/broker/leases.py`), so a killed worker's firing is
 claimed again within seconds. The task acks by removing the entry from `inflight` (the firing is
 fenced in the database, so a second run changes nothing). `EPOCH` is set when a reconcile starts:
 its absence tells the schedulers that Redis lost the index, and they rebuild it at once."""
@@ -22,7 +22,7 @@ from typing import Any
 
 from redis import Redis
 
-from worker.constants import DUE, EPOCH, INFLIGHT
+from worker.broker.keys import DUE, EPOCH, INFLIGHT
 
 _LUA = Path(__file__).parent
 ARM_CHUNK = 2000

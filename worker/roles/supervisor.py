@@ -29,10 +29,10 @@ from redis.exceptions import RedisError
 from sqlalchemy.exc import OperationalError
 
 from config.settings import Settings
-from worker.constants import ESCALATION_QUEUE, OUTBOX_QUEUE, POLICY_GENERATION
-from worker.embedded import EmbeddedRedis
+from worker.broker.connection import connect
+from worker.broker.embedded import EmbeddedRedis
+from worker.broker.keys import ESCALATION_QUEUE, OUTBOX_QUEUE, POLICY_GENERATION
 from worker.errors import EscalatorError
-from worker.redis_conn import connect
 from worker.store.migrate import upgrade
 
 log = structlog.get_logger("escalator.supervisor")
