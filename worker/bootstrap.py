@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import httpx
 import structlog
 from redis import Redis
+from redis.asyncio import Redis as AsyncRedis
 from sqlalchemy import Engine
 
 from config.settings import Settings
@@ -20,6 +24,9 @@ from worker.notify.http import PooledPoster, Poster, tls_context
 from worker.roles.celery_app import configure
 from worker.services.policy_loader import PolicyFileError, load_policy
 from worker.store.db import SessionFactory, make_engine, reader_factory, session_factory
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
 
 log = structlog.get_logger("escalator.bootstrap")
 
@@ -115,3 +122,69 @@ def container() -> Container:
             _settings = Settings()
         _container = (os.getpid(), build(_settings, fallback=_loaded))
     return _container[1]
+
+
+# One command's or one api process's dependencies: each builder closes what it opened.
+
+
+@dataclass(frozen=True)
+class Store:
+    """Session factories over one engine: `sessions` write, `readers` only query."""
+
+    sessions: SessionFactory
+    readers: SessionFactory
+
+
+@contextmanager
+def _engine(settings: Settings) -> Iterator[Engine]:
+    engine = make_engine(settings.resolved_database_url())
+    try:
+        yield engine
+    finally:
+        engine.dispose()
+
+
+@contextmanager
+def store(settings: Settings) -> Iterator[Store]:
+    """Writer and reader sessions on the configured database; the engine is disposed on exit."""
+    with _engine(settings) as engine:
+        yield Store(sessions=session_factory(engine), readers=reader_factory(engine))
+
+
+@contextmanager
+def readers(settings: Settings) -> Iterator[SessionFactory]:
+    """Read-only sessions on the configured database; the engine is disposed on exit."""
+    with _engine(settings) as engine:
+        yield reader_factory(engine)
+
+
+@contextmanager
+def redis_client(settings: Settings) -> Iterator[Redis]:
+    """A client of the configured Redis, closed on exit."""
+    client = connect(settings.resolved_redis_url())
+    try:
+        yield client
+    finally:
+        client.close()
+
+
+@contextmanager
+def scoped(settings: Settings) -> Iterator[Container]:
+    """A whole container for one command, closed when the command ends."""
+    c = build(settings)
+    try:
+        yield c
+    finally:
+        c.close()
+
+
+def api_app(settings: Settings) -> FastAPI:
+    """The gateway app for one api process: an async Redis client per event loop, and an
+    engine disposed when the app shuts down. Connections open lazily."""
+    from worker.gateway.app import create_app  # FastAPI loads in the api role only
+
+    url = settings.resolved_redis_url()
+    engine = make_engine(settings.resolved_database_url())
+    app = create_app(settings, lambda: AsyncRedis.from_url(url, decode_responses=True), engine)
+    app.router.add_event_handler("shutdown", engine.dispose)
+    return app
