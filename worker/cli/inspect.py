@@ -8,13 +8,14 @@ from typing import Annotated
 import typer
 from rich.console import Console
 from rich.table import Table
-from sqlalchemy import select
 
 from config.settings import Settings
-from worker.bootstrap import build
+from worker.bootstrap import readers, redis_client, scoped
+from worker.broker.dead_letters import list_dead, replay
 from worker.domain.clock import SystemClock
-from worker.store.db import make_engine, reader_factory
-from worker.store.models import Deadline, Issue, OutboxMessage, TimelineEntry
+from worker.services.reconcile import reconcile as run_reconcile
+from worker.store import views
+from worker.store.repository import issue_by_ref
 
 console = Console()
 
@@ -37,27 +38,15 @@ def local(when: datetime) -> str:
     return when.astimezone().strftime("%Y-%m-%d %H:%M:%S")
 
 
-def _sessions(settings: Settings):  # type: ignore[no-untyped-def]
-    return reader_factory(make_engine(settings.resolved_database_url()))
-
-
 def issues_table(settings: Settings, include_resolved: bool = False) -> Table:
     """Open issues with their tier and the time left to their next deadline."""
     now = SystemClock().now()
     table = Table(title="Issues" if include_resolved else "Open issues")
     for column in ("Issue", "Sev", "Title", "Tier", "Assignee", "State", "Next", "Time left"):
         table.add_column(column, overflow="fold")
-    with _sessions(settings)() as session:
-        query = select(Issue).order_by(Issue.severity, Issue.cycle_started_at)
-        if not include_resolved:
-            query = query.where(Issue.lifecycle != "resolved")
-        for issue in session.scalars(query):
-            nxt = session.scalars(
-                select(Deadline)
-                .where(Deadline.issue_id == issue.id, Deadline.state == "armed")
-                .order_by(Deadline.due_at)
-                .limit(1)
-            ).first()
+    with readers(settings) as sessions, sessions() as session:
+        for row in views.issues_by_urgency(session, include_resolved):
+            issue, nxt = row.issue, row.next_deadline
             left = nxt.due_at - now if nxt else None
             style = "red" if left is not None and left.total_seconds() < 0 else ""
             table.add_row(
@@ -90,9 +79,7 @@ def register(app: typer.Typer, dead_app: typer.Typer) -> None:
         ctx: typer.Context, issue: Annotated[str, typer.Argument(help="source:id, e.g. jira:OPS-1")]
     ) -> None:
         """An issue's timeline: events, escalations, notifications."""
-        from worker.store.repository import issue_by_ref
-
-        with _sessions(ctx.obj)() as session:
+        with readers(ctx.obj) as sessions, sessions() as session:
             row = issue_by_ref(session, issue)
             if row is None:
                 console.print(f"[red]no issue {issue!r}[/red] (name it as source:id)")
@@ -105,36 +92,21 @@ def register(app: typer.Typer, dead_app: typer.Typer) -> None:
             table = Table(title="Timeline")
             for column in ("When", "What", "Detail"):
                 table.add_column(column, overflow="fold")
-            entries = session.scalars(
-                select(TimelineEntry)
-                .where(TimelineEntry.issue_id == row.id)
-                .order_by(TimelineEntry.at, TimelineEntry.id)
-            )
-            for entry in entries:
+            for entry in views.timeline(session, row.id):
                 table.add_row(local(entry.at), entry.kind, entry.message)
             console.print(table)
-            armed = session.scalars(
-                select(Deadline).where(Deadline.issue_id == row.id, Deadline.state == "armed")
-            ).all()
-            for d in armed:
+            for d in views.armed(session, row.id):
                 console.print(
                     f"armed: {d.target} {d.kind} at {local(d.due_at)} (step {d.tier_index})"
                 )
-            dead = session.scalars(
-                select(OutboxMessage).where(
-                    OutboxMessage.issue_id == row.id, OutboxMessage.state == "dead"
-                )
-            ).all()
-            for m in dead:
+            for m in views.dead_messages(session, row.id):
                 console.print(f"[red]dead notification[/red] {m.id} to {m.channel}: {m.last_error}")
 
     @dead_app.command("list")
     def dead_list(ctx: typer.Context, count: int = 100) -> None:
         """Entries that could not be applied, with the reason."""
-        from worker.broker.connection import connect
-        from worker.broker.dead_letters import list_dead
-
-        entries = list_dead(connect(ctx.obj.resolved_redis_url()), count)
+        with redis_client(ctx.obj) as redis:
+            entries = list_dead(redis, count)
         table = Table(title=f"Dead entries ({len(entries)})")
         for column in ("Id", "Failed at", "Error", "Event"):
             table.add_column(column, overflow="fold")
@@ -151,21 +123,18 @@ def register(app: typer.Typer, dead_app: typer.Typer) -> None:
         all: Annotated[bool, typer.Option("--all", help="Replay every dead entry.")] = False,
     ) -> None:
         """Put dead entries back on the event stream (after fixing what made them fail)."""
-        from worker.broker.connection import connect
-        from worker.broker.dead_letters import replay
-
         if not ids and not all:
             console.print("[red]name entry ids or pass --all[/red]")
             raise typer.Exit(2)
-        count = replay(connect(ctx.obj.resolved_redis_url()), None if all else ids)
+        with redis_client(ctx.obj) as redis:
+            count = replay(redis, None if all else ids)
         console.print(f"replayed {count} entries")
 
     @app.command()
     def reconcile(ctx: typer.Context) -> None:
         """Rebuild the Redis deadline index from the database now (schedulers also do it)."""
-        from worker.services.reconcile import reconcile as run
-
-        report = run(build(ctx.obj))
+        with scoped(ctx.obj) as c:
+            report = run_reconcile(c)
         console.print(
             f"{report.armed} armed deadlines; {report.rearmed} re-armed, "
             f"{report.dropped} stale dropped"

@@ -14,7 +14,6 @@ from fastapi import APIRouter, Depends, Header, Query
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from pydantic import SecretStr, ValidationError
-from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from schemas.api import (
@@ -33,9 +32,10 @@ from worker.errors import Rejected
 from worker.gateway.intake import PerLoop, delivery_key
 from worker.gateway.problems import Receipt, invalid, pydantic_errors, responses
 from worker.gateway.signatures import bearer_matches, unauthorized
+from worker.store import views
 from worker.store.db import SessionFactory
-from worker.store.models import Deadline, Issue, TimelineEntry
-from worker.store.repository import clock_of, issue_by_key
+from worker.store.models import Deadline, Issue
+from worker.store.repository import clock_of
 
 TIMELINE_MAX = 1000
 Idem = Annotated[str | None, Header(alias="Idempotency-Key", max_length=200)]
@@ -59,15 +59,6 @@ def _summary(issue: Issue, nxt: Deadline | None) -> dict[str, object]:
             NextDeadline(target=nxt.target, kind=nxt.kind, due_at=nxt.due_at) if nxt else None
         ),
     }
-
-
-def _next(session: Session, issue: Issue) -> Deadline | None:
-    return session.scalars(
-        select(Deadline)
-        .where(Deadline.issue_id == issue.id, Deadline.state == "armed")
-        .order_by(Deadline.due_at)
-        .limit(1)
-    ).first()
 
 
 def _split(key: str) -> tuple[str, str]:
@@ -97,31 +88,21 @@ class Management:
 
     def page(self, state: str, offset: int, limit: int) -> IssuePage:
         with self._session() as s:
-            query = select(Issue).order_by(Issue.id).offset(offset).limit(limit + 1)
-            if state == "open":
-                query = query.where(Issue.lifecycle != "resolved")
-            rows = list(s.scalars(query))
-            items = [IssueSummary(**_summary(i, _next(s, i))) for i in rows[:limit]]
+            rows = views.issue_page(s, state == "open", offset, limit + 1)
+            items = [IssueSummary(**_summary(r.issue, r.next_deadline)) for r in rows[:limit]]
         return IssuePage(items=items, next_offset=offset + limit if len(rows) > limit else None)
 
     def detail(self, key: str) -> IssueDetail:
         source, external_id = _split(key)
         with self._session() as s:
-            issue = issue_by_key(s, source, external_id, lock=False)
-            if issue is None:
+            found = views.issue_by_key(s, source, external_id)
+            if found is None:
                 raise Rejected(404, "Not found", f"no issue {key}")
-            deadlines = s.scalars(
-                select(Deadline).where(Deadline.issue_id == issue.id).order_by(Deadline.id)
-            )
-            total = s.scalar(select(func.count()).where(TimelineEntry.issue_id == issue.id)) or 0
-            timeline = s.scalars(
-                select(TimelineEntry)
-                .where(TimelineEntry.issue_id == issue.id)
-                .order_by(TimelineEntry.id)
-                .offset(max(0, total - TIMELINE_MAX))
-            )
+            issue = found.issue
+            deadlines = views.deadlines(s, issue.id)
+            timeline = views.recent_timeline(s, issue.id, TIMELINE_MAX)
             return IssueDetail(
-                **_summary(issue, _next(s, issue)),
+                **_summary(issue, found.next_deadline),
                 labels=list(issue.labels or []),
                 url=issue.url,
                 clock_version=issue.clock_version,
