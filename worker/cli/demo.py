@@ -22,11 +22,11 @@ from sqlalchemy import func, select
 from config.logging import configure_logging
 from config.settings import DEMO_POLICY, Settings
 from schemas.events import IssueEvent
-from worker.broker.connection import connect
+from worker.bootstrap import readers, redis_client
 from worker.broker.producer import Producer
 from worker.domain.clock import SystemClock
 from worker.roles.supervisor import Supervisor
-from worker.store.db import make_engine, reader_factory
+from worker.store.db import SessionFactory
 from worker.store.models import Issue, OutboxMessage, TimelineEntry
 
 STYLE = {
@@ -125,9 +125,11 @@ def run_demo(settings: Settings, console: Console, seconds: float) -> int:
 
 
 def _show(settings: Settings, console: Console, seconds: float, data_dir: Path) -> int:
-    redis = connect(settings.resolved_redis_url())
-    producer = Producer(redis)
-    readers = reader_factory(make_engine(settings.resolved_database_url()))
+    with redis_client(settings) as redis, readers(settings) as sessions:
+        return _watch(Producer(redis), sessions, console, seconds)
+
+
+def _watch(producer: Producer, readers: SessionFactory, console: Console, seconds: float) -> int:
     start = time.monotonic()
     producer.send_many(
         [
@@ -172,7 +174,7 @@ def _show(settings: Settings, console: Console, seconds: float, data_dir: Path) 
     return _summary(readers, console, timedelta(seconds=time.monotonic() - start))
 
 
-def _summary(readers, console: Console, took: timedelta) -> int:  # type: ignore[no-untyped-def]
+def _summary(readers: SessionFactory, console: Console, took: timedelta) -> int:
     table = Table(title=f"Summary after {took.total_seconds():.0f} s")
     for column in (
         "Issue",

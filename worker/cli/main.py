@@ -19,8 +19,7 @@ from rich.console import Console
 from config.logging import configure_logging
 from config.settings import Settings
 from schemas.events import EventType, IssueEvent, IssueSnapshot
-from worker.bootstrap import Container, build, install
-from worker.broker.connection import connect
+from worker.bootstrap import Container, build, install, redis_client
 from worker.domain.clock import SystemClock
 from worker.errors import EscalatorError
 
@@ -260,7 +259,8 @@ def send(
     except ValidationError as exc:
         err.print(f"[red]invalid event:[/red] {exc}")
         raise typer.Exit(2) from None
-    ids = Producer(connect(settings.resolved_redis_url())).send_many(events)
+    with redis_client(settings) as redis:
+        ids = Producer(redis).send_many(events)
     for event, stream_id in zip(events, ids, strict=True):
         console.print(f"sent {event.type.value} for {event.issue_key} as {stream_id}")
 

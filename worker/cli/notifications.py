@@ -12,7 +12,7 @@ from rich.table import Table
 from sqlalchemy import select, update
 
 from config.settings import Settings
-from worker.broker.connection import connect
+from worker.bootstrap import readers, redis_client, store
 from worker.broker.effects import DELIVER_BATCH
 from worker.broker.inflight import inflight
 from worker.domain.clock import SystemClock
@@ -21,8 +21,8 @@ from worker.roles.celery_app import app as celery
 from worker.roles.celery_app import configure
 from worker.services.deliver import lock_issues
 from worker.services.policy_loader import load_policy
-from worker.store.db import make_engine, reader_factory, session_factory
-from worker.store.models import Issue, OutboxMessage
+from worker.store import views
+from worker.store.models import OutboxMessage
 
 notifications_app = typer.Typer(
     help="The outbox: notifications and write-backs, their state, and retrying dead ones.",
@@ -47,16 +47,8 @@ def list_(
     table = Table(title="Dead notifications" if dead else "Notifications")
     for column in ("Id", "Issue", "Kind", "Channel", "State", "Tries", "Created", "Last error"):
         table.add_column(column, overflow="fold")
-    query = (
-        select(OutboxMessage, Issue)
-        .join(Issue, Issue.id == OutboxMessage.issue_id)
-        .order_by(OutboxMessage.created_at.desc())
-        .limit(limit)
-    )
-    if dead:
-        query = query.where(OutboxMessage.state == "dead")
-    with reader_factory(make_engine(settings.resolved_database_url()))() as session:
-        for row, issue in session.execute(query):
+    with readers(settings) as sessions, sessions() as session:
+        for row, issue in views.outbox(session, dead, limit):
             table.add_row(
                 row.id,
                 issue.key,
@@ -85,8 +77,7 @@ def retry(
     where = [OutboxMessage.state == "dead"]
     if not all_dead:
         where.append(OutboxMessage.id.in_(ids or []))
-    engine = make_engine(settings.resolved_database_url())
-    with session_factory(engine)() as session, session.begin():
+    with store(settings) as db, db.sessions() as session, session.begin():
         chosen = list(session.scalars(select(OutboxMessage.id).where(*where)))
         if chosen:
             lock_issues(session, chosen)  # the lock order: issues first, then outbox rows
@@ -100,18 +91,21 @@ def retry(
         err.print(f"{message_id}: no dead message with that id")
     if chosen:
         configure(settings)
-        marks = inflight(connect(settings.resolved_redis_url()))
-        with contextlib.suppress(RedisError):  # held as by a queued task: the sweep waits
-            marks.mark(chosen, now.timestamp() + settings.delivery_queued_lease_s)
-        try:
-            celery.send_task(DELIVER_BATCH, args=[chosen])
-        except Exception as exc:  # the scheduler's outbox sweep sends them anyway
-            with contextlib.suppress(RedisError):
-                marks.unmark(chosen)
-            err.print(f"could not reach the workers ({type(exc).__name__}); the sweep will send")
-        else:
-            with contextlib.suppress(RedisError):
-                marks.counted(len(chosen))
+        with redis_client(settings) as redis:
+            marks = inflight(redis)
+            with contextlib.suppress(RedisError):  # held as by a queued task: the sweep waits
+                marks.mark(chosen, now.timestamp() + settings.delivery_queued_lease_s)
+            try:
+                celery.send_task(DELIVER_BATCH, args=[chosen])
+            except Exception as exc:  # the scheduler's outbox sweep sends them anyway
+                with contextlib.suppress(RedisError):
+                    marks.unmark(chosen)
+                err.print(
+                    f"could not reach the workers ({type(exc).__name__}); the sweep will send"
+                )
+            else:
+                with contextlib.suppress(RedisError):
+                    marks.counted(len(chosen))
     console.print(f"{len(chosen)} message(s) queued again")
     if missing:
         raise typer.Exit(1)

@@ -17,8 +17,7 @@ from rich.table import Table
 from config.settings import Settings
 from schemas.events import EventType, SeverityField
 from schemas.policy import IssueFacts
-from worker.bootstrap import build
-from worker.broker.connection import connect
+from worker.bootstrap import redis_client, scoped
 from worker.broker.effects import run_effects
 from worker.broker.keys import POLICY_GENERATION
 from worker.domain.simulate import PlannedEvent, simulate
@@ -67,7 +66,8 @@ def reload(ctx: typer.Context) -> None:
     if not _report(settings.policy_file):
         err.print("refused: the running roles keep the policy they have")
         raise typer.Exit(1)
-    generation = connect(settings.resolved_redis_url()).incr(POLICY_GENERATION)
+    with redis_client(settings) as redis:
+        generation = redis.incr(POLICY_GENERATION)
     console.print(f"reload requested (generation {generation}); roles reload within a second")
 
 
@@ -188,8 +188,7 @@ def apply_cmd(
     if not _report(settings.policy_file):
         err.print("refused: nothing changed")
         raise typer.Exit(1)
-    c = build(settings)
-    try:
+    with scoped(settings) as c:
         now = c.clock.now()
         version = remember(c.sessions, c.policies, now)
         generation = c.redis.incr(POLICY_GENERATION)
@@ -209,8 +208,6 @@ def apply_cmd(
             f"re-planned {report.replanned} open issue(s) under version {version}: "
             f"{len(report.effects.arm)} deadlines armed, {len(report.effects.disarm)} cancelled"
         )
-    finally:
-        c.close()
 
 
 @policy_app.command("explain")
@@ -220,14 +217,10 @@ def explain_cmd(
 ) -> None:
     """Which policy an issue matched and why, and the state of each of its targets."""
     settings: Settings = ctx.obj
-    c = build(settings)
-    try:
-        with c.readers() as session:
-            row = issue_by_ref(session, issue)
-            if row is None:
-                err.print(f"[red]no issue {issue!r}[/red] (name it as source:id)")
-                raise typer.Exit(1)
-            for line in explain(session, row, c.policies, c.clock.now()):
-                console.print(line, highlight=False, soft_wrap=True)
-    finally:
-        c.close()
+    with scoped(settings) as c, c.readers() as session:
+        row = issue_by_ref(session, issue)
+        if row is None:
+            err.print(f"[red]no issue {issue!r}[/red] (name it as source:id)")
+            raise typer.Exit(1)
+        for line in explain(session, row, c.policies, c.clock.now()):
+            console.print(line, highlight=False, soft_wrap=True)
