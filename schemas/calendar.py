@@ -28,8 +28,6 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import holidays
 from pydantic import (
-    BaseModel,
-    ConfigDict,
     Field,
     GetJsonSchemaHandler,
     field_validator,
@@ -39,14 +37,12 @@ from pydantic import (
 from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import CoreSchema
 
+from schemas.base import StrictModel
+
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 MINUTES_PER_DAY = 24 * 60
 
 _INTERVAL = re.compile(r"^\s*(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})\s*$")
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
 
 
 def _minutes(hours: str, minutes: str, text: str) -> int:
@@ -60,7 +56,7 @@ def _clock(minutes: int) -> str:
     return f"{minutes // 60:02d}:{minutes % 60:02d}"
 
 
-class Interval(_Strict):
+class Interval(StrictModel):
     """One opening interval of a day, written `HH:MM-HH:MM` in local time.
 
     `start` and `end` are minutes since local midnight; `end` may be 1440 (`24:00`).
@@ -111,7 +107,7 @@ class Interval(_Strict):
 Day = tuple[Interval, ...]
 
 
-class WeeklyHours(_Strict):
+class WeeklyHours(StrictModel):
     """Opening intervals per weekday, in order and not overlapping; an absent day is closed."""
 
     mon: Day = ()
@@ -159,7 +155,7 @@ def _countries() -> dict[str, list[str]]:
     return dict(holidays.list_supported_countries())
 
 
-class HolidaySpec(_Strict):
+class HolidaySpec(StrictModel):
     """Local dates on which the calendar is closed all day."""
 
     country: str | None = Field(
@@ -200,7 +196,7 @@ class HolidaySpec(_Strict):
         return self
 
 
-class CalendarSpec(_Strict):
+class CalendarSpec(StrictModel):
     """A named business calendar: weekly opening hours in an IANA zone, minus holidays."""
 
     timezone: str = Field(description="IANA zone name, e.g. Europe/Berlin.")

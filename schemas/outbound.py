@@ -6,16 +6,13 @@ from datetime import date, time
 from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AwareDatetime, Field, field_validator, model_validator
 
+from schemas.base import StrictModel
 from schemas.durations import Duration
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-
-class TierWriteback(_Strict):
+class TierWriteback(StrictModel):
     """What a tier means to the ticket systems it is written back to."""
 
     github_assignees: tuple[str, ...] = Field(
@@ -24,7 +21,7 @@ class TierWriteback(_Strict):
     zendesk_group_id: int | None = None
 
 
-class Override(_Strict):
+class Override(StrictModel):
     """`who` is on call from `start` until `end`, whatever the rotation says."""
 
     who: str = Field(min_length=1)
@@ -38,7 +35,7 @@ class Override(_Strict):
         return self
 
 
-class Roster(_Strict):
+class Roster(StrictModel):
     """Who is on call: a fixed list (no `shift`: the first member), or a rotation.
 
     A rotation hands over every `shift` at `handoff` local time in `timezone`, counted on the
@@ -63,7 +60,7 @@ class Roster(_Strict):
         return value
 
 
-class Person(_Strict):
+class Person(StrictModel):
     """How one person is known to the ticket systems and channels."""
 
     jira: str | None = Field(default=None, description="Jira accountId.")
@@ -72,7 +69,7 @@ class Person(_Strict):
     email: str | None = None
 
 
-class Template(_Strict):
+class Template(StrictModel):
     """A Jinja2 title and body; either may be left to the packaged default."""
 
     title: str | None = None

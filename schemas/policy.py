@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, HttpUrl, ValidationError, model_validator
+from pydantic import Field, HttpUrl, ValidationError, model_validator
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
+from schemas.base import StrictModel
 from schemas.calendar import CalendarSpec
 from schemas.durations import Duration
 from schemas.outbound import Person, Roster, Template, TierWriteback, WritebackAdapter
@@ -34,10 +35,6 @@ __all__ = [
 ]
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-
 MessageKind = Literal["assigned", "escalated", "reminder", "warning", "breach", "resolved"]
 MESSAGE_KINDS: tuple[MessageKind, ...] = (
     "assigned",
@@ -53,14 +50,14 @@ _DIGEST = Field(
 )
 
 
-class LogChannel(_Strict):
+class LogChannel(StrictModel):
     """Writes each notification to the structured log (`notification.sent`)."""
 
     type: Literal["log"] = "log"
     digest: Duration | None = _DIGEST
 
 
-class WebhookChannel(_Strict):
+class WebhookChannel(StrictModel):
     """POSTs the notification as JSON, signed in the Standard Webhooks format."""
 
     type: Literal["webhook"] = "webhook"
@@ -73,7 +70,7 @@ class WebhookChannel(_Strict):
     digest: Duration | None = _DIGEST
 
 
-class AppriseChannel(_Strict):
+class AppriseChannel(StrictModel):
     """Any service apprise knows (Slack, Teams, Discord, Telegram, mailto:// SMTP, ...).
 
     A URL may hold `{secret:NAME}`, replaced by that entry of ESCALATOR_SECRETS when the
@@ -106,7 +103,7 @@ def _log_only() -> dict[str, Channel]:
     return {"log": LogChannel()}
 
 
-class Tier(_Strict):
+class Tier(StrictModel):
     """A support tier: who is assigned when the issue reaches it, and where they are told.
 
     `channels` is a list (every kind of message) or a mapping from a kind of message
@@ -135,7 +132,7 @@ class Tier(_Strict):
         return tuple(c for names in self.channels.values() for c in names)
 
 
-class Policy(_Strict):
+class Policy(StrictModel):
     """One SLA policy: which issues it covers and their targets (each optional, at least one)."""
 
     name: Ident
@@ -170,7 +167,7 @@ class Policy(_Strict):
         return next((t.ladder[0].tier for _, t in self.targets() if t.ladder), None)
 
 
-class PolicyFile(_Strict):
+class PolicyFile(StrictModel):
     """The whole file. Policies are tried in order; the first match wins, else `default`."""
 
     version: Literal[1] = 1

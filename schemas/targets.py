@@ -11,8 +11,9 @@ from dataclasses import field as dataclass_field
 from datetime import timedelta
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PrivateAttr, model_validator
+from pydantic import AfterValidator, Field, PrivateAttr, model_validator
 
+from schemas.base import StrictModel
 from schemas.calendar import CalendarSpec
 from schemas.durations import Duration
 from schemas.events import Severity, SeverityField
@@ -20,11 +21,7 @@ from schemas.events import Severity, SeverityField
 Ident = Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")]
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-
-class LadderStep(_Strict):
+class LadderStep(StrictModel):
     """A tier on the ladder and how long it has before the issue moves on."""
 
     tier: Ident
@@ -44,7 +41,7 @@ def _fraction(value: float) -> float:
 Fraction = Annotated[float, AfterValidator(_fraction)]
 
 
-class Target(_Strict):
+class Target(StrictModel):
     """One SLA target: its time, calendar, pauses, warnings and escalation ladder.
 
     The clock runs on `calendar` from the target's start (opening; for `next_response`, the
@@ -135,7 +132,7 @@ class IssueFacts:
         return cls(severity, source, labels, status, fields)
 
 
-class Match(_Strict):
+class Match(StrictModel):
     """Conditions, all of which must hold; an empty match matches every issue."""
 
     severity: tuple[SeverityField, ...] = ()
