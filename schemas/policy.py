@@ -253,13 +253,6 @@ class PolicyFile(StrictModel):
         """The policy called `name`, if the file still has it."""
         return next((p for p in self.policies if p.name == name), None)
 
-    def match(self, facts: IssueFacts) -> Policy:
-        """The first policy whose conditions hold, else the default."""
-        for policy in self.policies:
-            if policy.match.matches(facts):
-                return policy
-        return next(p for p in self.policies if p.name == self.default)
-
     def first_tier(self, policy: Policy) -> str:
         """The tier a new issue under `policy` goes to: its first ladder's, else the first tier."""
         return policy.first_tier or self.tiers[0].name

@@ -1,5 +1,6 @@
-"""SLA targets and policy matching: the parts of a policy that say what an issue must get, by
-when, and which issues a policy covers. Re-exported by `schemas.policy`.
+"""SLA targets and policy conditions: the parts of a policy that say what an issue must get, by
+when, and which issues a policy covers. Re-exported by `schemas.policy`. Pure data: the rule
+that applies the conditions to an issue is `worker.domain.policy_match`.
 """
 
 from __future__ import annotations
@@ -149,44 +150,3 @@ class Match(StrictModel):
         default_factory=dict,
         description="Issue field -> regular expression that must be found in it.",
     )
-
-    def matches(self, facts: IssueFacts) -> bool:
-        """Whether an issue with these facts meets every condition."""
-        if self.severity and facts.severity not in self.severity:
-            return False
-        if self.source and facts.source not in self.source:
-            return False
-        if not all(label in facts.labels for label in self.labels):
-            return False
-        if self.status and facts.status.casefold() not in {s.casefold() for s in self.status}:
-            return False
-        for name, accepted in self.fields.items():
-            value = (facts.fields.get(name) or "").casefold()
-            if value not in {a.casefold() for a in accepted}:
-                return False
-        return all(
-            pattern.search(facts.fields.get(name) or "") for name, pattern in self.patterns.items()
-        )
-
-    def explain(self, facts: IssueFacts) -> list[tuple[str, bool]]:
-        """Each condition as text, with whether it holds: for `escalator policy explain`."""
-        checks: list[tuple[str, bool]] = []
-        if self.severity:
-            names = ", ".join(s.value for s in self.severity)
-            checks.append((f"severity in [{names}]", facts.severity in self.severity))
-        if self.source:
-            checks.append((f"source in {list(self.source)}", facts.source in self.source))
-        for label in self.labels:
-            checks.append((f"has label {label!r}", label in facts.labels))
-        if self.status:
-            folded = {s.casefold() for s in self.status}
-            checks.append((f"status in {list(self.status)}", facts.status.casefold() in folded))
-        for name, accepted in self.fields.items():
-            value = (facts.fields.get(name) or "").casefold()
-            checks.append(
-                (f"{name} in {list(accepted)}", value in {a.casefold() for a in accepted})
-            )
-        for name, pattern in self.patterns.items():
-            found = bool(pattern.search(facts.fields.get(name) or ""))
-            checks.append((f"{name} ~ /{pattern.pattern}/", found))
-        return checks

@@ -13,6 +13,7 @@ from config.settings import DEMO_POLICY, PACKAGED_POLICY
 from schemas.durations import format_duration, parse_duration
 from schemas.events import Severity
 from schemas.policy import IssueFacts, PolicyFile
+from worker.domain.policy_match import match_policy
 from worker.errors import PolicyError
 from worker.services.policy_loader import load_policy
 
@@ -78,7 +79,7 @@ def policy_data(**overrides: Any) -> dict[str, Any]:
 def test_minimal_policy_file_validates() -> None:
     """The minimal file validates and matches every issue to its default."""
     policies = PolicyFile.model_validate(policy_data())
-    assert policies.match(IssueFacts(Severity.P2, "jira")).name == "std"
+    assert match_policy(policies, IssueFacts(Severity.P2, "jira")).name == "std"
 
 
 @pytest.mark.parametrize(
@@ -115,7 +116,7 @@ def test_both_packaged_policy_files_load() -> None:
     default = load_policy(PACKAGED_POLICY)
     demo = load_policy(DEMO_POLICY)
     assert default.default == "medium"
-    assert demo.match(IssueFacts(Severity.P1, "demo")).name == "demo-critical"
+    assert match_policy(demo, IssueFacts(Severity.P1, "demo")).name == "demo-critical"
 
 
 def test_load_policy_error_names_the_file_and_the_field_path(tmp_path: Path) -> None:

@@ -20,6 +20,7 @@ from schemas.policy import IssueFacts
 from worker.bootstrap import redis_client, scoped
 from worker.broker.effects import run_effects
 from worker.broker.keys import POLICY_GENERATION
+from worker.domain.policy_match import match_policy
 from worker.domain.simulate import PlannedEvent, simulate
 from worker.services.policy import explain, open_issue_count, replan_open
 from worker.services.policy_loader import check_policy
@@ -132,7 +133,7 @@ def simulate_cmd(
         err.print(f"[red]{exc}[/red]", highlight=False, soft_wrap=True)
         raise typer.Exit(2) from None
     labels = tuple(label or ())
-    policy = policies.match(IssueFacts(level, source, labels, status))
+    policy = match_policy(policies, IssueFacts(level, source, labels, status))
     spec = next((t.calendar_spec for _, t in policy.targets() if t.calendar_spec), None)
     zone = ZoneInfo(tz) if tz else (spec.zone if spec else ZoneInfo("UTC"))
     steps = simulate(policies, level, start, planned, source, labels, reminders, status)

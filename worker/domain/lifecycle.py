@@ -21,6 +21,7 @@ from schemas.events import EventType, IssueEvent, Severity
 from schemas.messages import NotificationKind
 from schemas.policy import TARGET_NAMES, IssueFacts, Policy, PolicyFile, Target
 from worker.domain.firing import TOLERANCE, label
+from worker.domain.policy_match import facts_of, match_policy
 from worker.domain.sla import (
     SNOOZE,
     ZERO,
@@ -86,22 +87,6 @@ class Transition:
     notes: tuple[str, ...] = ()  # more lines for the timeline: pauses, resumes
 
 
-def facts_of(event: IssueEvent, severity: Severity | None = None) -> IssueFacts:
-    """What policy matching sees of the issue an event describes."""
-    snap = event.issue
-    url = str(snap.url) if snap.url else None
-    return IssueFacts.of(
-        severity or snap.severity,
-        event.source,
-        snap.labels,
-        snap.status,
-        snap.id,
-        snap.title,
-        snap.assignee,
-        url,
-    )
-
-
 def _ignored(clock: IssueClock | None, note: str) -> Transition:
     return Transition(applied=False, note=note, clock=clock)
 
@@ -160,7 +145,7 @@ def _fresh_targets(policy: Policy, at: datetime) -> tuple[TargetClock, ...]:
 
 
 def _open(event: IssueEvent, policies: PolicyFile) -> Transition:
-    policy = policies.match(facts_of(event))
+    policy = match_policy(policies, facts_of(event))
     at = event.occurred_at
     clock = IssueClock(
         Lifecycle.OPEN,
@@ -208,7 +193,7 @@ def replan(clock: IssueClock, facts: IssueFacts, policies: PolicyFile, at: datet
     new plan puts in the past fires at once, and once. Used for a severity change and for
     `escalator policy apply --replan`.
     """
-    policy = policies.match(facts)
+    policy = match_policy(policies, facts)
     targets = []
     for name, target in policy.targets():
         old = clock.target(name)
@@ -416,7 +401,7 @@ def _resolve(clock: IssueClock, event: IssueEvent, policy: Policy) -> Transition
 def _reopen(clock: IssueClock, event: IssueEvent, policies: PolicyFile) -> Transition:
     # Also when the issue looks open, because its resolve may still be in flight.
     at = event.occurred_at
-    policy = policies.match(facts_of(event, clock.severity))
+    policy = match_policy(policies, facts_of(event, clock.severity))
     fresh = []
     for tc in _fresh_targets(policy, at):
         old = clock.target(tc.target)

@@ -19,6 +19,7 @@ from schemas.events import Severity
 from schemas.policy import IssueFacts, PolicyFile
 from worker.domain.firing import label
 from worker.domain.lifecycle import replan
+from worker.domain.policy_match import explain_match, match_policy
 from worker.domain.sla import ClockState, elapsed
 from worker.services.effects import Effects
 from worker.store import repository as repo
@@ -128,7 +129,7 @@ def explain(session: Session, issue: Issue, current: PolicyFile, now: datetime) 
         "Matching, in file order (first match wins):",
     ]
     for candidate in under.policies:
-        checks = candidate.match.explain(facts)
+        checks = explain_match(candidate.match, facts)
         holds = all(ok for _, ok in checks)
         detail = "; ".join(f"{'✓' if ok else '✗'} {text}" for text, ok in checks) or "no conditions"
         lines.append(f"  {'→' if holds else ' '} {candidate.name}: {detail}")
@@ -136,7 +137,7 @@ def explain(session: Session, issue: Issue, current: PolicyFile, now: datetime) 
             break
     else:
         lines.append(f"  → none matched: the default {under.default!r}")
-    if issue.policy_name != under.match(facts).name:
+    if issue.policy_name != match_policy(under, facts).name:
         lines.append(
             f"  (it was matched as {issue.policy_name!r} under its severity or labels then)"
         )
