@@ -16,30 +16,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from schemas.messages import Notification
+from worker.domain.moot import moot, moot_reason
 from worker.store.models import Issue, OutboxMessage
-
-# Messages that speak for a running clock: meeting their target makes them moot. An escalation
-# notice tells a tier that it holds the issue now, and a breach notice reports what happened:
-# both are moot only once the issue is resolved (a tier never holds an issue without being
-# told). `assigned` and `resolved` messages and write-backs are never moot.
-MOOT_WHEN_MET = ("reminder", "warning")
-MOOT_WHEN_RESOLVED = ("escalated", *MOOT_WHEN_MET, "breach")
-LIVE = ("running", "paused")
-
-
-def moot(kind: str, target: str | None, lifecycle: str, clocks: list[dict[str, Any]]) -> bool:
-    """Whether a message is no longer worth sending: its issue is resolved, or the target it is
-    about (acknowledge, first_response, ...) is no longer live in the issue's `clocks` (not
-    for a breach notice: the breach happened).
-
-    A message without a target (an escalation someone requested) is moot only once resolved:
-    an acknowledgement ends the acknowledge ladder, not a request to escalate.
-    """
-    if lifecycle == "resolved":
-        return kind in MOOT_WHEN_RESOLVED
-    if kind not in MOOT_WHEN_MET or target is None:
-        return False
-    return not any(c.get("target") == target and c.get("state") in LIVE for c in clocks)
 
 
 def row_moot(session: Session, row: OutboxMessage, lifecycle: str, clocks: list[Any]) -> bool:
@@ -60,13 +38,6 @@ def row_moot(session: Session, row: OutboxMessage, lifecycle: str, clocks: list[
         if other.id != row.id and other.state == "merged":
             other.state, other.last_error = "cancelled", f"moot before digest {row.id} was sent"
     return True
-
-
-def moot_reason(target: str | None, lifecycle: str) -> str:
-    """What made a message moot, for its `last_error`."""
-    if lifecycle == "resolved" or target is None:
-        return "issue resolved"
-    return f"{target} target met"
 
 
 def cancel_if_moot(

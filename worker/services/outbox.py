@@ -17,8 +17,8 @@ from sqlalchemy.orm import Session
 
 from schemas.messages import IssueRef, Notification, NotificationKind
 from schemas.policy import PolicyFile
+from worker.domain.moot import MOOT_WHEN_MET, MOOT_WHEN_RESOLVED
 from worker.domain.oncall import people
-from worker.services.digest import MOOT_WHEN_MET, MOOT_WHEN_RESOLVED
 from worker.store.models import Deadline, Issue, OutboxMessage
 
 _TEXT = {
