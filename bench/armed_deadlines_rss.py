@@ -193,9 +193,9 @@ def worker_first_task(
 
     The probes are `outbox.deliver_batch` with no ids: they build the child's container and
     deliver nothing; twice as many as children are sent, so each child usually runs one."""
+    from worker.broker.celery_app import app
     from worker.broker.effects import DELIVER_BATCH
     from worker.broker.keys import OUTBOX_QUEUE
-    from worker.roles.celery_app import app
 
     for _ in range(2 * concurrency):
         app.send_task(DELIVER_BATCH, args=[[]])
@@ -254,7 +254,7 @@ def main(argv: list[str] | None = None) -> int:
         mem_empty = int(redis.info("memory")["used_memory"])
 
         with common.timed() as t_cold:
-            report = reconcile(c)
+            report = reconcile(c.index, c.readers, c.clock)
         row(
             "reconcile from an empty index",
             f"{t_cold[0]:.2f} s = {n / t_cold[0]:,.0f} deadlines/s "
@@ -270,7 +270,7 @@ def main(argv: list[str] | None = None) -> int:
             + " (scaled to 100k)",
         )
         with common.timed() as t_warm:
-            warm = reconcile(c)
+            warm = reconcile(c.index, c.readers, c.clock)
         row(
             "reconcile again, index full (periodic pass)",
             f"{t_warm[0]:.2f} s (re-indexed {warm.rearmed}, "

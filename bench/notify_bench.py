@@ -124,14 +124,14 @@ def _seed(url: str, n: int) -> list[str]:
 
 
 def _ours(url: str, hook: str, ids: list[str], go: Any) -> None:
-    import httpx
     from _common import make_settings
 
     from schemas.policy import PolicyFile
     from worker.domain.clock import SystemClock
     from worker.notify.channels import build_channels
     from worker.notify.http import PooledPoster
-    from worker.services.deliver_batch import deliver_many
+    from worker.services.deliver import deliver_many
+    from worker.services.uow import Units
     from worker.store.db import make_engine, session_factory
 
     quiet_logging()
@@ -149,13 +149,12 @@ def _ours(url: str, hook: str, ids: list[str], go: Any) -> None:
         }
     )
     clock = SystemClock()
-    with httpx.Client() as http:
-        poster = PooledPoster(settings.delivery_concurrency)
-        channels = build_channels(policies, settings, clock, http, poster)
-        sessions = session_factory(make_engine(url))
-        go.wait()
-        for start in range(0, len(ids), 200):
-            deliver_many(sessions, channels, clock, settings, ids[start : start + 200])
+    poster = PooledPoster(settings.delivery_concurrency)
+    channels = build_channels(policies, settings, clock, poster)
+    sessions = session_factory(make_engine(url))
+    go.wait()
+    for start in range(0, len(ids), 200):
+        deliver_many(Units(sessions), channels, clock, settings, ids[start : start + 200])
 
 
 def _textbook(url: str, hook: str, ids: list[str], go: Any) -> None:

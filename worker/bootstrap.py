@@ -16,14 +16,20 @@ from sqlalchemy import Engine
 
 from config.settings import Settings
 from schemas.policy import PolicyFile
+from worker.broker.celery_app import app, configure
 from worker.broker.connection import connect
 from worker.broker.deadline_index import DeadlineIndex
+from worker.broker.effects import BrokerEffects, Tasks
+from worker.broker.inflight import InFlight, inflight
+from worker.broker.leases import Keepers
 from worker.domain.clock import Clock, SystemClock
-from worker.notify.channels import Channel, build_channels
+from worker.domain.ports import Channel
+from worker.notify.channels import build_channels
 from worker.notify.http import PooledPoster, Poster, tls_context
-from worker.roles.celery_app import configure
 from worker.services.policy_loader import PolicyFileError, load_policy
+from worker.services.uow import Units
 from worker.store.db import SessionFactory, make_engine, reader_factory, session_factory
+from worker.writeback import build_writebacks
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
@@ -46,6 +52,10 @@ class Container:
     channels: dict[str, Channel]
     http: httpx.Client
     poster: Poster
+    tasks: Tasks  # sends Celery tasks by name
+    marks: InFlight  # which outbox messages a delivery task holds
+    units: Units  # units of work whose effects run on Redis and Celery after their commit
+    keepers: Keepers  # the leases this process's tasks hold, renewed while they run
 
     def close(self) -> None:
         self.http.close()
@@ -70,6 +80,16 @@ def _policies(settings: Settings, fallback: PolicyFile | None) -> PolicyFile:
         return fallback
 
 
+def every_channel(
+    policies: PolicyFile, settings: Settings, clock: Clock, http: httpx.Client, poster: Poster
+) -> dict[str, Channel]:
+    """Every channel the policy file names, and a write-back channel per ticket system."""
+    channels: dict[str, Channel] = {}
+    channels.update(build_channels(policies, settings, clock, poster))
+    channels.update(build_writebacks(policies, settings, clock, http))
+    return channels
+
+
 def build(
     settings: Settings, clock: Clock | None = None, fallback: PolicyFile | None = None
 ) -> Container:
@@ -86,18 +106,31 @@ def build(
     tls = tls_context()  # webhooks and write-backs verify certificates alike
     http = httpx.Client(follow_redirects=False, verify=tls)
     poster = PooledPoster(settings.delivery_concurrency, tls)
+    sessions, readers = session_factory(engine), reader_factory(engine)
+    index, marks, tasks = DeadlineIndex(redis), inflight(redis), Tasks(app)
+    after_commit = BrokerEffects(index, marks, tasks, clock, settings)
     return Container(
         settings=settings,
         clock=clock,
         engine=engine,
-        sessions=session_factory(engine),
-        readers=reader_factory(engine),
+        sessions=sessions,
+        readers=readers,
         redis=redis,
-        index=DeadlineIndex(redis),
+        index=index,
         policies=policies,
-        channels=build_channels(policies, settings, clock, http, poster),
+        channels=every_channel(policies, settings, clock, http, poster),
         http=http,
         poster=poster,
+        tasks=tasks,
+        marks=marks,
+        units=Units(sessions, after_commit, readers),
+        keepers=Keepers.of(
+            index,
+            marks,
+            clock,
+            settings.scheduler_lease_s,
+            settings.delivery_running_lease_s,
+        ),
     )
 
 

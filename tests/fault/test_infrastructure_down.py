@@ -176,14 +176,18 @@ def test_workers_outlive_their_broker_restarting_then_fire_an_escalation(
 
     stack.producer.send(event("issue.opened", "AFTER-1", at=datetime.now(UTC)))
     for issue in [*issues, "AFTER-1"]:
-        stack.wait_for(
-            lambda issue=issue: (supervise(), _escalated_once(stack, issue))[1],
-            150,
-            f"{issue} to reach L2",
-        )
-    stack.wait_for(
-        lambda: (supervise(), _all_sent(stack, "AFTER-1"))[1], 150, "every message delivered"
-    )
+
+        def reached_l2(issue: str = issue) -> bool:
+            supervise()
+            return _escalated_once(stack, issue)
+
+        stack.wait_for(reached_l2, 150, f"{issue} to reach L2")
+
+    def all_sent() -> bool:
+        supervise()
+        return _all_sent(stack, "AFTER-1")
+
+    stack.wait_for(all_sent, 150, "every message delivered")
     supervise()
     assert 0 not in exits, f"a worker exited 0 after losing its broker: {exits}"
     for n in workers.values():
@@ -195,7 +199,7 @@ import sys
 from celery import bootsteps
 from config.settings import Settings
 from config.logging import configure_logging
-from worker.roles.celery_app import configure, run_worker, worker_argv
+from worker.broker.celery_app import configure, run_worker, worker_argv
 
 class Boom(bootsteps.StartStopStep):
     requires = {"celery.worker.consumer.tasks:Tasks"}

@@ -17,10 +17,10 @@ from config.settings import PACKAGED_POLICY, Settings
 from schemas.events import IssueEvent
 from schemas.messages import Notification
 from worker.domain.clock import ManualClock, SystemClock
-from worker.services.deliver import deliver
-from worker.services.deliver_batch import deliver_many
+from worker.services.deliver import deliver, deliver_many
 from worker.services.ingest import apply_batch
 from worker.services.policy_loader import load_policy
+from worker.services.uow import Units
 from worker.store.db import SessionFactory, make_engine, session_factory
 from worker.store.models import Issue, OutboxMessage, TimelineEntry
 
@@ -55,7 +55,7 @@ def seed(sessions: SessionFactory, clock: ManualClock) -> list[int]:
         )
         for n in range(ISSUES)
     ]
-    apply_batch(sessions, events, load_policy(PACKAGED_POLICY), clock)
+    apply_batch(Units(sessions), events, load_policy(PACKAGED_POLICY), clock)
     with sessions() as session, session.begin():
         template = session.scalars(select(OutboxMessage).limit(1)).one()
         issue_ids = list(session.scalars(select(Issue.id).order_by(Issue.id)))
@@ -147,9 +147,9 @@ def test_ingest_and_delivery_on_the_same_issues_never_deadlock(database_url: str
         channels: dict[str, Any] = {"log": Quiet()}
         if many:
             pick.shuffle(pending)
-            deliver_many(sessions, channels, clock, settings, pending)
+            deliver_many(Units(sessions), channels, clock, settings, pending)
         else:
-            deliver(sessions, channels, clock, settings, pending[0])
+            deliver(Units(sessions), channels, clock, settings, pending[0])
         return True
 
     writers = [

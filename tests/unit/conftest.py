@@ -15,9 +15,14 @@ from config.settings import DEMO_POLICY, PACKAGED_POLICY, Settings
 from schemas.policy import PolicyFile
 from tests.support.posters import HttpxPoster
 from worker.bootstrap import Container
+from worker.broker.celery_app import app
 from worker.broker.deadline_index import DeadlineIndex
+from worker.broker.effects import BrokerEffects, Tasks
+from worker.broker.inflight import inflight
+from worker.broker.leases import Keepers
 from worker.domain.clock import ManualClock
 from worker.services.policy_loader import load_policy
+from worker.services.uow import Units
 from worker.store.db import create_all, make_engine, session_factory
 
 from .factories import T0
@@ -94,6 +99,7 @@ def container(
 ) -> Iterator[Container]:
     """A Container built by hand: fakeredis, SQLite, the default policy, no channels."""
     http = httpx.Client()
+    index, marks, tasks = DeadlineIndex(redis), inflight(redis), Tasks(app)
     yield Container(
         settings=settings,
         clock=clock,
@@ -101,10 +107,16 @@ def container(
         sessions=sessions,
         readers=sessions,
         redis=redis,
-        index=DeadlineIndex(redis),
+        index=index,
         policies=policies,
         channels={},
         http=http,
         poster=HttpxPoster(http),
+        tasks=tasks,
+        marks=marks,
+        units=Units(sessions, BrokerEffects(index, marks, tasks, clock, settings)),
+        keepers=Keepers.of(
+            index, marks, clock, settings.scheduler_lease_s, settings.delivery_running_lease_s
+        ),
     )
     http.close()

@@ -9,6 +9,9 @@ from typing import Any
 
 from schemas.events import IssueEvent
 from schemas.policy import PolicyFile
+from worker.bootstrap import Container
+from worker.broker.effects import BrokerEffects
+from worker.services.uow import Effects
 
 T0 = datetime(2024, 3, 4, 9, 0, tzinfo=UTC)
 _ids = itertools.count(1)
@@ -72,3 +75,8 @@ def ladder_policies(
 def minutes(n: float) -> timedelta:
     """`n` minutes."""
     return timedelta(minutes=n)
+
+
+def run_effects(c: Container, effects: Effects) -> None:
+    """Run effects as a unit of work does after its commit, on the container as it is now."""
+    BrokerEffects(c.index, c.marks, c.tasks, c.clock, c.settings)(effects)

@@ -14,6 +14,7 @@ from schemas.policy import PolicyFile
 from worker.broker.deadline_index import DeadlineIndex
 from worker.domain.clock import ManualClock
 from worker.services.ingest import Outcome, apply_batch
+from worker.services.uow import Units
 from worker.store.models import Deadline, Issue, OutboxMessage, ProcessedEvent, TimelineEntry
 from worker.store.policy_versions import version_of
 
@@ -36,7 +37,9 @@ def test_opened_creates_issue_deadlines_and_one_outbox_row_per_channel(
 ) -> None:
     """issue.opened writes the issue at L1, its two deadlines and an outbox row per L1 channel."""
     policies = ladder_policies(channels=("log", "chat"))
-    batch = apply_batch(sessions, [("1-0", event_json(at=T0, issue_id="OPS-7"))], policies, clock)
+    batch = apply_batch(
+        Units(sessions), [("1-0", event_json(at=T0, issue_id="OPS-7"))], policies, clock
+    )
     assert [(r.outcome, r.issue_key) for r in batch.results] == [(Outcome.APPLIED, "jira:OPS-7")]
     with sessions() as session:
         issue = session.scalars(select(Issue)).one()
@@ -64,10 +67,10 @@ def test_duplicate_event_id_is_a_recorded_no_op(
 ) -> None:
     """A repeated event_id yields DUPLICATE, writes no rows, and only re-indexes what is armed."""
     raw = event_json(event_id="evt-dup", at=T0)
-    first = apply_batch(sessions, [("1-0", raw)], policies, clock)
+    first = apply_batch(Units(sessions), [("1-0", raw)], policies, clock)
     assert first.results[0].outcome is Outcome.APPLIED
     before = counts(sessions)
-    again = apply_batch(sessions, [("2-0", raw), ("3-0", raw)], policies, clock)
+    again = apply_batch(Units(sessions), [("2-0", raw), ("3-0", raw)], policies, clock)
     assert [r.outcome for r in again.results] == [Outcome.DUPLICATE, Outcome.DUPLICATE]
     assert again.effects.outbox == [] and again.effects.disarm == []
     assert set(again.effects.arm) == set(first.effects.arm)  # re-indexing is idempotent
@@ -79,7 +82,7 @@ def test_duplicate_within_one_batch_applies_once(
 ) -> None:
     """The same event twice in one batch is applied once and reported once as duplicate."""
     raw = event_json(event_id="evt-twice", at=T0)
-    batch = apply_batch(sessions, [("1-0", raw), ("1-1", raw)], policies, clock)
+    batch = apply_batch(Units(sessions), [("1-0", raw), ("1-1", raw)], policies, clock)
     assert sorted(r.outcome for r in batch.results) == [Outcome.APPLIED, Outcome.DUPLICATE]
     assert counts(sessions)["outbox"] == 1
 
@@ -88,11 +91,11 @@ def test_events_in_a_batch_are_applied_in_occurrence_order(
     sessions: sessionmaker[Session], clock: ManualClock, policies: PolicyFile
 ) -> None:
     """An ack read before its open, in the same batch, is applied after it (not dead)."""
-    entries = [
+    entries: list[tuple[str, str | bytes | None]] = [
         ("1-0", event_json("issue.acknowledged", at=T0 + minutes(2), event_id="ack")),
         ("1-1", event_json("issue.opened", at=T0, event_id="open")),
     ]
-    batch = apply_batch(sessions, entries, policies, clock)
+    batch = apply_batch(Units(sessions), entries, policies, clock)
     assert [(r.event_id, r.outcome) for r in batch.results] == [
         ("open", Outcome.APPLIED),
         ("ack", Outcome.APPLIED),
@@ -109,10 +112,13 @@ def test_acknowledge_in_a_later_batch_disarms_the_escalation(
     sessions: sessionmaker[Session], clock: ManualClock, policies: PolicyFile
 ) -> None:
     """The ack's effects tell the index to drop the cancelled escalate deadline only."""
-    opened = apply_batch(sessions, [("1-0", event_json(at=T0))], policies, clock)
+    opened = apply_batch(Units(sessions), [("1-0", event_json(at=T0))], policies, clock)
     escalate_id = opened.effects.arm[0][0]
     acked = apply_batch(
-        sessions, [("2-0", event_json("issue.acknowledged", at=T0 + minutes(1)))], policies, clock
+        Units(sessions),
+        [("2-0", event_json("issue.acknowledged", at=T0 + minutes(1)))],
+        policies,
+        clock,
     )
     assert acked.results[0].outcome is Outcome.APPLIED
     assert acked.effects.disarm == [escalate_id]
@@ -123,9 +129,12 @@ def test_ignored_event_is_recorded(
     sessions: sessionmaker[Session], clock: ManualClock, policies: PolicyFile
 ) -> None:
     """An out-of-date event is IGNORED, kept as processed and noted on the timeline."""
-    apply_batch(sessions, [("1-0", event_json(at=T0 + minutes(5)))], policies, clock)
+    apply_batch(Units(sessions), [("1-0", event_json(at=T0 + minutes(5)))], policies, clock)
     late = apply_batch(
-        sessions, [("2-0", event_json("issue.updated", at=T0, event_id="old"))], policies, clock
+        Units(sessions),
+        [("2-0", event_json("issue.updated", at=T0, event_id="old"))],
+        policies,
+        clock,
     )
     assert late.results[0].outcome is Outcome.IGNORED
     with sessions() as session:
@@ -142,10 +151,12 @@ def test_severity_raise_makes_a_past_deadline_due_at_once(
 ) -> None:
     """P3 → P1 after 20 minutes re-arms L1's 5-minute deadline, already past: it is due at the
     upgrade (an effect never comes before its cause), claimable now."""
-    opened = apply_batch(sessions, [("1-0", event_json(severity="P3", at=T0))], policies, clock)
+    opened = apply_batch(
+        Units(sessions), [("1-0", event_json(severity="P3", at=T0))], policies, clock
+    )
     clock.set(T0 + minutes(20))
     raised = apply_batch(
-        sessions,
+        Units(sessions),
         [("2-0", event_json("issue.updated", severity="P1", at=T0 + minutes(20)))],
         policies,
         clock,
@@ -196,11 +207,11 @@ def test_event_after_the_policy_file_changed(
 ) -> None:
     """After a policy edit the issue's next event still applies (fire() copes the same way)."""
     before = ladder_policies()
-    apply_batch(sessions, [("1-0", event_json(at=T0))], before, clock)
+    apply_batch(Units(sessions), [("1-0", event_json(at=T0))], before, clock)
     with sessions() as session, session.begin():
         session.execute(update(Issue).values(tier_index=2, tier="L3"))  # escalated twice
     ack = event_json("issue.acknowledged", at=T0 + minutes(30))
-    batch = apply_batch(sessions, [("2-0", ack)], edit(before), clock)
+    batch = apply_batch(Units(sessions), [("2-0", ack)], edit(before), clock)
     assert batch.results[0].outcome is Outcome.APPLIED
 
 
@@ -211,11 +222,11 @@ def test_a_resolved_issue_that_comes_back_runs_under_the_current_policy(
     """Opened under a 5m L1, resolved; the file now gives L1 2m. Reopened (or firing again),
     the new cycle takes the current version: L1's escalation is 2m after the return."""
     before, after = ladder_policies(), ladder_policies((("L1", "2m"), ("L2", "10m")))
-    apply_batch(sessions, [("1-0", event_json(at=T0))], before, clock)
+    apply_batch(Units(sessions), [("1-0", event_json(at=T0))], before, clock)
     resolved = event_json("issue.resolved", at=T0 + minutes(10))
-    apply_batch(sessions, [("2-0", resolved)], before, clock)
+    apply_batch(Units(sessions), [("2-0", resolved)], before, clock)
     back = event_json(comeback, at=T0 + minutes(60))
-    assert apply_batch(sessions, [("3-0", back)], after, clock).results[0].outcome is (
+    assert apply_batch(Units(sessions), [("3-0", back)], after, clock).results[0].outcome is (
         Outcome.APPLIED
     )
     with sessions() as s:

@@ -11,8 +11,10 @@ from sqlalchemy.orm import Session, sessionmaker
 from schemas.policy import PolicyFile
 from tests.unit.factories import T0, event_json, minutes
 from worker.domain.clock import ManualClock
-from worker.services import ingest as apply_module
+from worker.services import apply_event as apply_module
+from worker.services import ingest
 from worker.services.ingest import Outcome, apply_batch
+from worker.services.uow import Units
 from worker.store import repository as repo
 from worker.store.models import Issue, ProcessedEvent
 
@@ -32,12 +34,12 @@ def test_an_event_that_trips_an_error_is_dead_lettered_alone(
         return real(session, issue, *args)
 
     monkeypatch.setattr(apply_module, "queue_notifications", flaky)
-    entries = [
+    entries: list[tuple[str, str | bytes | None]] = [
         ("1-0", event_json(issue_id="OK-1", at=T0)),
         ("1-1", event_json(issue_id="BAD-1", at=T0)),
         ("1-2", event_json(issue_id="OK-2", at=T0)),
     ]
-    batch = apply_batch(sessions, entries, policies, clock)
+    batch = apply_batch(Units(sessions), entries, policies, clock)
     outcomes = {r.issue_key: (r.outcome, r.note) for r in batch.results}
     assert outcomes["jira:OK-1"][0] is Outcome.APPLIED
     assert outcomes["jira:OK-2"][0] is Outcome.APPLIED
@@ -67,9 +69,9 @@ def test_fast_and_careful_paths_write_the_same(
         ),
         ("1-4", event_json(issue_id="A", at=T0, event_id="a1")),
     ]
-    parsed = [(sid, apply_module.parse_event(raw)) for sid, raw in stream]
+    parsed = [(sid, ingest.parse_event(raw)) for sid, raw in stream]
     parsed.sort(key=lambda item: item[1].occurred_at)
-    careful = apply_module._careful(sessions, parsed, policies, clock.now())
+    careful = ingest._careful(Units(sessions), parsed, policies, clock.now())
     assert [r.outcome for r in careful.results].count(Outcome.DUPLICATE) == 1
     with sessions() as session:
         a = session.scalars(select(Issue).where(Issue.external_id == "A")).one()

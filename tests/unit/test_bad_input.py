@@ -5,21 +5,25 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import fakeredis
 import pytest
+from redis.typing import EncodableT, FieldT
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from schemas.policy import PolicyFile
+from tests.support.streams import entries as stream_entries
+from tests.support.streams import group_read
 from worker.bootstrap import Container
-from worker.broker import effects as post_commit
+from worker.broker.celery_app import app
 from worker.broker.deadline_index import DeadlineIndex
-from worker.broker.keys import DEAD_STREAM, GROUP, STREAM, STREAM_FIELD
+from worker.broker.keys import DEAD_STREAM, DELIVER_BATCH, GROUP, STREAM, STREAM_FIELD
 from worker.domain.clock import ManualClock
 from worker.roles.ingest import Ingest, ensure_group
 from worker.services.ingest import Outcome, apply_batch
+from worker.services.uow import Units
 from worker.store.models import Issue, OutboxMessage
 
 from .factories import T0, event_json, minutes
@@ -55,10 +59,12 @@ def good_events() -> list[tuple[str, str]]:
     return events
 
 
-def interleaved() -> tuple[list[tuple[str, str | None]], dict[str, dict[str, Any]], set[str]]:
+def interleaved() -> tuple[
+    list[tuple[str, str | bytes | None]], dict[str, dict[str, Any]], set[str]
+]:
     """Stream entries mixing bad and good; the bad ones by stream id; the good stream ids."""
     corpus, good = load_corpus(), good_events()
-    entries: list[tuple[str, str | None]] = []
+    entries: list[tuple[str, str | bytes | None]] = []
     bad: dict[str, dict[str, Any]] = {}
     good_ids: set[str] = set()
     for i in range(max(len(corpus), len(good))):
@@ -110,7 +116,7 @@ def test_corpus_interleaved_with_valid_events_in_one_batch(
 ) -> None:
     """Every bad entry is DEAD with its reason; every good one is applied; nothing raises."""
     entries, bad, good_ids = interleaved()
-    batch = apply_batch(sessions, entries, policies, clock)
+    batch = apply_batch(Units(sessions), entries, policies, clock)
     by_id = {r.stream_id: r for r in batch.results}
     assert set(by_id) == {stream_id for stream_id, _ in entries}  # one result per entry
     for stream_id, row in bad.items():
@@ -131,14 +137,14 @@ def sent(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, list[Any]]]:
     def record(name: str, args: list[Any] | None = None, **_: Any) -> None:
         calls.append((name, list(args or [])))
 
-    monkeypatch.setattr(post_commit.app, "send_task", record)
+    monkeypatch.setattr(app, "send_task", record)
     return calls
 
 
 def read_all(redis: fakeredis.FakeRedis, consumer: str) -> list[Any]:
     """Read every new entry as `consumer` of the ingest group."""
     response = redis.xreadgroup(GROUP, consumer, {STREAM: ">"}, count=1000)
-    return [entry for _, batch in response for entry in batch]
+    return [entry for _, batch in group_read(response) for entry in batch]
 
 
 def test_ingest_dead_letters_bad_entries_and_acks_everything(
@@ -151,8 +157,10 @@ def test_ingest_dead_letters_bad_entries_and_acks_everything(
     for i in range(max(len(corpus), len(good))):
         if i < len(corpus):
             raw = corpus[i]["raw"]
-            fields = {"note": "no event field"} if raw is None else {STREAM_FIELD: raw}
-            raw_by_id[redis.xadd(STREAM, fields)] = corpus[i]
+            fields: dict[FieldT, EncodableT] = (
+                {"note": "no event field"} if raw is None else {STREAM_FIELD: raw}
+            )
+            raw_by_id[cast(str, redis.xadd(STREAM, fields))] = corpus[i]
         if i < len(good):
             redis.xadd(STREAM, {STREAM_FIELD: good[i][1]})
     entries = read_all(redis, "unit-1")
@@ -160,7 +168,7 @@ def test_ingest_dead_letters_bad_entries_and_acks_everything(
 
     Ingest(container, name="unit-1").process(entries)
 
-    dead = {fields["stream_id"]: fields for _, fields in redis.xrange(DEAD_STREAM)}
+    dead = {fields["stream_id"]: fields for _, fields in stream_entries(redis.xrange(DEAD_STREAM))}
     assert set(dead) == set(raw_by_id)
     for stream_id, row in raw_by_id.items():
         assert row["expect"] in dead[stream_id]["error"], row["name"]
@@ -170,7 +178,7 @@ def test_ingest_dead_letters_bad_entries_and_acks_everything(
     with container.sessions() as session:
         outbox_ids = set(session.scalars(select(OutboxMessage.id)))
     assert len(outbox_ids) == len(GOOD_ISSUES)  # one ASSIGNED per issue, L1 has one channel
-    assert [name for name, _ in sent] == [post_commit.DELIVER_BATCH]
+    assert [name for name, _ in sent] == [DELIVER_BATCH]
     assert set(sent[0][1][0]) == outbox_ids
 
 
@@ -196,7 +204,7 @@ def test_ingest_gives_up_on_entries_with_a_reason(
     entries = read_all(redis, "unit-1")
     reasons = {entries[0][0]: "gave up after 6 deliveries"}
     Ingest(container, name="unit-1").process(entries, reasons)
-    [(_, fields)] = redis.xrange(DEAD_STREAM)
+    [(_, fields)] = stream_entries(redis.xrange(DEAD_STREAM))
     assert fields["error"] == "gave up after 6 deliveries"
     assert redis.xpending(STREAM, GROUP)["pending"] == 0
     assert sent == []

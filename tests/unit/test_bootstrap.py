@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from rich.console import Console
@@ -16,6 +16,7 @@ from typer.testing import CliRunner
 
 from config.settings import Settings
 from worker import bootstrap
+from worker.broker.celery_app import app as celery
 from worker.cli import inspect, notifications
 from worker.cli import main as cli
 from worker.store.models import Issue
@@ -93,8 +94,9 @@ def test_redis_client_is_closed_on_exit(
         return made[-1][1]
 
     monkeypatch.setattr(bootstrap, "connect", connect)
-    with bootstrap.redis_client(settings) as client:
+    with bootstrap.redis_client(settings) as opened:
         assert not made[0][1].closed
+    client = cast(Client, opened)  # `connect` is patched: what it opened is the fake
     assert made == [(settings.resolved_redis_url(), client)] and client.closed
 
 
@@ -118,7 +120,7 @@ def cli_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, engine: Engine) -> 
     monkeypatch.setenv("ESCALATOR_DATABASE_URL", f"sqlite:///{tmp_path / 'unit.db'}")
     monkeypatch.setattr(cli, "configure_logging", lambda _settings: None)
     monkeypatch.setattr(notifications, "configure", lambda _settings: None)
-    monkeypatch.setattr(notifications.celery, "send_task", lambda name, args: None)
+    monkeypatch.setattr(celery, "send_task", lambda name, args: None)
     monkeypatch.setattr(inspect, "console", Console(width=300))
 
 

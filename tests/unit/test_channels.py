@@ -160,16 +160,14 @@ def test_build_channels_needs_the_named_secret(http: httpx.Client) -> None:
     """A webhook naming a secret that ESCALATOR_SECRETS lacks is a PolicyError."""
     settings = Settings(_env_file=None, secrets={})
     with pytest.raises(PolicyError, match="needs secret 'ops'"):
-        build_channels(
-            policy_with_webhook("ops"), settings, ManualClock(T0), http, HttpxPoster(http)
-        )
+        build_channels(policy_with_webhook("ops"), settings, ManualClock(T0), HttpxPoster(http))
 
 
 def test_build_channels_wires_webhooks_and_always_has_log(http: httpx.Client) -> None:
     """Named channels are built and a `log` channel exists even when the file has none."""
     settings = Settings(_env_file=None, secrets={"ops": SECRET})
     channels = build_channels(
-        policy_with_webhook("ops"), settings, ManualClock(T0), http, HttpxPoster(http)
+        policy_with_webhook("ops"), settings, ManualClock(T0), HttpxPoster(http)
     )
     assert isinstance(channels["ops"], SignedWebhook)
     assert isinstance(channels["log"], LogSink)

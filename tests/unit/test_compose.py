@@ -21,8 +21,8 @@ from typer.testing import CliRunner
 
 import worker.cli.main as cli
 from config.settings import Settings
+from worker.broker.celery_app import PREFETCH
 from worker.broker.keys import ESCALATION_QUEUE, GROUP, OUTBOX_QUEUE, STREAM
-from worker.roles.celery_app import PREFETCH
 from worker.roles.supervisor import ROLES as SUPERVISED
 from worker.services.policy_loader import load_policy
 

@@ -14,10 +14,13 @@ from config.settings import Settings
 from schemas.messages import Notification, NotificationKind
 from schemas.policy import PolicyFile
 from worker.domain.clock import ManualClock
+from worker.domain.retry import jittered as backoff
 from worker.errors import DeliveryError, PermanentError
 from worker.notify.channels import Channel
-from worker.services.deliver import backoff, deliver, due_messages
+from worker.services.deliver import deliver
+from worker.services.delivery import due_messages
 from worker.services.ingest import apply_batch
+from worker.services.uow import Units
 from worker.store.models import OutboxMessage, TimelineEntry
 
 from .factories import T0, event_json
@@ -54,7 +57,7 @@ def fails(exc: Exception) -> Action:
 @pytest.fixture
 def message_id(sessions: sessionmaker[Session], clock: ManualClock, policies: PolicyFile) -> str:
     """One pending ASSIGNED message for channel `log`, due at T0."""
-    batch = apply_batch(sessions, [("1-0", event_json(at=T0))], policies, clock)
+    batch = apply_batch(Units(sessions), [("1-0", event_json(at=T0))], policies, clock)
     [mid] = batch.effects.outbox
     return mid
 
@@ -93,7 +96,7 @@ def test_success_marks_sent_and_adds_a_timeline_entry(
 ) -> None:
     """A delivered message is `sent`, unleased, and the issue's timeline says so."""
     channel = FakeChannel(ok)
-    result = deliver(sessions, {"log": channel}, clock, settings, message_id)
+    result = deliver(Units(sessions), {"log": channel}, clock, settings, message_id)
     assert result.state == "sent"
     stored = row(sessions, message_id)
     assert (stored.state, stored.attempts, stored.sent_at, stored.lease_until) == (
@@ -112,7 +115,7 @@ def test_delivery_error_schedules_a_retry(
 ) -> None:
     """A transient failure keeps the message pending with attempts+1 and a later next attempt."""
     channel = FakeChannel(fails(DeliveryError("log: HTTP 503")))
-    result = deliver(sessions, {"log": channel}, clock, settings, message_id)
+    result = deliver(Units(sessions), {"log": channel}, clock, settings, message_id)
     assert result.state == "retry" and result.retry_in is not None
     stored = row(sessions, message_id)
     assert (stored.state, stored.attempts, stored.last_error) == ("pending", 1, "log: HTTP 503")
@@ -126,7 +129,7 @@ def test_unexpected_channel_exception_is_retried_not_lost(
 ) -> None:
     """A bug in a channel (any exception) counts as a failed attempt, not a lost message."""
     channel = FakeChannel(fails(KeyError("oops")))
-    assert deliver(sessions, {"log": channel}, clock, settings, message_id).state == "retry"
+    assert deliver(Units(sessions), {"log": channel}, clock, settings, message_id).state == "retry"
     assert "KeyError" in (row(sessions, message_id).last_error or "")
 
 
@@ -137,14 +140,16 @@ def test_dead_after_max_attempts(
     channel = FakeChannel(*(fails(DeliveryError("down")) for _ in range(5)))
     states = []
     for _ in range(settings.delivery_max_attempts):
-        states.append(deliver(sessions, {"log": channel}, clock, settings, message_id).state)
+        states.append(deliver(Units(sessions), {"log": channel}, clock, settings, message_id).state)
         clock.set(row(sessions, message_id).next_attempt_at)
     assert states == ["retry", "retry", "dead"]
     stored = row(sessions, message_id)
     assert (stored.state, stored.attempts) == ("dead", 3)
     assert timeline_kinds(sessions)[-1] == "notification_dead"
     clock.advance(timedelta(days=1))
-    assert deliver(sessions, {"log": channel}, clock, settings, message_id).state == "skipped"
+    assert (
+        deliver(Units(sessions), {"log": channel}, clock, settings, message_id).state == "skipped"
+    )
     assert len(channel.received) == 3
 
 
@@ -164,7 +169,7 @@ def test_permanent_error_is_dead_at_once(
     channels: dict[str, Channel],
 ) -> None:
     """A PermanentError (or a channel that does not exist) is dead on the first attempt."""
-    assert deliver(sessions, channels, clock, settings, message_id).state == "dead"
+    assert deliver(Units(sessions), channels, clock, settings, message_id).state == "dead"
     stored = row(sessions, message_id)
     assert (stored.state, stored.attempts) == ("dead", 1)
     assert stored.last_error
@@ -175,13 +180,15 @@ def test_message_not_yet_due_is_skipped(
 ) -> None:
     """Before next_attempt_at the message is not sent and not counted as an attempt."""
     channel = FakeChannel(fails(DeliveryError("down")), ok)
-    deliver(sessions, {"log": channel}, clock, settings, message_id)
+    deliver(Units(sessions), {"log": channel}, clock, settings, message_id)
     next_at = row(sessions, message_id).next_attempt_at
     clock.set(next_at - timedelta(milliseconds=1))
-    assert deliver(sessions, {"log": channel}, clock, settings, message_id).state == "skipped"
+    assert (
+        deliver(Units(sessions), {"log": channel}, clock, settings, message_id).state == "skipped"
+    )
     assert row(sessions, message_id).attempts == 1
     clock.set(next_at)
-    assert deliver(sessions, {"log": channel}, clock, settings, message_id).state == "sent"
+    assert deliver(Units(sessions), {"log": channel}, clock, settings, message_id).state == "sent"
 
 
 def test_message_leased_by_another_sender_is_skipped(
@@ -191,9 +198,13 @@ def test_message_leased_by_another_sender_is_skipped(
     inner: list[str] = []
 
     def sweep_meanwhile(_: Notification) -> None:
-        inner.append(deliver(sessions, {"log": FakeChannel(ok)}, clock, settings, message_id).state)
+        inner.append(
+            deliver(Units(sessions), {"log": FakeChannel(ok)}, clock, settings, message_id).state
+        )
 
-    outer = deliver(sessions, {"log": FakeChannel(sweep_meanwhile)}, clock, settings, message_id)
+    outer = deliver(
+        Units(sessions), {"log": FakeChannel(sweep_meanwhile)}, clock, settings, message_id
+    )
     assert (outer.state, inner) == ("sent", ["skipped"])
     assert row(sessions, message_id).attempts == 1
 
@@ -209,11 +220,20 @@ def test_expired_lease_is_handed_out_again(
             .where(OutboxMessage.id == message_id)
             .values(lease_until=lease_end, attempts=1)
         )
-    assert due_messages(sessions, clock, grace_s=0) == []
-    assert deliver(sessions, {"log": FakeChannel(ok)}, clock, settings, message_id).state == (
-        "skipped"
-    )
+    assert due(sessions, clock) == []
+    assert deliver(
+        Units(sessions), {"log": FakeChannel(ok)}, clock, settings, message_id
+    ).state == ("skipped")
     clock.set(lease_end + timedelta(seconds=1))
-    assert due_messages(sessions, clock, grace_s=0) == [message_id]
-    assert deliver(sessions, {"log": FakeChannel(ok)}, clock, settings, message_id).state == "sent"
+    assert due(sessions, clock) == [message_id]
+    assert (
+        deliver(Units(sessions), {"log": FakeChannel(ok)}, clock, settings, message_id).state
+        == "sent"
+    )
     assert row(sessions, message_id).attempts == 2
+
+
+def due(sessions: sessionmaker[Session], clock: ManualClock) -> list[str]:
+    """The messages an outbox sweep would send again now."""
+    with sessions() as session:
+        return due_messages(session, clock.now(), grace_s=0, limit=100)

@@ -17,10 +17,10 @@ from config.settings import Settings
 from schemas.policy import PolicyFile
 from worker.domain.clock import ManualClock
 from worker.errors import DeliveryError
-from worker.services.deliver import deliver
-from worker.services.deliver_batch import deliver_many
+from worker.services.deliver import deliver, deliver_many
 from worker.services.fire import fire
 from worker.services.ingest import apply_batch
+from worker.services.uow import Units
 from worker.store.models import Deadline, OutboxMessage
 
 from .factories import T0, event_json
@@ -64,7 +64,9 @@ def send(
 ) -> list[str]:
     """Apply one event at the clock's time; the ids of the messages it wrote."""
     line = event_json(type_, at=clock.now(), **fields)
-    return apply_batch(sessions, [(f"{next(_events)}-0", line)], POLICIES, clock).effects.outbox
+    return apply_batch(
+        Units(sessions), [(f"{next(_events)}-0", line)], POLICIES, clock
+    ).effects.outbox
 
 
 def fire_next(
@@ -78,8 +80,8 @@ def fire_next(
             )
         ).one()
     clock.set(max(clock.now(), deadline.due_at))
-    result = fire(sessions, POLICIES, clock, deadline.id)
-    assert result.fired, result.message
+    result = fire(Units(sessions), POLICIES, clock, deadline.id)
+    assert result.fired, result.note
     return result.effects.outbox
 
 
@@ -124,9 +126,9 @@ def test_resolve_ladder_escalation_after_acknowledgement_is_sent(
     [mid] = fire_next(sessions, clock, "resolve", "escalate")
     channel = FakeChannel(ok)
     if path == "deliver":
-        outcome = deliver(sessions, {"log": channel}, clock, settings, mid)
+        outcome = deliver(Units(sessions), {"log": channel}, clock, settings, mid)
     else:
-        outcome = deliver_many(sessions, {"log": channel}, clock, settings, [mid])[mid]
+        outcome = deliver_many(Units(sessions), {"log": channel}, clock, settings, [mid])[mid]
     assert outcome.state == "sent"
     [message] = channel.received
     assert (message.kind.value, message.tier, message.target) == ("escalated", "M", "resolve")
@@ -138,12 +140,12 @@ def test_acknowledgement_cancels_the_acknowledge_warning_in_its_backoff(
     """The 60% acknowledge warning failed once; acknowledging cancels it before its retry."""
     [mid] = fire_next(sessions, clock, "acknowledge", "warn")
     channel = FakeChannel(fails(DeliveryError("down")), ok)
-    assert deliver(sessions, {"log": channel}, clock, settings, mid).state == "retry"
+    assert deliver(Units(sessions), {"log": channel}, clock, settings, mid).state == "retry"
     send(sessions, clock, "issue.acknowledged")
     stored = row(sessions, mid)
     assert stored.state == "cancelled" and "acknowledge met" in (stored.last_error or "")
     clock.advance(timedelta(minutes=5))
-    assert deliver(sessions, {"log": channel}, clock, settings, mid).state == "skipped"
+    assert deliver(Units(sessions), {"log": channel}, clock, settings, mid).state == "skipped"
     assert len(channel.received) == 1  # only the failed first attempt
 
 
@@ -155,7 +157,7 @@ def test_acknowledgement_keeps_a_resolve_warning_and_resolving_cancels_it(
     send(sessions, clock, "issue.acknowledged")
     [mid] = fire_next(sessions, clock, "resolve", "warn")
     channel = FakeChannel(fails(DeliveryError("down")), ok)
-    assert deliver(sessions, {"log": channel}, clock, settings, mid).state == "retry"
+    assert deliver(Units(sessions), {"log": channel}, clock, settings, mid).state == "retry"
     send(sessions, clock, "issue.acknowledged", event_id="ack-again")  # a repeat changes nothing
     assert row(sessions, mid).state == "pending"
     send(sessions, clock, "issue.resolved")
@@ -175,7 +177,7 @@ def test_response_cancels_the_first_response_warning_not_the_resolve_one(
     assert row(sessions, resolve_warning).state == "pending"
     channel = FakeChannel(ok)
     outcomes = deliver_many(
-        sessions, {"log": channel}, clock, settings, [resolve_warning, response_warning]
+        Units(sessions), {"log": channel}, clock, settings, [resolve_warning, response_warning]
     )
     assert outcomes[resolve_warning].state == "sent"
     assert [m.target for m in channel.received] == ["resolve"]
@@ -188,11 +190,11 @@ def test_a_breach_notice_is_sent_though_its_target_is_met_late(
     The breach happened: the notice is still sent (only resolving silences breaches)."""
     [mid] = fire_next(sessions, clock, "first_response", "breach")
     channel = FakeChannel(fails(DeliveryError("down")), ok)
-    assert deliver(sessions, {"log": channel}, clock, settings, mid).state == "retry"
+    assert deliver(Units(sessions), {"log": channel}, clock, settings, mid).state == "retry"
     send(sessions, clock, "issue.responded")
     assert row(sessions, mid).state == "pending"
     clock.advance(timedelta(minutes=5))
-    assert deliver(sessions, {"log": channel}, clock, settings, mid).state == "sent"
+    assert deliver(Units(sessions), {"log": channel}, clock, settings, mid).state == "sent"
     send(sessions, clock, "issue.resolved")
     assert row(sessions, mid).state == "sent"
 
@@ -205,7 +207,7 @@ def test_requested_escalation_after_acknowledgement_is_sent(
     send(sessions, clock, "issue.acknowledged")
     [mid] = send(sessions, clock, "issue.escalation_requested")
     channel = FakeChannel(ok)
-    assert deliver(sessions, {"log": channel}, clock, settings, mid).state == "sent"
+    assert deliver(Units(sessions), {"log": channel}, clock, settings, mid).state == "sent"
     assert channel.received[0].kind.value == "escalated"
 
 
@@ -221,7 +223,7 @@ def test_moot_at_send_time_when_no_event_cancelled_it(
     with sessions() as s, s.begin():
         s.get_one(OutboxMessage, mid).state = "pending"
     channel = FakeChannel(ok)
-    assert deliver(sessions, {"log": channel}, clock, settings, mid).state == "cancelled"
+    assert deliver(Units(sessions), {"log": channel}, clock, settings, mid).state == "cancelled"
     assert channel.received == []
     assert "acknowledge target met" in (row(sessions, mid).last_error or "")
 
@@ -234,5 +236,5 @@ def test_an_escalation_is_sent_after_the_acknowledgement_that_followed_it(
     [mid] = fire_next(sessions, clock, "acknowledge", "escalate")
     send(sessions, clock, "issue.acknowledged")
     channel = FakeChannel(ok)
-    assert deliver(sessions, {"log": channel}, clock, settings, mid).state == "sent"
+    assert deliver(Units(sessions), {"log": channel}, clock, settings, mid).state == "sent"
     assert [(m.kind.value, m.tier) for m in channel.received] == [("escalated", "L2")]

@@ -13,10 +13,12 @@ from sqlalchemy.orm import Session, sessionmaker
 from typer.testing import CliRunner
 
 from schemas.policy import PolicyFile
+from worker.broker.celery_app import app as celery
 from worker.cli import main as cli
 from worker.cli import notifications
 from worker.domain.clock import ManualClock
 from worker.services.ingest import apply_batch
+from worker.services.uow import Units
 from worker.store.models import OutboxMessage
 
 from .factories import T0, event_json
@@ -33,9 +35,7 @@ def env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> list[Any]:
     monkeypatch.setattr(notifications, "configure", lambda _settings: None)
     monkeypatch.setattr(notifications, "console", Console(width=300))
     sent: list[Any] = []
-    monkeypatch.setattr(
-        notifications.celery, "send_task", lambda name, args: sent.append((name, args))
-    )
+    monkeypatch.setattr(celery, "send_task", lambda name, args: sent.append((name, args)))
     return sent
 
 
@@ -43,7 +43,9 @@ def test_list_dead_and_retry_all_dead(
     env: list[Any], sessions: sessionmaker[Session], clock: ManualClock, policies: PolicyFile
 ) -> None:
     """A dead message is listed with --dead; retry --all-dead makes it pending and sends it."""
-    [mid] = apply_batch(sessions, [("1-0", event_json(at=T0))], policies, clock).effects.outbox
+    [mid] = apply_batch(
+        Units(sessions), [("1-0", event_json(at=T0))], policies, clock
+    ).effects.outbox
     with sessions() as s, s.begin():
         s.execute(update(OutboxMessage).values(state="dead", attempts=8, last_error="HTTP 500"))
     runner = CliRunner()

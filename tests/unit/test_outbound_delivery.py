@@ -18,10 +18,10 @@ from worker.domain.clock import ManualClock
 from worker.errors import DeliveryError, PermanentError, RateLimited
 from worker.notify.channels import SignedWebhook
 from worker.notify.http import check, parse_retry_after
-from worker.services.deliver import deliver
-from worker.services.deliver_batch import deliver_many
+from worker.services.deliver import deliver, deliver_many
 from worker.services.ingest import apply_batch
-from worker.services.outbox import cancel_pending
+from worker.services.outbox import Outbox, cancel_pending
+from worker.services.uow import Units
 from worker.store.models import Issue, OutboxMessage, TimelineEntry
 
 from .factories import T0, event_json
@@ -87,13 +87,15 @@ def test_webhook_429_is_retried_no_sooner_than_retry_after(
     sessions: sessionmaker[Session], clock: ManualClock, settings: Settings, policies: PolicyFile
 ) -> None:
     """A 429 with Retry-After: 120 puts the next attempt 120 s away, past the 2 s backoff."""
-    [mid] = apply_batch(sessions, [("1-0", event_json(at=T0))], policies, clock).effects.outbox
+    [mid] = apply_batch(
+        Units(sessions), [("1-0", event_json(at=T0))], policies, clock
+    ).effects.outbox
     transport = httpx.MockTransport(lambda _: httpx.Response(429, headers={"retry-after": "120"}))
     with httpx.Client(transport=transport) as http:
         hook = SignedWebhook(
             "log", WebhookChannel(url="https://h.example.com/x"), None, clock, HttpxPoster(http)
         )
-        result = deliver(sessions, {"log": hook}, clock, settings, mid)
+        result = deliver(Units(sessions), {"log": hook}, clock, settings, mid)
     assert result.state == "retry" and result.retry_in == 120.0
     assert state(sessions, mid).next_attempt_at == T0 + timedelta(seconds=120)
 
@@ -102,12 +104,14 @@ def test_message_of_an_acknowledged_issue_is_cancelled_at_send_time(
     sessions: sessionmaker[Session], clock: ManualClock, settings: Settings, policies: PolicyFile
 ) -> None:
     """A reminder whose target was met since is not sent, even if never cancelled."""
-    [mid] = apply_batch(sessions, [("1-0", event_json(at=T0))], policies, clock).effects.outbox
+    [mid] = apply_batch(
+        Units(sessions), [("1-0", event_json(at=T0))], policies, clock
+    ).effects.outbox
     with sessions() as s, s.begin():
         s.execute(update(OutboxMessage).values(kind="reminder", target="acknowledge"))
         meet(s.scalars(select(Issue)).one(), "acknowledge")
     channel = FakeChannel(ok)
-    assert deliver(sessions, {"log": channel}, clock, settings, mid).state == "cancelled"
+    assert deliver(Units(sessions), {"log": channel}, clock, settings, mid).state == "cancelled"
     assert channel.received == [] and state(sessions, mid).state == "cancelled"
 
 
@@ -121,16 +125,18 @@ def test_acknowledged_during_backoff_the_retry_sends_nothing(
     sessions: sessionmaker[Session], clock: ManualClock, settings: Settings, policies: PolicyFile
 ) -> None:
     """A failed reminder, cancelled by cancel_pending in its backoff, is never retried."""
-    [mid] = apply_batch(sessions, [("1-0", event_json(at=T0))], policies, clock).effects.outbox
+    [mid] = apply_batch(
+        Units(sessions), [("1-0", event_json(at=T0))], policies, clock
+    ).effects.outbox
     with sessions() as s, s.begin():
         s.execute(update(OutboxMessage).values(kind="reminder", target="acknowledge"))
     channel = FakeChannel(fails(DeliveryError("down")), ok)
-    assert deliver(sessions, {"log": channel}, clock, settings, mid).state == "retry"
+    assert deliver(Units(sessions), {"log": channel}, clock, settings, mid).state == "retry"
     with sessions() as s, s.begin():
         issue = s.scalars(select(Issue)).one()
-        assert cancel_pending(s, issue, frozenset({"acknowledge"}), clock.now()) == 1
+        assert cancel_pending(Outbox(s), issue, frozenset({"acknowledge"}), clock.now()) == 1
     clock.advance(timedelta(hours=1))
-    assert deliver(sessions, {"log": channel}, clock, settings, mid).state == "skipped"
+    assert deliver(Units(sessions), {"log": channel}, clock, settings, mid).state == "skipped"
     assert len(channel.received) == 1 and state(sessions, mid).state == "cancelled"
 
 
@@ -142,17 +148,19 @@ def test_burst_to_a_digest_channel_is_held_then_sent_once_with_every_id(
     ids: list[str] = []
     for n in range(3):
         batch = apply_batch(
-            sessions, [(f"{n}-0", event_json(issue_id=f"OPS-{n}", at=T0))], policies, clock
+            Units(sessions), [(f"{n}-0", event_json(issue_id=f"OPS-{n}", at=T0))], policies, clock
         )
         ids += batch.effects.outbox
         clock.advance(timedelta(seconds=5))
     channel = FakeChannel(ok)
-    held = deliver(sessions, {"chat": channel}, clock, settings, ids[0])
+    held = deliver(Units(sessions), {"chat": channel}, clock, settings, ids[0])
     assert held.state == "held" and held.retry_in == pytest.approx(15.0)
     clock.set(T0 + timedelta(seconds=30))
-    assert deliver(sessions, {"chat": channel}, clock, settings, ids[1]).state == "sent"
+    assert deliver(Units(sessions), {"chat": channel}, clock, settings, ids[1]).state == "sent"
     for other in (ids[0], ids[2]):
-        assert deliver(sessions, {"chat": channel}, clock, settings, other).state == "skipped"
+        assert (
+            deliver(Units(sessions), {"chat": channel}, clock, settings, other).state == "skipped"
+        )
     [digest] = channel.received
     assert digest.id == ids[1] and sorted(digest.covers) == sorted(ids)
     assert len(digest.items) == 3 and digest.text.startswith("3 notifications")
@@ -169,7 +177,7 @@ def two_in_one_window(
     ids = []
     for n in range(2):
         ids += apply_batch(
-            sessions, [(f"{n}-0", event_json(issue_id=f"OPS-{n}", at=T0))], policies, clock
+            Units(sessions), [(f"{n}-0", event_json(issue_id=f"OPS-{n}", at=T0))], policies, clock
         ).effects.outbox
     return ids
 
@@ -182,9 +190,9 @@ def test_digest_retry_keeps_its_id_and_contents(
     ids = two_in_one_window(sessions, clock, policies)
     clock.set(T0 + timedelta(seconds=10))
     channel = FakeChannel(fails(DeliveryError("down")), ok)
-    assert deliver(sessions, {"chat": channel}, clock, settings, ids[0]).state == "retry"
+    assert deliver(Units(sessions), {"chat": channel}, clock, settings, ids[0]).state == "retry"
     clock.set(state(sessions, ids[0]).next_attempt_at)
-    assert deliver(sessions, {"chat": channel}, clock, settings, ids[0]).state == "sent"
+    assert deliver(Units(sessions), {"chat": channel}, clock, settings, ids[0]).state == "sent"
     first, again = channel.received
     assert first == again and first.covers == (ids[0], ids[1])
 
@@ -205,15 +213,17 @@ def test_digest_retry_is_not_cancelled_for_one_moot_message(
         )
     clock.set(T0 + timedelta(seconds=10))
     channel = FakeChannel(fails(DeliveryError("down")), ok)
-    assert deliver(sessions, {"chat": channel}, clock, settings, ids[0]).state == "retry"
+    assert deliver(Units(sessions), {"chat": channel}, clock, settings, ids[0]).state == "retry"
     ack = event_json("issue.acknowledged", issue_id="OPS-0", at=clock.now())
-    apply_batch(sessions, [("9-0", ack)], policies, clock)  # cancels OPS-0's own messages
+    apply_batch(Units(sessions), [("9-0", ack)], policies, clock)  # cancels OPS-0's own messages
     assert state(sessions, ids[0]).state == "pending"  # not the digest carrying OPS-1's
     clock.set(state(sessions, ids[0]).next_attempt_at)
     if path == "deliver":
-        outcome = deliver(sessions, {"chat": channel}, clock, settings, ids[0])
+        outcome = deliver(Units(sessions), {"chat": channel}, clock, settings, ids[0])
     else:
-        outcome = deliver_many(sessions, {"chat": channel}, clock, settings, [ids[0]])[ids[0]]
+        outcome = deliver_many(Units(sessions), {"chat": channel}, clock, settings, [ids[0]])[
+            ids[0]
+        ]
     assert outcome.state == "sent"
     assert channel.received[-1].covers == (ids[0], ids[1])
 
@@ -228,12 +238,12 @@ def test_digest_retry_is_cancelled_when_every_message_in_it_is_moot(
         s.execute(update(OutboxMessage).values(kind="reminder", target="acknowledge"))
     clock.set(T0 + timedelta(seconds=10))
     channel = FakeChannel(fails(DeliveryError("down")), ok)
-    assert deliver(sessions, {"chat": channel}, clock, settings, ids[0]).state == "retry"
+    assert deliver(Units(sessions), {"chat": channel}, clock, settings, ids[0]).state == "retry"
     with sessions() as s, s.begin():
         for issue in s.scalars(select(Issue)):
             issue.lifecycle = "resolved"
     clock.set(state(sessions, ids[0]).next_attempt_at)
-    assert deliver(sessions, {"chat": channel}, clock, settings, ids[0]).state == "cancelled"
+    assert deliver(Units(sessions), {"chat": channel}, clock, settings, ids[0]).state == "cancelled"
     assert len(channel.received) == 1
 
 
@@ -242,11 +252,11 @@ def test_a_lone_message_in_its_window_is_sent_plainly(
 ) -> None:
     """A window with one message sends that message, not a digest of one."""
     [mid] = apply_batch(
-        sessions, [("1-0", event_json(at=T0))], digest_policies(), clock
+        Units(sessions), [("1-0", event_json(at=T0))], digest_policies(), clock
     ).effects.outbox
     clock.advance(timedelta(seconds=30))
     channel = FakeChannel(ok)
-    assert deliver(sessions, {"chat": channel}, clock, settings, mid).state == "sent"
+    assert deliver(Units(sessions), {"chat": channel}, clock, settings, mid).state == "sent"
     assert channel.received[0].covers == () and isinstance(channel.received[0], Notification)
 
 
@@ -257,7 +267,7 @@ def test_deliver_many_sends_records_and_falls_back_like_deliver(
     ids = []
     for n in range(4):
         ids += apply_batch(
-            sessions, [(f"{n}-0", event_json(issue_id=f"B-{n}", at=T0))], policies, clock
+            Units(sessions), [(f"{n}-0", event_json(issue_id=f"B-{n}", at=T0))], policies, clock
         ).effects.outbox
     with sessions() as s, s.begin():  # B-3's message is a reminder about an acknowledged issue
         s.execute(
@@ -267,10 +277,12 @@ def test_deliver_many_sends_records_and_falls_back_like_deliver(
         )
         meet(s.scalars(select(Issue).where(Issue.external_id == "B-3")).one(), "acknowledge")
     channel = FakeChannel(ok, fails(DeliveryError("down")), ok)
-    outcomes = deliver_many(sessions, {"log": channel}, clock, settings, [*ids, "msg_unknown"])
+    outcomes = deliver_many(
+        Units(sessions), {"log": channel}, clock, settings, [*ids, "msg_unknown"]
+    )
     assert [outcomes[i].state for i in ids] == ["sent", "retry", "sent", "cancelled"]
     assert outcomes["msg_unknown"].state == "skipped"
     assert [m.id for m in channel.received] == ids[:3]
     assert [state(sessions, i).state for i in ids] == ["sent", "pending", "sent", "cancelled"]
-    again = deliver_many(sessions, {"log": channel}, clock, settings, ids)
+    again = deliver_many(Units(sessions), {"log": channel}, clock, settings, ids)
     assert {o.state for o in again.values()} == {"skipped"}  # nothing sent twice

@@ -1,6 +1,6 @@
 """Backpressure in the outbox: one delivery task in flight per message (worker/broker/inflight.py,
 `sweep_outbox`, `deliver_messages`), and a batch that tells apart the ids it cannot lease in
-one statement (worker/services/deliver_batch.py)."""
+one statement (worker/services/deliver.py)."""
 
 from __future__ import annotations
 
@@ -18,22 +18,21 @@ from config.settings import Settings
 from schemas.messages import Notification
 from worker.bootstrap import Container
 from worker.broker import effects as post_commit
-from worker.broker.effects import run_effects
+from worker.broker.celery_app import app
 from worker.broker.inflight import InFlight
-from worker.broker.keys import DELIVERIES_SENT, OUTBOX_INFLIGHT
+from worker.broker.keys import DELIVER, DELIVER_BATCH, DELIVERIES_SENT, OUTBOX_INFLIGHT
 from worker.broker.leases import LeaseKeeper
 from worker.domain.clock import ManualClock
 from worker.errors import DeliveryError
 from worker.roles import tasks
-from worker.roles.celery_app import app
+from worker.roles.scheduler import sweep_outbox
 from worker.services import deliver as dispatcher
-from worker.services import deliver_batch as batch
-from worker.services.deliver import sweep_outbox
-from worker.services.deliver_batch import deliver_many
+from worker.services.deliver import deliver_many
 from worker.services.ingest import apply_batch
+from worker.services.uow import Units
 from worker.store.models import OutboxMessage
 
-from .factories import T0, event_json
+from .factories import T0, event_json, run_effects
 from .test_dispatcher import FakeChannel, ok
 from .test_outbound_delivery import digest_policies
 
@@ -79,7 +78,7 @@ def write(container: Container, count: int) -> list[str]:
     ids: list[str] = []
     for n in range(count):
         result = apply_batch(
-            container.sessions,
+            Units(container.sessions),
             [(f"{n}-0", event_json(issue_id=f"BP-{n}", at=T0))],
             container.policies,
             container.clock,
@@ -134,9 +133,7 @@ def test_after_redis_is_lost_the_sweep_sends_from_the_database_once(
     clock.advance(timedelta(seconds=6))
     sweep_outbox(container)
     sweep_outbox(container)
-    assert [(name, sorted(got)) for name, got, _ in sent.calls] == [
-        (post_commit.DELIVER_BATCH, sorted(ids))
-    ]
+    assert [(name, sorted(got)) for name, got, _ in sent.calls] == [(DELIVER_BATCH, sorted(ids))]
     assert redis.get(DELIVERIES_SENT) == "3"
 
 
@@ -160,7 +157,7 @@ def test_a_started_task_holds_the_short_running_lease_and_a_killed_one_is_notice
     sends the message again once that lease has run out, not after the queued lease."""
     [mid] = write(container, 1)
     lease = container.settings.delivery_running_lease_s
-    with tasks._keepers(container).deliveries.holding([mid]):
+    with container.keepers.deliveries.holding([mid]):
         assert score(redis, mid) == clock.now().timestamp() + lease
     clock.advance(timedelta(seconds=lease + 1))  # killed: nobody removed or renewed the mark
     sweep_outbox(container)
@@ -202,7 +199,7 @@ def test_done_messages_are_unmarked_and_a_retry_keeps_its_mark_until_due(
     tasks.deliver_messages([good, bad])
     assert score(redis, good) is None
     [(name, ids, countdown)] = sent.calls
-    assert (name, ids) == (post_commit.DELIVER, [bad]) and countdown is not None
+    assert (name, ids) == (DELIVER, [bad]) and countdown is not None
     queued = worker.settings.delivery_queued_lease_s
     assert score(redis, bad) == pytest.approx(clock.now().timestamp() + countdown + queued)
     for _ in range(20):
@@ -237,13 +234,15 @@ def test_a_batch_sorts_out_ids_it_cannot_lease_in_one_statement(
     def refuse(*_: Any) -> None:
         raise AssertionError("an unleased id went through deliver(), one transaction each")
 
-    monkeypatch.setattr(batch, "deliver", refuse)
+    monkeypatch.setattr(dispatcher, "deliver", refuse)
     statements: list[str] = []
     event.listen(engine, "before_cursor_execute", lambda *a: statements.append(a[2]))
 
     def run(unleasable: list[str]) -> int:
         statements.clear()
-        outcomes = deliver_many(sessions, {"log": FakeChannel()}, clock, settings, unleasable)
+        outcomes = deliver_many(
+            Units(sessions), {"log": FakeChannel()}, clock, settings, unleasable
+        )
         assert {o.state for o in outcomes.values()} == {"skipped"}
         return len(statements)
 
@@ -263,10 +262,13 @@ def test_a_batch_holds_a_digest_window_and_folds_a_closed_one_once(
     ids = []
     for n in range(3):
         ids += apply_batch(
-            sessions, [(f"{n}-0", event_json(issue_id=f"D-{n}", at=T0))], digest_policies(), clock
+            Units(sessions),
+            [(f"{n}-0", event_json(issue_id=f"D-{n}", at=T0))],
+            digest_policies(),
+            clock,
         ).effects.outbox
     channel = FakeChannel(ok)
-    held = deliver_many(sessions, {"chat": channel}, clock, settings, ids)
+    held = deliver_many(Units(sessions), {"chat": channel}, clock, settings, ids)
     assert {o.state for o in held.values()} == {"held"}
     assert all(o.retry_in == pytest.approx(30) for o in held.values())
     clock.advance(timedelta(seconds=30))
@@ -277,8 +279,8 @@ def test_a_batch_holds_a_digest_window_and_folds_a_closed_one_once(
         folded.append(args[-1])
         return real(*args)
 
-    monkeypatch.setattr(batch, "deliver", counting)
-    outcomes = deliver_many(sessions, {"chat": channel}, clock, settings, ids)
+    monkeypatch.setattr(dispatcher, "deliver", counting)
+    outcomes = deliver_many(Units(sessions), {"chat": channel}, clock, settings, ids)
     assert folded == [ids[0]]
     assert [outcomes[i].state for i in ids] == ["sent", "skipped", "skipped"]
     [digest] = channel.received

@@ -32,6 +32,7 @@ from worker.domain.sla import (
 )
 from worker.errors import InvalidEvent
 from worker.services.ingest import Outcome, apply_batch, parse_event
+from worker.services.uow import Units
 from worker.store.models import Issue
 
 from .factories import T0, event_dict, event_json
@@ -205,7 +206,7 @@ def test_apply_batch_dead_letters_poison_lines_and_applies_their_neighbours(
     entries += [(sid, raw) for sid, (raw, _) in POISON_LINES.items()]
     entries.append(("9-0", good["9-0"]))
 
-    batch = apply_batch(sessions, entries, policies, clock)
+    batch = apply_batch(Units(sessions), entries, policies, clock)
 
     by_id = {r.stream_id: r for r in batch.results}
     for stream_id, (_, expect) in POISON_LINES.items():

@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from worker.domain.clock import ManualClock
 from worker.services.ingest import apply_batch
 from worker.services.policy import explain, open_issue_count, replan_open
+from worker.services.uow import Units
 from worker.store.models import Deadline, Issue, PolicyVersion, TimelineEntry
 from worker.store.policy_versions import version_of
 
@@ -34,12 +35,12 @@ def test_an_issue_keeps_its_version_until_apply_replan_moves_it(
 ) -> None:
     """Resolve 4 h → 1 h: a new issue gets 1 h, the open one keeps 4 h until it is re-planned."""
     old, new = ladder_policies(resolve="4h"), ladder_policies(resolve="1h")
-    apply_batch(sessions, [("1-0", event_json(issue_id="OLD-1", at=T0))], old, clock)
+    apply_batch(Units(sessions), [("1-0", event_json(issue_id="OLD-1", at=T0))], old, clock)
     clock.set(T0 + minutes(10))
     opened = event_json(issue_id="NEW-1", at=T0 + minutes(10))
-    apply_batch(sessions, [("2-0", opened)], new, clock)
+    apply_batch(Units(sessions), [("2-0", opened)], new, clock)
     update = event_json("issue.updated", issue_id="OLD-1", at=T0 + minutes(11))
-    apply_batch(sessions, [("2-1", update)], new, clock)  # an event under the new file
+    apply_batch(Units(sessions), [("2-1", update)], new, clock)  # an event under the new file
     assert breaches(sessions, "OLD-1") == [("armed", T0 + timedelta(hours=4))]
     assert breaches(sessions, "NEW-1") == [("armed", T0 + minutes(70))]
     with sessions() as session:
@@ -47,7 +48,7 @@ def test_an_issue_keeps_its_version_until_apply_replan_moves_it(
     assert versions == {version_of(old), version_of(new)}
     assert open_issue_count(sessions, version_of(new)) == 1
 
-    report = replan_open(sessions, new, T0 + minutes(12))
+    report = replan_open(Units(sessions), new, T0 + minutes(12))
     assert report.replanned == 1 and report.version == version_of(new)
     assert breaches(sessions, "OLD-1") == [
         ("cancelled", T0 + timedelta(hours=4)),
@@ -59,7 +60,7 @@ def test_an_issue_keeps_its_version_until_apply_replan_moves_it(
             session.scalars(select(TimelineEntry.message).where(TimelineEntry.kind == "policy"))
         )
     assert len(notes) == 1 and "policy applied" in notes[0]
-    assert replan_open(sessions, new, T0 + minutes(13)).replanned == 0  # idempotent
+    assert replan_open(Units(sessions), new, T0 + minutes(13)).replanned == 0  # idempotent
 
 
 def test_explain_names_the_matching_conditions_and_each_target(
@@ -67,7 +68,7 @@ def test_explain_names_the_matching_conditions_and_each_target(
 ) -> None:
     """The explanation shows why the policy matched and each target's clock and next deadline."""
     policies = ladder_policies()
-    apply_batch(sessions, [("1-0", event_json(issue_id="EX-1", at=T0))], policies, clock)
+    apply_batch(Units(sessions), [("1-0", event_json(issue_id="EX-1", at=T0))], policies, clock)
     with sessions() as session:
         issue = session.scalars(select(Issue)).one()
         lines = explain(session, issue, policies, T0 + minutes(2))

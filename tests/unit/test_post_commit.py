@@ -13,12 +13,12 @@ from kombu.exceptions import OperationalError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from structlog.testing import capture_logs
 
+from tests.unit.factories import run_effects
 from worker.bootstrap import Container
 from worker.broker import effects as post_commit
-from worker.broker.effects import run_effects
+from worker.broker.celery_app import app
 from worker.broker.keys import DELIVERIES_SENT, DUE, OUTBOX_INFLIGHT
-from worker.roles.celery_app import app
-from worker.services.effects import Effects
+from worker.services.uow import Effects
 
 T0 = datetime(2026, 3, 4, 9, 0, tzinfo=UTC)
 

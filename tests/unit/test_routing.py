@@ -16,6 +16,7 @@ from worker.domain.clock import ManualClock
 from worker.services.fire import fire
 from worker.services.ingest import apply_batch
 from worker.services.policy_loader import load_policy
+from worker.services.uow import Units
 from worker.store.models import Deadline, Issue, OutboxMessage
 
 from .factories import T0, event_json, minutes
@@ -105,7 +106,7 @@ def test_opening_assigns_on_call_routes_by_kind_and_writes_back(
 ) -> None:
     """issue.opened: the roster's person is assignee; `assigned` goes to chat; Jira write-back."""
     policies = outbound_policies()
-    apply_batch(sessions, [("1-0", event_json(at=T0))], policies, clock)
+    apply_batch(Units(sessions), [("1-0", event_json(at=T0))], policies, clock)
     with sessions() as s:
         issue = s.scalars(select(Issue)).one()
         assert (issue.tier, issue.assignee) == ("L1", "ana")
@@ -123,10 +124,10 @@ def test_escalation_assigns_whoever_is_on_call_at_that_moment(
 ) -> None:
     """Escalating to L2 at 09:05 UTC (10:05 Berlin, day 1) assigns the rotation's cat."""
     policies = outbound_policies()
-    batch = apply_batch(sessions, [("1-0", event_json(at=T0))], policies, clock)
+    batch = apply_batch(Units(sessions), [("1-0", event_json(at=T0))], policies, clock)
     [(deadline_id, due)] = [a for a in batch.effects.arm]
     clock.set(due)
-    result = fire(sessions, policies, clock, deadline_id)
+    result = fire(Units(sessions), policies, clock, deadline_id)
     assert result.fired
     with sessions() as s:
         issue = s.scalars(select(Issue)).one()
@@ -145,13 +146,13 @@ def test_acknowledge_cancels_pending_escalations_but_not_writebacks_or_resolved(
 ) -> None:
     """issue.acknowledged cancels unsent escalated messages; write-backs and resolved stay."""
     policies = outbound_policies()
-    batch = apply_batch(sessions, [("1-0", event_json(at=T0))], policies, clock)
+    batch = apply_batch(Units(sessions), [("1-0", event_json(at=T0))], policies, clock)
     [(deadline_id, due)] = batch.effects.arm
     clock.set(due)
-    fire(sessions, policies, clock, deadline_id)
+    fire(Units(sessions), policies, clock, deadline_id)
     clock.advance(minutes(1))
     apply_batch(
-        sessions,
+        Units(sessions),
         [
             ("2-0", event_json("issue.acknowledged", at=due + minutes(1))),
             ("3-0", event_json("issue.resolved", at=due + minutes(2))),
@@ -183,7 +184,7 @@ def test_open_and_acknowledge_in_one_batch_cancels_the_unflushed_rows(
         ]
     )
     apply_batch(
-        sessions,
+        Units(sessions),
         [
             ("1-0", event_json(at=T0)),
             ("2-0", event_json("issue.acknowledged", at=T0 + minutes(1))),

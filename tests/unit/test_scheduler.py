@@ -10,14 +10,14 @@ import fakeredis
 import pytest
 
 from worker.bootstrap import Container
-from worker.broker.effects import FIRE, run_effects
-from worker.broker.keys import GROUP, STREAM
+from worker.broker.celery_app import app
+from worker.broker.keys import FIRE, GROUP, STREAM
 from worker.domain.clock import ManualClock
-from worker.roles.celery_app import app
 from worker.roles.scheduler import Scheduler
 from worker.services.ingest import apply_batch
+from worker.services.uow import Units
 
-from .factories import T0, event_json
+from .factories import T0, event_json, run_effects
 
 Sent = list[int]
 
@@ -37,8 +37,10 @@ def fired(monkeypatch: pytest.MonkeyPatch) -> Sent:
 
 def open_issues(c: Container, n: int) -> None:
     """n P1 issues opened at T0 (L1's 5-minute deadline each), indexed."""
-    lines = [(f"{i + 1}-0", event_json(issue_id=f"S-{i}", at=T0)) for i in range(n)]
-    run_effects(c, apply_batch(c.sessions, lines, c.policies, c.clock).effects)
+    lines: list[tuple[str, str | bytes | None]] = [
+        (f"{i + 1}-0", event_json(issue_id=f"S-{i}", at=T0)) for i in range(n)
+    ]
+    run_effects(c, apply_batch(Units(c.sessions), lines, c.policies, c.clock).effects)
 
 
 def scheduler(c: Container, **settings: Any) -> Scheduler:

@@ -11,8 +11,9 @@ import pytest
 from structlog.testing import capture_logs
 
 from config.settings import Settings
+from worker.domain.retry import backoff
 from worker.roles import supervisor
-from worker.roles.supervisor import Supervisor, backoff, run_together
+from worker.roles.supervisor import Supervisor, run_together
 
 
 class FakeProcess:

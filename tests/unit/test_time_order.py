@@ -14,6 +14,7 @@ from worker.domain.clock import ManualClock
 from worker.services.fire import fire
 from worker.services.ingest import Outcome, apply_batch
 from worker.services.parking import expired, settle
+from worker.services.uow import Units
 from worker.store.models import Deadline, Issue, OutboxMessage, ParkedEvent, TimelineEntry
 
 from .factories import T0, event_json
@@ -32,7 +33,9 @@ def apply(
     *lines: str,
 ) -> dict[str, Outcome]:
     """Apply stream entries as one batch; outcome by event id."""
-    batch = apply_batch(sessions, [(f"{next(_n)}-0", line) for line in lines], policies, clock)
+    batch = apply_batch(
+        Units(sessions), [(f"{next(_n)}-0", line) for line in lines], policies, clock
+    )
     return {r.event_id or r.stream_id: r.outcome for r in batch.results}
 
 
@@ -113,7 +116,7 @@ def test_the_same_events_give_the_same_history_at_once_or_late(
                 .where(Issue.external_id == "A", Deadline.kind == "escalate")
                 .where(Deadline.state == "armed")
             ).all()
-        assert fire(sessions, policies, clock, d.id).fired
+        assert fire(Units(sessions), policies, clock, d.id).fired
     clock.set(T0 + m(17))
     apply(sessions, clock, policies, event_json("issue.acknowledged", issue_id="A", at=clock.now()))
     clock.set(T0 + m(77))  # B: nothing fired; the ack comes an hour late
@@ -132,7 +135,7 @@ def test_a_firing_after_the_catch_up_is_a_no_op(
         [due] = s.scalars(select(Deadline.id).where(Deadline.kind == "escalate")).all()
     clock.set(T0 + m(9))
     apply(sessions, clock, policies, event_json("issue.acknowledged", at=T0 + m(7)))
-    result = fire(sessions, policies, clock, due)
+    result = fire(Units(sessions), policies, clock, due)
     assert not result.fired and "already fired" in result.note
     assert [k for _, k in timeline(sessions)].count("escalate") == 1
 
@@ -205,7 +208,7 @@ def test_settle_applies_a_parked_event_whose_open_another_consumer_committed(
     another consumer) is applied by `settle`."""
     apply(sessions, clock, policies, event_json("issue.opened", at=T0))
     park_directly(sessions, event_json("issue.acknowledged", at=T0 + m(1), event_id="late-ack"))
-    settled = settle(sessions, sessions, policies, clock, [("jira", "OPS-1")])
+    settled = settle(Units(sessions), policies, clock, [("jira", "OPS-1")])
     assert settled.issues == 1
     assert issue_row(sessions).lifecycle == "acknowledged"
     with sessions() as s:
@@ -257,8 +260,8 @@ def test_settle_drops_a_parked_event_that_was_applied_meanwhile(
     line = event_json("issue.acknowledged", at=T0 + m(1), event_id="ack-1")
     apply(sessions, clock, policies, line)  # applied directly: processed
     park_directly(sessions, line)  # and parked by a consumer that did not know the issue
-    settle(sessions, sessions, policies, clock, [("jira", "OPS-1")])
-    settle(sessions, sessions, policies, clock)
+    settle(Units(sessions), policies, clock, [("jira", "OPS-1")])
+    settle(Units(sessions), policies, clock)
     with sessions() as s:
         assert s.scalars(select(ParkedEvent)).all() == []
     assert [k for _, k in timeline(sessions)] == ["event", "event"]

@@ -190,7 +190,6 @@ def test_apprise_failure_keeps_the_token_out_of_errors_and_logs(
             ),
             settings,
             ManualClock(T0),
-            http,
             HttpxPoster(http),
         )
         with pytest.raises(DeliveryError) as caught:

@@ -13,3 +13,8 @@ DELIVERY_PREFIX = "escalator:gateway:delivery:"  # + source:sha256(delivery id):
 OUTBOX_INFLIGHT = "escalator:outbox:inflight"  # ZSET message id -> lease of its delivery task
 DELIVERIES_SENT = "escalator:stats:deliveries_sent"  # counter: message ids handed to delivery tasks
 EPOCH = "escalator:deadlines:epoch"  # set when a reconcile starts; gone means the index was lost
+
+# Celery task names (the queue follows the prefix: see `worker.broker.celery_app`)
+FIRE = "escalation.fire"
+DELIVER = "outbox.deliver"
+DELIVER_BATCH = "outbox.deliver_batch"

@@ -20,11 +20,14 @@ import time
 from collections import Counter
 from collections.abc import Callable, Hashable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Generic, TypeVar
 
 import structlog
 
+from worker.broker.deadline_index import DeadlineIndex
+from worker.broker.inflight import InFlight
 from worker.domain.clock import Clock
 
 log = structlog.get_logger("escalator.leases")
@@ -91,3 +94,21 @@ class LeaseKeeper(Generic[K]):
             with self._lock:
                 held = list(self._held)
             self._renew(held)
+
+
+@dataclass(frozen=True, slots=True)
+class Keepers:
+    """The leases a worker process renews while its tasks run: the deadlines it fires (in the
+    index) and the outbox messages it delivers (their in-flight marks)."""
+
+    fires: LeaseKeeper[int]
+    deliveries: LeaseKeeper[str]
+
+    @classmethod
+    def of(
+        cls, index: DeadlineIndex, marks: InFlight, clock: Clock, fire_s: float, deliver_s: float
+    ) -> Keepers:
+        deliveries: LeaseKeeper[str] = LeaseKeeper(
+            "deliveries", lambda ids, until: marks.renew(ids, until.timestamp()), clock, deliver_s
+        )
+        return cls(LeaseKeeper("firings", index.renew, clock, fire_s), deliveries)

@@ -134,7 +134,7 @@ def register(app: typer.Typer, dead_app: typer.Typer) -> None:
     def reconcile(ctx: typer.Context) -> None:
         """Rebuild the Redis deadline index from the database now (schedulers also do it)."""
         with scoped(ctx.obj) as c:
-            report = run_reconcile(c)
+            report = run_reconcile(c.index, c.readers, c.clock)
         console.print(
             f"{report.armed} armed deadlines; {report.rearmed} re-armed, "
             f"{report.dropped} stale dropped"

@@ -160,7 +160,7 @@ def worker(
     ] = None,
 ) -> None:
     """Role: Celery workers that fire escalations and deliver notifications."""
-    from worker.roles.celery_app import configure, run_worker, worker_argv
+    from worker.broker.celery_app import configure, run_worker, worker_argv
 
     settings = settings_of(ctx)
     if queue is WorkerQueue.ALL:

@@ -9,20 +9,18 @@ import typer
 from redis.exceptions import RedisError
 from rich.console import Console
 from rich.table import Table
-from sqlalchemy import select, update
 
 from config.settings import Settings
 from worker.bootstrap import readers, redis_client, store
-from worker.broker.effects import DELIVER_BATCH
+from worker.broker.celery_app import app as celery
+from worker.broker.celery_app import configure
+from worker.broker.effects import Tasks
 from worker.broker.inflight import inflight
 from worker.domain.clock import SystemClock
 from worker.domain.oncall import next_shift, on_call, people
-from worker.roles.celery_app import app as celery
-from worker.roles.celery_app import configure
-from worker.services.deliver import lock_issues
+from worker.services.delivery import retry_dead
 from worker.services.policy_loader import load_policy
 from worker.store import views
-from worker.store.models import OutboxMessage
 
 notifications_app = typer.Typer(
     help="The outbox: notifications and write-backs, their state, and retrying dead ones.",
@@ -74,18 +72,8 @@ def retry(
         raise typer.Exit(2)
     settings: Settings = ctx.obj
     now = SystemClock().now()
-    where = [OutboxMessage.state == "dead"]
-    if not all_dead:
-        where.append(OutboxMessage.id.in_(ids or []))
     with store(settings) as db, db.sessions() as session, session.begin():
-        chosen = list(session.scalars(select(OutboxMessage.id).where(*where)))
-        if chosen:
-            lock_issues(session, chosen)  # the lock order: issues first, then outbox rows
-            session.execute(
-                update(OutboxMessage)
-                .where(OutboxMessage.id.in_(chosen))
-                .values(state="pending", attempts=0, next_attempt_at=now, lease_until=None)
-            )
+        chosen = retry_dead(session, None if all_dead else ids or [], now)
     missing = sorted(set(ids or []) - set(chosen))
     for message_id in missing:
         err.print(f"{message_id}: no dead message with that id")
@@ -96,7 +84,7 @@ def retry(
             with contextlib.suppress(RedisError):  # held as by a queued task: the sweep waits
                 marks.mark(chosen, now.timestamp() + settings.delivery_queued_lease_s)
             try:
-                celery.send_task(DELIVER_BATCH, args=[chosen])
+                Tasks(celery).deliver(chosen)
             except Exception as exc:  # the scheduler's outbox sweep sends them anyway
                 with contextlib.suppress(RedisError):
                     marks.unmark(chosen)

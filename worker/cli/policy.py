@@ -18,10 +18,8 @@ from config.settings import Settings
 from schemas.events import EventType, SeverityField
 from schemas.policy import IssueFacts
 from worker.bootstrap import redis_client, scoped
-from worker.broker.effects import run_effects
 from worker.broker.keys import POLICY_GENERATION
-from worker.domain.policy_match import match_policy
-from worker.domain.simulate import PlannedEvent, simulate
+from worker.domain import PlannedEvent, match_policy, simulate
 from worker.services.policy import explain, open_issue_count, replan_open
 from worker.services.policy_loader import check_policy
 from worker.store.policy_versions import remember
@@ -203,8 +201,7 @@ def apply_cmd(
         total = open_issue_count(c.readers, version)
         with Progress(console=console, transient=True) as progress:
             task = progress.add_task("re-planning open issues", total=total)
-            report = replan_open(c.sessions, c.policies, now, lambda n: progress.advance(task, n))
-        run_effects(c, report.effects)
+            report = replan_open(c.units, c.policies, now, lambda n: progress.advance(task, n))
         console.print(
             f"re-planned {report.replanned} open issue(s) under version {version}: "
             f"{len(report.effects.arm)} deadlines armed, {len(report.effects.disarm)} cancelled"

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Protocol
-
-import httpx
 import structlog
 from standardwebhooks import Webhook
 
@@ -12,20 +9,14 @@ from config.settings import Settings
 from schemas.messages import Notification
 from schemas.policy import AppriseChannel, LogChannel, PolicyFile, WebhookChannel
 from worker.domain.clock import Clock
+from worker.domain.ports import Channel
 from worker.errors import PolicyError
 from worker.notify.apprise_channel import AppriseSink
 from worker.notify.http import Poster, TransportError, check, post_error
 from worker.notify.redact import resolve
 from worker.notify.templates import Renderer
-from worker.writeback import build_writebacks
 
 log = structlog.get_logger("escalator.notify")
-
-
-class Channel(Protocol):
-    """Sends one message; idempotent receivers dedupe on `message.id`."""
-
-    def send(self, message: Notification) -> None: ...
 
 
 class LogSink:
@@ -90,12 +81,10 @@ class SignedWebhook:
 
 
 def build_channels(
-    policies: PolicyFile, settings: Settings, clock: Clock, http: httpx.Client, poster: Poster
+    policies: PolicyFile, settings: Settings, clock: Clock, poster: Poster
 ) -> dict[str, Channel]:
-    """Every channel the policy file names, and the write-back adapters, ready to send.
-
-    Signed webhooks POST through `poster`; the write-back adapters call through `http`.
-    """
+    """Every channel the policy file names, ready to send (the write-back adapters are built
+    beside them: `worker.bootstrap.channels`). Signed webhooks POST through `poster`."""
     renderer = Renderer(policies.templates, settings.templates_dir, settings.public_url)
     channels: dict[str, Channel] = {}
     for name, config in policies.channels.items():
@@ -119,5 +108,4 @@ def build_channels(
                 secret = settings.secrets[config.secret].get_secret_value()
             channels[name] = SignedWebhook(name, config, secret, clock, poster)
     channels.setdefault("log", LogSink("log"))
-    channels.update(build_writebacks(policies, settings, clock, http))
     return channels

@@ -22,8 +22,8 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from schemas.events import EventWindow
 from worker.bootstrap import Container
-from worker.broker.effects import run_effects
 from worker.broker.keys import DEAD_STREAM, GROUP, STREAM, STREAM_FIELD
+from worker.domain.retry import backoff
 from worker.roles.policy_reload import Reloader
 from worker.services import parking
 from worker.services.ingest import EntryResult, Key, Outcome, apply_batch
@@ -122,7 +122,7 @@ class Ingest:
                     grouped = False
                     continue
                 failures += 1
-                delay = min(30.0, 0.5 * 2 ** min(failures, 6))
+                delay = backoff(failures)
                 log.error("ingest.failed", error=str(exc), retry_in_s=delay)
                 self.stop.wait(delay)
         self._leave_group()
@@ -177,8 +177,7 @@ class Ingest:
             (entry_id, raw[entry_id]) for entry_id, _ in entries if entry_id not in (reasons or {})
         ]
         if todo:
-            batch = apply_batch(self.c.sessions, todo, self.c.policies, self.c.clock, self.window)
-            run_effects(self.c, batch.effects)
+            batch = apply_batch(self.c.units, todo, self.c.policies, self.c.clock, self.window)
             results += batch.results
             if batch.recheck:  # another consumer may have parked an event for these meanwhile
                 self._settle(batch.recheck)
@@ -222,7 +221,7 @@ class Ingest:
 
     def _settle(self, keys: set[Key] | None) -> None:
         c = self.c
-        run_effects(c, settle(c.sessions, c.readers, c.policies, c.clock, keys).effects)
+        settle(c.units, c.policies, c.clock, keys)
 
     def _dead(self, body: str, error: str, stream_id: str) -> dict[Any, Any]:
         return {

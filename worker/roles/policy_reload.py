@@ -13,9 +13,8 @@ import time
 import structlog
 from redis.exceptions import RedisError
 
-from worker.bootstrap import Container
+from worker.bootstrap import Container, every_channel
 from worker.broker.keys import POLICY_GENERATION
-from worker.notify.channels import build_channels
 from worker.services.policy_loader import check_policy
 
 log = structlog.get_logger("escalator.policy")
@@ -57,7 +56,7 @@ class Reloader:
             log.error("policy.reload_refused", file=str(path), errors=[str(p) for p in problems])
             return False
         try:
-            channels = build_channels(
+            channels = every_channel(
                 policies, self.c.settings, self.c.clock, self.c.http, self.c.poster
             )
         except Exception as exc:

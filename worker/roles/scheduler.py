@@ -16,14 +16,16 @@ from datetime import datetime, timedelta
 import structlog
 
 from worker.bootstrap import Container
-from worker.broker.effects import FIRE
+from worker.broker.effects import INFRASTRUCTURE
 from worker.broker.watermark import applied_until
-from worker.roles.celery_app import app
-from worker.services.deliver import sweep_outbox
+from worker.domain.retry import backoff
+from worker.services.delivery import due_messages
 from worker.services.reconcile import reconcile
 
 log = structlog.get_logger("escalator.scheduler")
 BUSY_POLL_S = 0.05  # how soon to look again when due deadlines wait for room or for ingest
+SWEEP_SCAN = 5000  # due messages the outbox sweep looks at, oldest first
+SWEEP_TASK = 100  # message ids per delivery task the sweep sends, so workers share them
 
 
 class Scheduler:
@@ -54,7 +56,7 @@ class Scheduler:
         claimed = due + reclaimed
         try:
             for deadline_id in claimed:
-                app.send_task(FIRE, args=[deadline_id])
+                self.c.tasks.fire(deadline_id)
         except Exception:
             index.release(claimed, now)  # due again at once, rather than after the lease
             raise
@@ -81,7 +83,7 @@ class Scheduler:
         settings = self.c.settings
         if now >= self._next_reconcile:
             self._next_reconcile = now + settings.reconcile_retry_s
-            reconcile(self.c)
+            reconcile(self.c.index, self.c.readers, self.c.clock)
             self._next_reconcile = time.monotonic() + settings.reconcile_every_s
         if now >= self._next_sweep:
             self._next_sweep = now + settings.outbox_sweep_every_s
@@ -110,7 +112,7 @@ class Scheduler:
                 failures = 0
             except Exception as exc:  # Redis or the database away: keep trying, loudly
                 failures += 1
-                delay = min(30.0, 0.5 * 2 ** min(failures, 6))
+                delay = backoff(failures)
                 log.error(
                     "scheduler.failed", error=f"{type(exc).__name__}: {exc}", retry_in_s=delay
                 )
@@ -127,3 +129,27 @@ class Scheduler:
         if wait <= 0:  # due but not claimed: the window is full, or ingest is behind
             return min(poll, BUSY_POLL_S)
         return min(poll, wait)
+
+
+def sweep_outbox(c: Container) -> None:
+    """Send again the pending, due messages whose delivery task is gone: those without a live
+    in-flight mark, marked in the same atomic step, so several schedulers never both send one,
+    and a message waiting in a backlog is never sent twice."""
+    settings = c.settings
+    with c.readers() as session:
+        due = due_messages(session, c.clock.now(), settings.outbox_sweep_every_s, SWEEP_SCAN)
+    if not due:
+        return
+    now = c.clock.now().timestamp()
+    lost = c.marks.take(due, now, now + settings.delivery_queued_lease_s)
+    if not lost:
+        return
+    log.warning("outbox.swept", count=len(lost), due=len(due))
+    for start in range(0, len(lost), SWEEP_TASK):
+        chunk = lost[start : start + SWEEP_TASK]
+        try:
+            c.tasks.deliver(chunk)
+        except INFRASTRUCTURE:
+            c.marks.unmark(lost[start:])  # not sent: the next sweep tries again
+            raise
+        c.marks.counted(len(chunk))

@@ -32,6 +32,7 @@ from config.settings import Settings
 from worker.broker.connection import connect
 from worker.broker.embedded import EmbeddedRedis
 from worker.broker.keys import ESCALATION_QUEUE, OUTBOX_QUEUE, POLICY_GENERATION
+from worker.domain.retry import backoff
 from worker.errors import EscalatorError
 from worker.store.migrate import upgrade
 
@@ -47,11 +48,6 @@ ROLES: tuple[tuple[str, ...], ...] = (
 )
 YOUNG_S = 10.0  # a child that dies younger than this is restarted after a longer backoff
 BACKOFF_MAX_S = 30.0
-
-
-def backoff(failures: int, base: float = 0.5, cap: float = BACKOFF_MAX_S) -> float:
-    """Seconds to wait after `failures` consecutive failures: doubling from `base`, capped."""
-    return float(min(cap, base * 2 ** min(max(failures, 0), 16)))
 
 
 def command(role: Sequence[str]) -> list[str]:

@@ -27,7 +27,7 @@ import structlog
 from celery.signals import worker_ready
 from redis import Redis
 
-from worker.roles.celery_app import app
+from worker.broker.celery_app import app
 
 log = structlog.get_logger("escalator.watchdog")
 

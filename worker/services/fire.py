@@ -22,15 +22,21 @@ from sqlalchemy.orm import Session
 
 from schemas.messages import NotificationKind
 from schemas.policy import PolicyFile
-from worker.domain.clock import Clock
-from worker.domain.firing import FiringDeadline, Stale, decide
-from worker.domain.lifecycle import IssueClock, end_snooze
-from worker.domain.oncall import on_call
-from worker.domain.sla import SNOOZE, DeadlineKind, DeadlineSpec
-from worker.services.effects import Effects
-from worker.services.outbox import queue_notifications
+from worker.domain import (
+    SNOOZE,
+    Clock,
+    DeadlineKind,
+    DeadlineSpec,
+    FiringDeadline,
+    IssueClock,
+    Stale,
+    decide,
+    end_snooze,
+    on_call,
+)
+from worker.services.outbox import Outbox, queue_notifications
+from worker.services.uow import Effects, Units
 from worker.store import repository as repo
-from worker.store.db import SessionFactory
 from worker.store.models import Deadline, Issue
 from worker.store.policy_versions import policies_for
 
@@ -68,18 +74,17 @@ def claim(session: Session, deadline_id: int, now: datetime) -> bool:
     won = session.execute(
         update(Deadline)
         .where(Deadline.id == deadline_id, Deadline.state == repo.ARMED)
-        .values(state="fired", fired_at=now)
+        .values(state=repo.FIRED, fired_at=now)
         .execution_options(synchronize_session=False)
     ).rowcount  # type: ignore[attr-defined]
     return bool(won)
 
 
-def fire(
-    sessions: SessionFactory, policies: PolicyFile, clock: Clock, deadline_id: int
-) -> FireResult:
-    """Fire one deadline, at most once in effect however often it is called."""
-    effects = Effects()
-    with sessions() as session, session.begin():
+def fire(units: Units, policies: PolicyFile, clock: Clock, deadline_id: int) -> FireResult:
+    """Fire one deadline, at most once in effect however often it is called; what it arms,
+    cancels and queues is indexed and dispatched after the commit (the unit of work)."""
+    with units() as uow:
+        session, effects = uow.session, uow.effects
         # Lock the issue first, then the deadline: the same order as ingest, so the two never
         # deadlock on PostgreSQL.
         issue_id = session.scalar(select(Deadline.issue_id).where(Deadline.id == deadline_id))
@@ -96,17 +101,17 @@ def fire(
         now = clock.now()
         if not claim(session, deadline_id, now):
             return FireResult(False, "lost the race", effects, issue.key)
-        deadline.state, deadline.fired_at = "fired", now
+        deadline.state, deadline.fired_at = repo.FIRED, now
         under = policies_for(session, issue.policy_version, policies)
         firing = decide_firing(session, issue, deadline, under, now)
         if not firing.changes:  # the fence: nothing to do
-            deadline.state, deadline.note = "stale", firing.message
+            deadline.state, deadline.note = repo.STALE, firing.message
             return FireResult(False, firing.message, effects, issue.key)
         kind = deadline.kind
         effects.disarm = repo.cancel_deadlines(session, issue, firing.cancel, kind)
         effects.arm = repo.add_deadlines(session, issue, firing.arm)
         armed = list(session.scalars(repo.armed_of(issue.id)))
-        effects.outbox = record_firing(session, issue, deadline, firing, under, now, armed)
+        effects.outbox = record_firing(uow.outbox, issue, deadline, firing, under, now, armed)
     log.info(
         "escalation.fired",
         issue=issue.key,
@@ -137,7 +142,7 @@ def decide_firing(
 
 
 def record_firing(
-    session: Session,
+    outbox: Outbox,
     issue: Issue,
     deadline: Deadline,
     firing: Firing,
@@ -150,7 +155,7 @@ def record_firing(
     issue.updated_at = now
     late_ms = _late_ms(deadline, now)
     repo.add_timeline(
-        session,
+        outbox.session,
         issue.id,
         deadline.due_at,
         deadline.kind,
@@ -161,7 +166,7 @@ def record_firing(
     if firing.notify is None:
         return []
     return queue_notifications(
-        session,
+        outbox,
         issue,
         firing.notify,
         policies,

@@ -17,20 +17,12 @@ from sqlalchemy.orm import Session
 
 from schemas.messages import IssueRef, Notification, NotificationKind
 from schemas.policy import PolicyFile
-from worker.domain.moot import MOOT_WHEN_MET, MOOT_WHEN_RESOLVED
-from worker.domain.oncall import people
+from worker.domain import MOOT_WHEN_MET, MOOT_WHEN_RESOLVED, message_text, people
+from worker.domain.states import WRITEBACK, OutboxState, is_writeback, writeback_channel
 from worker.store.models import Deadline, Issue, OutboxMessage
+from worker.store.repository import ARMED
 
-_TEXT = {
-    NotificationKind.ASSIGNED: "{sev} {key} assigned to {tier}: {title}",
-    NotificationKind.ESCALATED: "{sev} {key} escalated to {tier}: {reason}",
-    NotificationKind.REMINDER: "{sev} {key} reminder for {tier}: {reason}",
-    NotificationKind.WARNING: "{sev} {key} warning for {tier}: {reason}",
-    NotificationKind.BREACH: "{sev} {key} {reason}",
-    NotificationKind.RESOLVED: "{sev} {key} resolved: {title}",
-}
 WRITEBACK_KINDS = (NotificationKind.ASSIGNED, NotificationKind.ESCALATED)
-_WINDOWS = "escalator.digest_windows"
 
 
 def new_message_id() -> str:
@@ -38,7 +30,15 @@ def new_message_id() -> str:
     return f"msg_{uuid.uuid4().hex}"
 
 
-_FRESH = "escalator.outbox_fresh"  # session.info: issue -> rows written in this transaction
+class Outbox:
+    """The outbox as one transaction writes it: the rows it wrote per issue (an event later in
+    the same transaction can make them moot) and the digest windows it found open. A unit of
+    work holds one (`uow.outbox`)."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+        self.fresh: dict[Issue, list[OutboxMessage]] = {}
+        self.windows: dict[str, datetime] = {}
 
 
 def _due_at(deadlines: Iterable[Deadline], kind: NotificationKind, at: datetime) -> datetime | None:
@@ -52,25 +52,25 @@ def _due_at(deadlines: Iterable[Deadline], kind: NotificationKind, at: datetime)
     due = [
         d.due_at
         for d in deadlines
-        if d.state == "armed" and d.kind in ("escalate", "remind") and d.due_at >= at
+        if d.state == ARMED and d.kind in ("escalate", "remind") and d.due_at >= at
     ]
     return min(due, default=None)
 
 
-def _send_at(session: Session, policies: PolicyFile, channel: str, now: datetime) -> datetime:
+def _send_at(outbox: Outbox, policies: PolicyFile, channel: str, now: datetime) -> datetime:
     """When a new row for `channel` is due: now, or when its open digest window closes."""
     config = policies.channels.get(channel)
     window = getattr(config, "digest", None)
     if not window:
         return now
-    windows: dict[str, datetime] = session.info.setdefault(_WINDOWS, {})
+    windows, session = outbox.windows, outbox.session
     end = windows.get(channel)
     if end is None or end <= now:
         with session.no_autoflush:
             end = session.scalar(
                 select(func.min(OutboxMessage.next_attempt_at)).where(
                     OutboxMessage.channel == channel,
-                    OutboxMessage.state == "pending",
+                    OutboxMessage.state == OutboxState.PENDING,
                     OutboxMessage.attempts == 0,
                     OutboxMessage.next_attempt_at > now,
                 )
@@ -81,7 +81,7 @@ def _send_at(session: Session, policies: PolicyFile, channel: str, now: datetime
 
 
 def queue_notifications(
-    session: Session,
+    outbox: Outbox,
     issue: Issue,
     kind: NotificationKind,
     policies: PolicyFile,
@@ -102,10 +102,8 @@ def queue_notifications(
     channels = list(tier.channels_for(kind.value) if tier else ("log",))
     adapter = policies.writeback.get(issue.source)
     if adapter is not None and kind in WRITEBACK_KINDS:
-        channels.append(f"writeback:{adapter}")
-    text = _TEXT[kind].format(
-        sev=issue.severity, key=issue.key, tier=issue.tier, title=issue.title, reason=reason
-    )
+        channels.append(writeback_channel(adapter))
+    text = message_text(kind, issue.severity, issue.key, issue.tier, issue.title, reason)
     ref = IssueRef(
         key=issue.key,
         source=issue.source,
@@ -115,7 +113,7 @@ def queue_notifications(
         url=issue.url,
     )
     due_at = _due_at(deadlines, kind, at) if channels else None
-    fresh: list[OutboxMessage] = session.info.setdefault(_FRESH, {}).setdefault(id(issue), [])
+    fresh = outbox.fresh.setdefault(issue, [])
     ids = []
     for channel in channels:
         message = Notification(
@@ -139,12 +137,12 @@ def queue_notifications(
             kind=kind.value,
             target=target,
             payload=message.model_dump(mode="json"),
-            state="pending",
+            state=OutboxState.PENDING,
             attempts=0,
-            next_attempt_at=_send_at(session, policies, channel, now),
+            next_attempt_at=_send_at(outbox, policies, channel, now),
             created_at=now,
         )
-        session.add(row)
+        outbox.session.add(row)
         fresh.append(row)
         ids.append(message.id)
     return ids
@@ -159,26 +157,26 @@ def _moots(targets: frozenset[str] | None) -> str:
 
 
 def cancel_fresh(
-    session: Session, issue: Issue, targets: frozenset[str] | None, now: datetime
+    outbox: Outbox, issue: Issue, targets: frozenset[str] | None, now: datetime
 ) -> int:
     """Cancel the issue's unsent messages written in this transaction that are now moot: those
     about one of `targets` (met), or with `targets` None (resolved) all that can be moot."""
     count = 0
-    for row in session.info.get(_FRESH, {}).get(id(issue), []):
+    for row in outbox.fresh.get(issue, []):
         if (
             row.kind in _kinds(targets)
             and (targets is None or row.target in targets)
-            and row.state == "pending"
-            and not row.channel.startswith("writeback:")
+            and row.state == OutboxState.PENDING
+            and not is_writeback(row.channel)
         ):
-            row.state = "cancelled"
+            row.state = OutboxState.CANCELLED
             row.last_error = f"{_moots(targets)}: cancelled at {now.isoformat()}"
             count += 1
     return count
 
 
 def cancel_stored(
-    session: Session, issue_ids: Iterable[int], targets: frozenset[str] | None, now: datetime
+    outbox: Outbox, issue_ids: Iterable[int], targets: frozenset[str] | None, now: datetime
 ) -> int:
     """Cancel what earlier transactions wrote for these issues that is now moot (as in
     `cancel_fresh`): one SELECT, and one UPDATE when there is something to cancel.
@@ -189,16 +187,17 @@ def cancel_stored(
     ids = list(issue_ids)
     if not ids:
         return 0
-    fresh = [row.id for rows in session.info.get(_FRESH, {}).values() for row in rows]
+    session = outbox.session
+    fresh = [row.id for rows in outbox.fresh.values() for row in rows]
     about = [] if targets is None else [OutboxMessage.target.in_(sorted(targets))]
     with session.no_autoflush:
         candidates = session.execute(
             select(OutboxMessage.id, OutboxMessage.payload).where(
                 OutboxMessage.issue_id.in_(ids),
-                OutboxMessage.state == "pending",
+                OutboxMessage.state == OutboxState.PENDING,
                 OutboxMessage.kind.in_(_kinds(targets)),
                 *about,
-                OutboxMessage.channel.not_like("writeback:%"),
+                OutboxMessage.channel.not_like(f"{WRITEBACK}%"),
                 OutboxMessage.id.not_in(fresh),
             )
         ).all()
@@ -207,9 +206,10 @@ def cancel_stored(
             return 0
         result = session.execute(
             update(OutboxMessage)
-            .where(OutboxMessage.id.in_(moot), OutboxMessage.state == "pending")
+            .where(OutboxMessage.id.in_(moot), OutboxMessage.state == OutboxState.PENDING)
             .values(
-                state="cancelled", last_error=f"{_moots(targets)}: cancelled at {now.isoformat()}"
+                state=OutboxState.CANCELLED,
+                last_error=f"{_moots(targets)}: cancelled at {now.isoformat()}",
             )
             .execution_options(synchronize_session=False)
         )
@@ -217,10 +217,10 @@ def cancel_stored(
 
 
 def cancel_pending(
-    session: Session, issue: Issue, targets: frozenset[str] | None, now: datetime
+    outbox: Outbox, issue: Issue, targets: frozenset[str] | None, now: datetime
 ) -> int:
     """Cancel the issue's moot unsent messages, wherever written; how many."""
-    count = cancel_fresh(session, issue, targets, now)
+    count = cancel_fresh(outbox, issue, targets, now)
     if issue.id is not None:
-        count += cancel_stored(session, [issue.id], targets, now)
+        count += cancel_stored(outbox, [issue.id], targets, now)
     return count

@@ -1,6 +1,6 @@
 """Events that arrived before their issue's `issue.opened`, kept in the database until it does.
 
-Ingest parks such an event (`apply._Loaded.park`) and applies it right after the open, in the
+Ingest parks such an event (`history.Loaded.park`) and applies it right after the open, in the
 same transaction, when the open comes later in the same or a later batch. Two consumers can
 race (one parks an acknowledgement while the other commits the open): each checks again after
 its commit (`settle` for the keys it touched), and whichever commits last sees the other's row,
@@ -19,8 +19,9 @@ from sqlalchemy import delete, select, tuple_
 
 from schemas.policy import PolicyFile
 from worker.domain.clock import Clock
-from worker.services.effects import Effects
-from worker.services.ingest import Key, lock_issues, unpark_safely
+from worker.services.history import Key, lock_issues
+from worker.services.ingest import unpark_safely
+from worker.services.uow import Effects, Units
 from worker.store.db import SessionFactory
 from worker.store.models import Issue, ParkedEvent
 
@@ -46,8 +47,7 @@ class Settled:
 
 
 def settle(
-    sessions: SessionFactory,
-    readers: SessionFactory,
+    units: Units,
     policies: PolicyFile,
     clock: Clock,
     keys: Iterable[Key] | None = None,
@@ -64,17 +64,18 @@ def settle(
     )
     if wanted is not None:
         query = query.where(tuple_(ParkedEvent.source, ParkedEvent.external_id).in_(wanted))
-    with readers() as session:
+    with units.readers() as session:
         opened = list({(source, external_id) for source, external_id in session.execute(query)})
     if not opened:
         return settled
-    with sessions() as session, session.begin():
+    with units() as uow:
         now = clock.now()
-        lock_issues(session, opened)
+        lock_issues(uow.session, opened)
         for key in opened:  # each in a savepoint: one that fails stays parked, alone
-            if loaded := unpark_safely(session, key, policies, now):
-                settled.effects.merge(loaded.effects())
+            if loaded := unpark_safely(uow, key, policies, now):
+                uow.effects.merge(loaded.effects())
                 settled.issues += 1
+        settled.effects = uow.effects
     if settled.issues:
         log.info("parking.settled", issues=settled.issues)
     return settled

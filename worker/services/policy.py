@@ -17,11 +17,8 @@ from sqlalchemy.orm import Session
 from schemas.durations import format_duration
 from schemas.events import Severity
 from schemas.policy import IssueFacts, PolicyFile
-from worker.domain.firing import label
-from worker.domain.lifecycle import replan
-from worker.domain.policy_match import explain_match, match_policy
-from worker.domain.sla import ClockState, elapsed
-from worker.services.effects import Effects
+from worker.domain import ClockState, elapsed, explain_match, label, match_policy, replan
+from worker.services.uow import Effects, Units
 from worker.store import repository as repo
 from worker.store.db import SessionFactory
 from worker.store.models import Deadline, Issue
@@ -59,16 +56,17 @@ def open_issue_count(sessions: SessionFactory, version: str) -> int:
 
 
 def replan_open(
-    sessions: SessionFactory,
+    units: Units,
     policies: PolicyFile,
     now: datetime,
     progress: Callable[[int], None] | None = None,
 ) -> ReplanReport:
-    """Put every open issue on the current policy version and re-plan its deadlines."""
-    report = ReplanReport(remember(sessions, policies, now))
+    """Put every open issue on the current policy version and re-plan its deadlines (one unit
+    of work each: its deadlines are indexed after its commit)."""
+    report = ReplanReport(remember(units.sessions, policies, now))
     after = 0
     while True:
-        with sessions() as session:
+        with units.readers() as session:
             ids = list(
                 session.scalars(
                     select(Issue.id)
@@ -84,20 +82,21 @@ def replan_open(
         if not ids:
             return report
         for issue_id in ids:
-            _replan_one(sessions, policies, report, issue_id, now)
+            _replan_one(units, policies, report, issue_id, now)
             if progress:
                 progress(1)
         after = ids[-1]
 
 
 def _replan_one(
-    sessions: SessionFactory,
+    units: Units,
     policies: PolicyFile,
     report: ReplanReport,
     issue_id: int,
     now: datetime,
 ) -> None:
-    with sessions() as session, session.begin():
+    with units() as uow:
+        session, effects = uow.session, uow.effects
         issue = session.scalars(select(Issue).where(Issue.id == issue_id).with_for_update()).one()
         if issue.lifecycle == "resolved" or issue.policy_version == report.version:
             return  # changed meanwhile
@@ -106,15 +105,14 @@ def _replan_one(
         before = f"{issue.policy_name}@{issue.policy_version or '0.1'}"
         repo.write_clock(issue, transition.clock, policies)
         issue.policy_version, issue.updated_at = report.version, now
-        report.effects.disarm += repo.cancel_deadlines(
-            session, issue, transition.cancel, "policy applied"
-        )
-        report.effects.arm += repo.add_deadlines(session, issue, transition.arm)
+        effects.disarm += repo.cancel_deadlines(session, issue, transition.cancel, "policy applied")
+        effects.arm += repo.add_deadlines(session, issue, transition.arm)
         message = f"policy applied: {before} → {issue.policy_name}@{report.version}: "
         repo.add_timeline(session, issue.id, now, "policy", message + transition.note)
         for note in transition.notes:
             repo.add_timeline(session, issue.id, now, "clock", note)
         report.replanned += 1
+    report.effects.merge(effects)
 
 
 def explain(session: Session, issue: Issue, current: PolicyFile, now: datetime) -> list[str]:

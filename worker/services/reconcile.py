@@ -6,8 +6,10 @@ from dataclasses import dataclass
 
 import structlog
 
-from worker.bootstrap import Container
+from worker.domain.clock import Clock
+from worker.domain.ports import Index
 from worker.store import repository as repo
+from worker.store.db import SessionFactory
 
 log = structlog.get_logger("escalator.reconciler")
 
@@ -21,24 +23,24 @@ class Report:
     dropped: int
 
 
-def reconcile(c: Container, page: int = 5000) -> Report:
+def reconcile(index: Index, readers: SessionFactory, clock: Clock, page: int = 5000) -> Report:
     """Index every armed deadline (skipping ones in flight); drop entries no longer armed."""
     armed = rearmed = dropped = 0
     after = 0
-    c.index.mark_intact(c.clock.now())  # a loss from here on is noticed and rebuilt again
+    index.mark_intact(clock.now())  # a loss from here on is noticed and rebuilt again
     while True:
-        with c.readers() as session:
+        with readers() as session:
             rows = repo.armed_deadlines(session, after_id=after, limit=page)
         if not rows:
             break
         armed += len(rows)
-        rearmed += c.index.arm(rows)
+        rearmed += index.arm(rows)
         after = rows[-1][0]
-    for members in c.index.members(page):
-        with c.readers() as session:
+    for members in index.members(page):
+        with readers() as session:
             stale = repo.not_armed(session, members)
         # In-flight entries of fired deadlines are acked by their task; dropping them is safe.
-        c.index.disarm(stale)
+        index.disarm(stale)
         dropped += len(stale)
     report = Report(armed, rearmed, dropped)
     if rearmed or dropped:

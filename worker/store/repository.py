@@ -11,11 +11,16 @@ from sqlalchemy.orm import Session
 
 from schemas.events import Severity
 from schemas.policy import PolicyFile
-from worker.domain.lifecycle import IssueClock
-from worker.domain.sla import ClockState, DeadlineSpec, Lifecycle, TargetClock
+from worker.domain import ClockState, DeadlineSpec, IssueClock, Lifecycle, TargetClock
+from worker.domain.states import DeadlineState
 from worker.store.models import Deadline, Issue, TimelineEntry
 
-ARMED = "armed"
+ARMED, FIRED, CANCELLED, STALE = (
+    DeadlineState.ARMED,
+    DeadlineState.FIRED,
+    DeadlineState.CANCELLED,
+    DeadlineState.STALE,
+)
 
 
 def issue_by_key(
@@ -159,7 +164,7 @@ def cancel_deadlines(
         select(Deadline).where(Deadline.issue_id == issue.id, Deadline.state == ARMED)
     ):
         if row.target in names:
-            row.state, row.note = "cancelled", note
+            row.state, row.note = CANCELLED, note
             ids.append(row.id)
     return ids
 

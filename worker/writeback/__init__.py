@@ -12,13 +12,13 @@ import httpx
 from config.settings import Settings
 from schemas.policy import PolicyFile
 from worker.domain.clock import Clock
+from worker.domain.states import writeback_channel
 from worker.writeback.base import HttpAdapter
 from worker.writeback.github import GithubWriteback
 from worker.writeback.jira import JiraWriteback
 from worker.writeback.webhook import WebhookWriteback
 from worker.writeback.zendesk import ZendeskWriteback
 
-PREFIX = "writeback:"
 ADAPTERS: dict[str, type[JiraWriteback | GithubWriteback | ZendeskWriteback | WebhookWriteback]] = {
     "jira": JiraWriteback,
     "github": GithubWriteback,
@@ -27,17 +27,12 @@ ADAPTERS: dict[str, type[JiraWriteback | GithubWriteback | ZendeskWriteback | We
 }
 
 
-def channel_name(adapter: str) -> str:
-    """The outbox channel of an adapter."""
-    return f"{PREFIX}{adapter}"
-
-
 def build_writebacks(
     policies: PolicyFile, settings: Settings, clock: Clock, http: httpx.Client
 ) -> dict[str, HttpAdapter]:
     """Every adapter, configured from settings (one missing a setting fails when it sends)."""
     return {
-        channel_name(name): cls(policies, clock, http, settings.writeback_timeout_s).configure(
+        writeback_channel(name): cls(policies, clock, http, settings.writeback_timeout_s).configure(
             settings
         )
         for name, cls in ADAPTERS.items()

@@ -11,10 +11,12 @@ from starlette.testclient import TestClient
 
 from schemas.policy import PolicyFile
 from tests.support import webhooks as wh
+from tests.support.streams import entries as stream_entries
 from worker.broker.keys import STREAM, STREAM_FIELD
 from worker.domain.clock import ManualClock
 from worker.domain.oncall import on_call
 from worker.services.ingest import apply_batch
+from worker.services.uow import Units
 from worker.store.models import Issue, OutboxMessage
 
 from .conftest import post
@@ -38,10 +40,12 @@ def test_firing_again_after_resolved_reopens_and_notifies_again(
     again["alerts"][0]["startsAt"] = "2026-11-23T11:00:00Z"
     for payload in (firing, resolved, again):
         assert post(client, wh.alertmanager(payload)).status_code == 202
-    entries = [(sid, fields[STREAM_FIELD]) for sid, fields in redis.xrange(STREAM)]
+    entries: list[tuple[str, str | bytes | None]] = [
+        (sid, fields[STREAM_FIELD]) for sid, fields in stream_entries(redis.xrange(STREAM))
+    ]
     assert len(entries) == 3
     for entry in entries:  # one batch each, as they would arrive minutes apart
-        apply_batch(sessions, [entry], policies, clock)
+        apply_batch(Units(sessions), [entry], policies, clock)
     with sessions() as s:
         issue = s.scalars(select(Issue)).one()
         kinds = [

@@ -76,7 +76,7 @@ def worker_argv(queue: str, concurrency: int, pool: str, loglevel: str) -> list[
 
 
 def run_worker(argv: Sequence[str]) -> int:
-    """Run `celery --app worker.roles.celery_app:app ARGV` in this process; returns its exit code.
+    """Run `celery --app worker.broker.celery_app:app ARGV` in this process; returns its exit code.
 
     Neither `Celery.worker_main` nor `Celery.start` returns it (click hands the code back in
     non-standalone mode and `start` drops it), so a worker that died of an "Unrecoverable

@@ -1,0 +1,172 @@
+"""Applying one event to what a batch has loaded, after what came before it in time.
+
+Before the event, the issue's parked events up to its time are applied and the deadlines that
+fell due by then are fired (`Loaded.catch_up`); then the domain decides the transition and it is
+written: the clock, deadlines cancelled and armed, moot messages cancelled, notifications
+queued, timeline lines, and the processed-event row that makes a redelivery a duplicate.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import structlog
+
+from schemas.events import EventType, IssueEvent
+from schemas.policy import PolicyFile
+from worker.domain import SNOOZE, apply_event, comes_back, on_call
+from worker.errors import PermanentError
+from worker.services.history import Loaded, Outcome
+from worker.services.outbox import queue_notifications
+from worker.store import repository as repo
+from worker.store.models import Issue, ParkedEvent, ProcessedEvent, TimelineEntry
+from worker.store.policy_versions import policies_for, version_of
+
+log = structlog.get_logger("escalator.apply")
+
+
+def apply_one(
+    loaded: Loaded, event: IssueEvent, stream_id: str, policies: PolicyFile, now: datetime
+) -> tuple[Outcome, str]:
+    """Apply one event to what `loaded` holds; raises PermanentError before changing anything."""
+    session = loaded.session
+    if event.event_id in loaded.seen:
+        # A redelivery after a crash between commit and indexing: make sure the index has what
+        # the first delivery armed (arming is idempotent).
+        seen = loaded.seen[event.event_id]
+        if seen is not None:
+            loaded.rearm.add(seen)
+        return Outcome.DUPLICATE, "event id already processed"
+    key = (event.source, event.issue.id)
+    issue = loaded.issues.get(key)
+    if issue is None and event.type is not EventType.OPENED:
+        return loaded.park(event, stream_id, now)
+    if issue is not None:
+        # What happened before this event comes first: parked events, then deadlines that
+        # fell due (never past `now`: an event may be stamped a little in the future).
+        history = policies_for(session, issue.policy_version, policies)
+        if key in loaded.parked:
+            unpark(loaded, issue, history, now, upto=event.occurred_at)
+        loaded.catch_up(issue, min(event.occurred_at, now), history, now)
+    clock = repo.clock_of(issue) if issue else None
+    back = clock is not None and comes_back(clock, event)  # a new cycle of a resolved issue
+    if clock is None or back:  # runs under the current file, as a new issue does
+        version, under = version_of(policies), policies
+    else:
+        assert issue is not None
+        version = issue.policy_version
+        under = history
+    transition = apply_event(clock, event, under)
+    assert transition.clock is not None
+    snap = event.issue
+    opened = issue is None
+    if issue is None:
+        issue = Issue(
+            source=event.source,
+            external_id=snap.id,
+            created_at=now,
+            tier="",
+            policy_version=version,
+        )
+        session.add(issue)
+        loaded.issues[key], loaded.armed[issue] = issue, []
+    if transition.take_snapshot:
+        issue.title, issue.assignee = snap.title, snap.assignee
+        issue.labels, issue.url = list(snap.labels), str(snap.url) if snap.url else None
+    holder = issue.tier
+    if issue.policy_version != version:
+        issue.policy_version = version
+    repo.write_clock(issue, transition.clock, under)
+    if issue.tier != holder or back:
+        # a tier takes the issue (or takes it again, reopened): whoever is on call there
+        issue.assignee = on_call(under, issue.tier, now) or issue.assignee
+    issue.updated_at = now
+    loaded.cancel(issue, transition.cancel, event.type.value)
+    if issue.lifecycle == "resolved" and "resolve" in transition.cancel:
+        loaded.moot(issue, None, now)
+    else:  # targets this event met: their unsent escalations, reminders and warnings are moot
+        live = {t.target for t in transition.clock.targets if t.live}
+        if met := frozenset(transition.cancel - live - {SNOOZE}):
+            loaded.moot(issue, met, now)
+    loaded.arm(issue, transition.arm, event.occurred_at)
+    for kind, reason in transition.notify:
+        loaded.outbox += queue_notifications(
+            loaded.writer, issue, kind, under, event.occurred_at, now, reason, loaded.armed[issue]
+        )
+    for note in transition.notes:
+        session.add(TimelineEntry(issue=issue, at=event.occurred_at, kind="clock", message=note))
+    outcome = Outcome.APPLIED if transition.applied else Outcome.IGNORED
+    session.add(
+        TimelineEntry(
+            issue=issue,
+            at=event.occurred_at,
+            kind="event" if transition.applied else "ignored",
+            message=f"{event.type.value}: {transition.note}",
+            data={"event_id": event.event_id, "source": event.source},
+        )
+    )
+    session.add(
+        ProcessedEvent(
+            event_id=event.event_id,
+            issue=issue,
+            stream_id=stream_id,
+            type=event.type.value,
+            occurred_at=event.occurred_at,
+            outcome=outcome.value,
+            processed_at=now,
+        )
+    )
+    loaded.seen[event.event_id] = issue
+    if opened:  # what was parked for it is applied in order of time, by the end of the batch
+        loaded.recheck.add(key)
+    return outcome, transition.note
+
+
+def unpark(
+    loaded: Loaded, issue: Issue, policies: PolicyFile, now: datetime, upto: datetime | None = None
+) -> None:
+    """Apply the events parked for an issue that is open now, in order of occurrence, those
+    up to `upto` (the time of the event about to be applied: history stays in order) or all.
+    One that happened before the open (the source sent them out of order) counts as
+    happening with it: an acknowledgement that came first means the issue opens
+    acknowledged. One whose applying fails stays parked (dead-lettered when it expires)."""
+    key = (issue.source, issue.external_id)
+    start = issue.cycle_started_at
+
+    def at(row: ParkedEvent) -> datetime:
+        return max(row.occurred_at, start)
+
+    waiting = loaded.parked.pop(key, [])
+    ready = sorted(
+        (r for r in waiting if upto is None or at(r) <= upto), key=lambda r: (at(r), r.id or 0)
+    )
+    if later := [r for r in waiting if r not in ready]:
+        loaded.parked[key] = later
+    for row in ready:
+        event = IssueEvent.model_validate_json(row.body)
+        if event.occurred_at < start:
+            event = event.model_copy(update={"occurred_at": start})
+        try:
+            outcome, note = apply_one(loaded, event, row.stream_id or "", policies, now)
+        except PermanentError as exc:
+            log.error("event.unpark_failed", event_id=event.event_id, error=str(exc))
+            continue
+        if row in loaded.session.new:
+            loaded.session.expunge(row)
+        else:
+            loaded.session.delete(row)
+        log.info(
+            f"event.{outcome.value}",
+            event_id=event.event_id,
+            issue=issue.key,
+            note=f"{note} (it had waited for issue.opened)",
+        )
+
+
+def unpark_all(loaded: Loaded, policies: PolicyFile, now: datetime) -> None:
+    """Apply what is still parked for the issues that are open now."""
+    for key in list(loaded.parked):
+        issue = loaded.issues.get(key)
+        if issue is not None:
+            under = policies_for(loaded.session, issue.policy_version, policies)
+            unpark(loaded, issue, under, now)

@@ -1,0 +1,222 @@
+"""What a batch of events reads and writes: its issues, their armed deadlines, parked events.
+
+`Loaded` loads (and locks, in id order) everything a group of events touches in a few queries,
+and keeps what applying them changes: deadlines armed and cancelled, messages queued and mooted,
+events parked. History is time-ordered: before an event is applied, the deadlines of its issue
+that fell due earlier are fired (`catch_up`), whatever order the events are processed in.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import replace
+from datetime import datetime
+from enum import StrEnum
+
+import structlog
+from sqlalchemy import select, tuple_
+from sqlalchemy.orm import Session
+
+from schemas.events import IssueEvent
+from schemas.policy import PolicyFile
+from worker.domain.sla import DeadlineSpec
+from worker.services.fire import claim, decide_firing, record_firing
+from worker.services.outbox import cancel_fresh, cancel_stored
+from worker.services.uow import Effects, UnitOfWork
+from worker.store import repository as repo
+from worker.store.models import Deadline, Issue, ParkedEvent, ProcessedEvent
+
+log = structlog.get_logger("escalator.apply")
+
+Key = tuple[str, str]  # (source, external id)
+
+
+class Outcome(StrEnum):
+    APPLIED = "applied"  # changed the issue
+    IGNORED = "ignored"  # recorded, changed nothing (stale, already in that state)
+    DUPLICATE = "duplicate"  # this event id was processed before
+    PARKED = "parked"  # its issue is not open yet: it waits for `issue.opened`
+    DEAD = "dead"  # cannot be applied: goes to the dead-letter stream
+
+
+class Loaded:
+    """Everything a group of events reads, loaded up front, and what applying them wrote."""
+
+    def __init__(
+        self,
+        uow: UnitOfWork,
+        event_ids: Iterable[str],
+        keys: Iterable[Key],
+        parked: bool = False,
+    ) -> None:
+        """Load (and lock) what these events touch; the parked events of the issues not known
+        yet, or with `parked` of every issue named."""
+        self.session = session = uow.session
+        self.writer = uow.outbox
+        wanted = list(set(keys))
+        # Locked in id order, so concurrent consumers on PostgreSQL never deadlock.
+        issues = session.scalars(
+            select(Issue)
+            .where(tuple_(Issue.source, Issue.external_id).in_(wanted))
+            .order_by(Issue.id)
+            .with_for_update()
+        ).all()
+        self.issues = {(i.source, i.external_id): i for i in issues}
+        self.armed: dict[Issue, list[Deadline]] = {i: [] for i in issues}
+        by_id = {i.id: i for i in issues}
+        if by_id:
+            for d in session.scalars(
+                select(Deadline).where(Deadline.issue_id.in_(by_id), Deadline.state == repo.ARMED)
+            ):
+                self.armed[by_id[d.issue_id]].append(d)
+        self.parked: dict[Key, list[ParkedEvent]] = {}
+        if unknown := [k for k in wanted if parked or k not in self.issues]:
+            for row in session.scalars(
+                select(ParkedEvent)
+                .where(tuple_(ParkedEvent.source, ParkedEvent.external_id).in_(unknown))
+                .order_by(ParkedEvent.id)
+            ):
+                self.parked.setdefault((row.source, row.external_id), []).append(row)
+        # the processed ones among these events and the parked ones (a parked event may have
+        # been applied meanwhile, delivered again to a consumer that knew its issue)
+        ids = list({*event_ids, *(r.event_id for rows in self.parked.values() for r in rows)})
+        self.seen: dict[str, Issue | None] = (
+            {
+                row.event_id: row.issue
+                for row in session.scalars(
+                    select(ProcessedEvent).where(ProcessedEvent.event_id.in_(ids))
+                )
+            }
+            if ids
+            else {}
+        )
+        self.new: list[Deadline] = []
+        self.disarm: list[int] = []
+        self.rearm: set[Issue] = set()
+        self.outbox: list[str] = []
+        self.mooted: dict[frozenset[str] | None, list[int]] = {}
+        self.recheck: set[Key] = set()
+
+    @classmethod
+    def of(cls, uow: UnitOfWork, events: list[IssueEvent], parked: bool = False) -> Loaded:
+        keys = ((e.source, e.issue.id) for e in events)
+        return cls(uow, (e.event_id for e in events), keys, parked)
+
+    def effects(self) -> Effects:
+        """After the flush: what to index and drop, and which messages to dispatch."""
+        arm = {d.id: d.due_at for d in self.new if d.state == repo.ARMED}
+        for issue in self.rearm:
+            arm.update((d.id, d.due_at) for d in self.armed.get(issue, []))
+        return Effects(arm=list(arm.items()), disarm=self.disarm, outbox=self.outbox)
+
+    def moot(self, issue: Issue, targets: frozenset[str] | None, now: datetime) -> None:
+        """Cancel the issue's unsent messages about these met targets (None: resolved, all that
+        can be moot): this transaction's at once, the stored ones in one statement per target
+        set when the batch is done (`cancel_moot`)."""
+        cancel_fresh(self.writer, issue, targets, now)
+        if issue.id is not None:
+            self.mooted.setdefault(targets, []).append(issue.id)
+
+    def cancel_moot(self, now: datetime) -> None:
+        for targets, issue_ids in self.mooted.items():
+            cancel_stored(self.writer, issue_ids, targets, now)
+        self.mooted.clear()
+
+    def cancel(self, issue: Issue, targets: frozenset[str], note: str) -> None:
+        """Cancel the issue's armed deadlines of these targets (and snoozes)."""
+        if not targets:
+            return
+        keep = []
+        for d in self.armed[issue]:
+            if d.target in targets:
+                d.state, d.note = repo.CANCELLED, note
+                if d.id is not None:
+                    self.disarm.append(d.id)
+            else:
+                keep.append(d)
+        self.armed[issue] = keep
+
+    def catch_up(self, issue: Issue, until: datetime, policies: PolicyFile, now: datetime) -> None:
+        """Fire, in order of due time, the issue's armed deadlines due by `until` (the time of
+        the event about to be applied): history is time-ordered, whatever the processing order.
+
+        A deadline a scheduler has in flight is claimed here with the same fence as its task's,
+        so exactly one of the two fires it; the task then finds it fired and does nothing.
+        """
+        for _ in range(_CATCH_UP_LIMIT):
+            due = [d for d in self.armed[issue] if d.due_at <= until and d.state == repo.ARMED]
+            if not due:
+                return
+            deadline = min(due, key=lambda d: (d.due_at, d.id or 0))
+            self.armed[issue].remove(deadline)
+            if deadline.id is None:
+                self.session.flush()  # armed in this batch: give it its id
+            if not claim(self.session, deadline.id, now):
+                continue  # a scheduler's task fired it meanwhile (on PostgreSQL)
+            deadline.state, deadline.fired_at = repo.FIRED, now
+            self.disarm.append(deadline.id)
+            firing = decide_firing(self.session, issue, deadline, policies, until)
+            if not firing.changes:
+                deadline.state, deadline.note = repo.STALE, firing.message
+                continue
+            self.cancel(issue, firing.cancel, deadline.kind)
+            self.arm(issue, firing.arm, deadline.due_at)
+            self.outbox += record_firing(
+                self.writer, issue, deadline, firing, policies, now, self.armed[issue]
+            )
+            log.info(
+                "escalation.fired",
+                issue=issue.key,
+                kind=deadline.kind,
+                target=deadline.target,
+                tier=issue.tier,
+                before_event=True,
+            )
+        log.error("apply.catch_up_limit", issue=issue.key, until=until.isoformat())
+
+    def arm(self, issue: Issue, specs: Iterable[DeadlineSpec], not_before: datetime) -> None:
+        """Arm deadlines for the issue; one that a re-plan puts in the past is due at the time
+        of what armed it (history never has an effect before its cause)."""
+        for spec in specs:
+            if spec.due_at < not_before:
+                spec = replace(spec, due_at=not_before)
+            deadline = repo.deadline_row(issue, spec)
+            self.session.add(deadline)
+            self.armed[issue].append(deadline)
+            self.new.append(deadline)
+
+    def park(self, event: IssueEvent, stream_id: str, now: datetime) -> tuple[Outcome, str]:
+        """Keep an event whose issue is not open yet, until its `issue.opened` arrives."""
+        key = (event.source, event.issue.id)
+        waiting = self.parked.setdefault(key, [])
+        self.recheck.add(key)
+        if any(row.event_id == event.event_id for row in waiting):
+            return Outcome.DUPLICATE, "event id already parked"
+        row = ParkedEvent(
+            event_id=event.event_id,
+            source=event.source,
+            external_id=event.issue.id,
+            occurred_at=event.occurred_at,
+            stream_id=stream_id,
+            body=event.model_dump_json(),
+            parked_at=now,
+        )
+        self.session.add(row)
+        waiting.append(row)
+        self.recheck.add(key)
+        return Outcome.PARKED, f"parked: {event.type} arrived before issue.opened"
+
+
+_CATCH_UP_LIMIT = 1000  # firings before one event: far more than any ladder has steps
+
+
+def lock_issues(session: Session, keys: Iterable[Key]) -> None:
+    """Lock these issues (those that exist) in id order: the order every writer takes."""
+    wanted = list(set(keys))
+    if wanted:
+        session.execute(
+            select(Issue.id)
+            .where(tuple_(Issue.source, Issue.external_id).in_(wanted))
+            .order_by(Issue.id)
+            .with_for_update()
+        ).all()
