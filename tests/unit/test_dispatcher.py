@@ -18,8 +18,8 @@ from worker.domain.retry import jittered as backoff
 from worker.errors import DeliveryError, PermanentError
 from worker.notify.channels import Channel
 from worker.services.deliver import deliver
-from worker.services.delivery import due_messages
 from worker.services.ingest import apply_batch
+from worker.services.outbox import due_messages
 from worker.services.uow import Units
 from worker.store.models import OutboxMessage, TimelineEntry
 

@@ -1,4 +1,4 @@
-"""Routing and the outbox (worker/services/outbox.py): per kind,
+"""Routing and the outbox (worker/services/outbox/write.py): per kind,
 on-call assignee, write-back, cancel."""
 
 from __future__ import annotations

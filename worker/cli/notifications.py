@@ -18,7 +18,7 @@ from worker.broker.effects import Tasks
 from worker.broker.inflight import inflight
 from worker.domain.clock import SystemClock
 from worker.domain.oncall import next_shift, on_call, people
-from worker.services.delivery import retry_dead
+from worker.services.outbox import retry_dead
 from worker.services.policy_loader import load_policy
 from worker.store import views
 

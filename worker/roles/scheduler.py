@@ -19,7 +19,7 @@ from worker.bootstrap import Container
 from worker.broker.effects import INFRASTRUCTURE
 from worker.broker.watermark import applied_until
 from worker.domain.retry import backoff
-from worker.services.delivery import due_messages
+from worker.services.outbox import due_messages
 from worker.services.reconcile import reconcile
 
 log = structlog.get_logger("escalator.scheduler")

@@ -3,7 +3,7 @@
 `deliver` attempts one message (a retry, or the head of a digest window, which it folds);
 `deliver_many` attempts the messages one transaction wrote with two transactions for every
 CHUNK of them, sending up to ESCALATOR_DELIVERY_CONCURRENCY at a time on the channels' kept-alive
-connections. Both lease and record with `worker.services.delivery`. What a delivery leaves for
+connections. Both lease and record with `worker.services.outbox`. What a delivery leaves for
 Redis and Celery (forget the in-flight marks of finished messages, schedule retries) is
 registered on its unit of work and runs after the commit.
 """
@@ -20,11 +20,11 @@ from worker.domain.clock import Clock
 from worker.domain.ports import Channel
 from worker.domain.states import FINISHED
 from worker.errors import EscalatorError, PermanentError, RateLimited
-from worker.services import digest
-from worker.services.delivery import (
+from worker.services.outbox import (
     Attempt,
     Delivery,
     Sent,
+    digest,
     lease,
     lock_issues,
     record,

@@ -1,4 +1,4 @@
-"""The outbox's delivery bookkeeping: lease rows for an attempt, record what the attempt gave.
+"""Leasing outbox rows for an attempt: the one lease for one message and for many.
 
 One implementation for one message and for many (`worker.services.deliver` uses both ways):
 a message is leased with a conditional UPDATE before it is sent, so the retry task and the
@@ -25,40 +25,13 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-import structlog
-from sqlalchemy import and_, insert, not_, or_, select, update
+from sqlalchemy import and_, not_, or_, select, update
 from sqlalchemy.orm import Session
 
-from config.settings import Settings
-from schemas.messages import Notification
-from worker.domain.retry import jittered
-from worker.domain.states import OutboxState, is_writeback
-from worker.services import digest
-from worker.store import repository as repo
-from worker.store.models import Issue, OutboxMessage, TimelineEntry
-
-log = structlog.get_logger("escalator.dispatcher")
-
-
-@dataclass(frozen=True, slots=True)
-class Delivery:
-    """The outcome of one attempt: sent, skipped, cancelled, dead, or retry (or, held for a
-    digest window, try again) in `retry_in` seconds."""
-
-    state: str
-    retry_in: float | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Attempt:
-    """What sending once gave: no error, or the error and how to treat it."""
-
-    error: str | None = None
-    permanent: bool = False
-    retry_after: float | None = None
-
-
-Sent = tuple[OutboxMessage, Notification, Attempt]  # a leased row, what was sent, what it gave
+from worker.domain.states import OutboxState
+from worker.services.outbox import digest
+from worker.services.outbox.outcomes import Delivery
+from worker.store.models import Issue, OutboxMessage
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,141 +132,6 @@ def waiting(
         else:
             outcomes[message_id] = None
     return outcomes
-
-
-def what_of(row: OutboxMessage, message: Notification) -> str:
-    return "write-back" if is_writeback(row.channel) else message.kind.value
-
-
-def record(
-    session: Session, sent: list[Sent], done: datetime, settings: Settings
-) -> dict[str, Delivery]:
-    """Record every attempt: the plain successes in two statements, the rest (digests,
-    failures) one by one. Takes the lock order's first locks itself."""
-    if not sent:
-        return {}
-    lock_issues(session, [r.id for r, _, _ in sent] + [i for _, m, _ in sent for i in m.covers])
-    plain = [(r, m) for r, m, result in sent if result.error is None and not m.covers]
-    _record_plain(session, plain, done)
-    outcomes = {r.id: Delivery(OutboxState.SENT) for r, _ in plain}
-    others = [item for item in sent if item[2].error is not None or item[1].covers]
-    if not others:
-        return outcomes
-    rows = {
-        r.id: r
-        for r in session.scalars(
-            select(OutboxMessage)
-            .where(OutboxMessage.id.in_([r.id for r, _, _ in others]))
-            .execution_options(populate_existing=True)
-        )
-    }
-    for leased, message, result in others:
-        row = rows[leased.id]
-        if result.error is None:
-            record_sent(session, row, message, leased.attempts, done)
-            outcomes[row.id] = Delivery(OutboxState.SENT)
-        else:
-            outcomes[row.id] = record_failure(
-                session, row, message, leased.attempts, result, done, settings
-            )
-    return outcomes
-
-
-def _record_plain(
-    session: Session, sent: list[tuple[OutboxMessage, Notification]], done: datetime
-) -> None:
-    """The common case in two statements: mark them sent, add their timeline entries."""
-    if not sent:
-        return
-    session.execute(
-        update(OutboxMessage)
-        .where(OutboxMessage.id.in_([r.id for r, _ in sent]))
-        .values(state=OutboxState.SENT, sent_at=done, lease_until=None, last_error=None)
-        .execution_options(synchronize_session=False)
-    )
-    session.execute(
-        insert(TimelineEntry),
-        [
-            {
-                "issue_id": row.issue_id,
-                "at": done,
-                "kind": "notified",
-                "message": f"{what_of(row, message)} sent to {message.tier} via {row.channel}",
-                "data": {"message_id": row.id, "attempts": row.attempts},
-            }
-            for row, message in sent
-        ],
-    )
-
-
-def record_sent(
-    session: Session, row: OutboxMessage, message: Notification, attempts: int, done: datetime
-) -> None:
-    """Mark the row (and what its digest carries) sent, with a timeline entry each."""
-    row.lease_until, row.last_error = None, None
-    for carried in [row, *digest.merged_rows(session, message)]:
-        carried.state, carried.sent_at = OutboxState.SENT, done
-        repo.add_timeline(
-            session,
-            carried.issue_id,
-            done,
-            "notified",
-            f"{what_of(row, message)} sent to {message.tier} via {row.channel}"
-            + (f" (digest {row.id})" if message.covers else ""),
-            message_id=carried.id,
-            attempts=attempts,
-        )
-
-
-def record_failure(
-    session: Session,
-    row: OutboxMessage,
-    message: Notification,
-    attempts: int,
-    outcome: Attempt,
-    done: datetime,
-    settings: Settings,
-) -> Delivery:
-    """Dead, or pending again after the backoff (or the receiver's Retry-After)."""
-    error, channel_name = outcome.error or "", row.channel
-    row.lease_until, row.last_error = None, error
-    if row.state != OutboxState.PENDING:  # cancelled while it was being sent
-        return Delivery(row.state)
-    if outcome.permanent or attempts >= settings.delivery_max_attempts:
-        row.state = OutboxState.DEAD
-        repo.add_timeline(
-            session,
-            row.issue_id,
-            done,
-            "notification_dead",
-            f"{what_of(row, message)} to {channel_name} is dead after {attempts} attempts: {error}",
-            message_id=row.id,
-        )
-        log.error("notification.dead", message_id=row.id, channel=channel_name, error=error)
-        return Delivery(OutboxState.DEAD)
-    delay = jittered(attempts, settings.delivery_backoff_s, settings.delivery_backoff_max_s)
-    if outcome.retry_after is not None:  # the receiver's rate limit wins over our backoff
-        delay = max(delay, outcome.retry_after)
-    row.next_attempt_at = done + timedelta(seconds=delay)
-    if is_writeback(row.channel):
-        repo.add_timeline(
-            session,
-            row.issue_id,
-            done,
-            "writeback_failed",
-            f"write-back via {channel_name} failed (attempt {attempts}), retry in "
-            f"{delay:.1f}s: {error}",
-            message_id=row.id,
-        )
-    log.warning(
-        "notification.retry",
-        message_id=row.id,
-        channel=channel_name,
-        attempt=attempts,
-        retry_in_s=round(delay, 2),
-        error=error,
-    )
-    return Delivery("retry", delay)
 
 
 def retry_dead(session: Session, message_ids: Sequence[str] | None, now: datetime) -> list[str]:
