@@ -11,10 +11,10 @@ class NotificationKind(StrEnum):
     """Why a message is sent."""
 
     ASSIGNED = "assigned"  # a new issue landed on the first tier
-    ESCALATED = "escalated"  # not acknowledged in time: reassigned to the next tier
-    REMINDER = "reminder"  # the last tier still has not acknowledged
+    ESCALATED = "escalated"  # a ladder step ran out, or someone asked: the next tier has it
+    REMINDER = "reminder"  # the last tier still has not met the target
     WARNING = "warning"  # a target is about to breach (a fraction of its time has passed)
-    BREACH = "breach"  # the resolve target passed
+    BREACH = "breach"  # a target's time passed
     RESOLVED = "resolved"
 
 

@@ -10,8 +10,16 @@ import pytest
 from schemas.events import IssueEvent
 from schemas.messages import NotificationKind
 from schemas.policy import PolicyFile
-from worker.domain.lifecycle import EVERYTHING, IssueClock, Transition, apply_event, end_snooze
-from worker.domain.sla import ClockState, DeadlineKind, Lifecycle
+from worker.domain import (
+    EVERYTHING,
+    ClockState,
+    DeadlineKind,
+    IssueClock,
+    Lifecycle,
+    Transition,
+    apply_event,
+    end_snooze,
+)
 from worker.errors import UnknownIssue
 
 T0 = datetime(2026, 3, 4, 10, 0, tzinfo=UTC)

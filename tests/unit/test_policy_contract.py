@@ -13,7 +13,7 @@ from config.settings import DEMO_POLICY, PACKAGED_POLICY
 from schemas.durations import format_duration, parse_duration
 from schemas.events import Severity
 from schemas.policy import IssueFacts, PolicyFile
-from worker.domain.policy_match import match_policy
+from worker.domain import match_policy
 from worker.errors import PolicyError
 from worker.services.policy_loader import load_policy
 

@@ -13,7 +13,7 @@ ROOT = Path(__file__).resolve().parents[2]
 FORBIDDEN = ("redis", "sqlalchemy", "celery", "kombu", "fastapi", "httpx")
 PROBE = """
 import json, sys
-import worker.domain.sla, worker.domain.lifecycle
+import worker.domain.sla, worker.domain.events
 loaded = sorted({name.split(".")[0] for name in sys.modules})
 print(json.dumps(loaded))
 """
@@ -45,5 +45,5 @@ def test_probe_really_imported_the_domain(loaded: set[str]) -> None:
 
 @pytest.mark.parametrize("library", FORBIDDEN)
 def test_domain_core_does_not_import(loaded: set[str], library: str) -> None:
-    """worker.domain.sla and worker.domain.lifecycle load none of the infrastructure libraries."""
+    """worker.domain.sla and worker.domain.events load none of the infrastructure libraries."""
     assert library not in loaded

@@ -12,9 +12,9 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
-from schemas.durations import format_duration
 from schemas.messages import NotificationKind
 from schemas.policy import Target
+from worker.domain import wording
 from worker.domain.sla import (
     ClockState,
     DeadlineKind,
@@ -30,12 +30,6 @@ from worker.domain.sla import (
 )
 
 TOLERANCE = timedelta(milliseconds=1)
-LABELS = {
-    "acknowledge": ("acknowledge", "acknowledge"),
-    "first_response": ("first response", "respond"),
-    "next_response": ("next response", "respond"),
-    "resolve": ("resolve", "resolve"),
-}
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,15 +66,6 @@ class Stale:
 Decision = Fired | Stale
 
 
-def label(target: str) -> str:
-    """How people call a target: `first response`."""
-    return LABELS.get(target, (target, target))[0]
-
-
-def _at(value: datetime | None) -> str:
-    return value.isoformat(timespec="seconds") if value else "(paused)"
-
-
 def _next(clock: TargetClock, target: Target, kind: DeadlineKind) -> DeadlineSpec:
     """The ladder deadline a running clock arms after it moved: the end of its holding step."""
     budget = step_end(clock, target)
@@ -98,41 +83,40 @@ def decide(
     now: datetime,
 ) -> Decision:
     """What firing `deadline` does to the issue's `clock` of its target."""
+    name = deadline.target
     if deadline.cycle != cycle:
-        return Stale(f"armed for clock cycle {deadline.cycle}, issue is on {cycle}")
+        return Stale(wording.stale_cycle(deadline.cycle, cycle))
     if lifecycle is Lifecycle.RESOLVED:
-        return Stale("issue is resolved")
+        return Stale(wording.IS_RESOLVED)
     if clock is None or target is None:
-        return Stale(f"the policy no longer has a {label(deadline.target)} target")
+        return Stale(wording.no_target(name))
     if clock.state is not ClockState.RUNNING:
-        return Stale(f"the {label(deadline.target)} clock is {clock.state}")
-    name, verb = LABELS.get(deadline.target, (deadline.target, deadline.target))
+        return Stale(wording.clock_is(name, clock.state))
     if deadline.kind is DeadlineKind.WARN:
         fraction = deadline.fraction or 0.0
         if fraction in clock.warned:
-            return Stale(f"the {fraction:.0%} warning was sent in this cycle")
+            return Stale(wording.already_warned(fraction))
         breach = due_at(clock, target, target.target_time)
         return Fired(
             replace(clock, warned=(*clock.warned, fraction)),
             NotificationKind.WARNING,
-            f"{fraction:.0%} of the {name} time ({format_duration(target.target_time)}) has "
-            f"passed; it breaches at {_at(breach)}",
+            wording.warned(name, fraction, target.target_time, breach),
         )
     if deadline.kind is DeadlineKind.BREACH:
         if clock.breached:
-            return Stale(f"the {name} breach was reported in this cycle")
+            return Stale(wording.already_breached(name))
         return Fired(
             replace(clock, breached=True),
             NotificationKind.BREACH,
-            f"breached the {name} target of {format_duration(target.target_time)}",
+            wording.breached(name, target.target_time),
         )
     if not target.ladder or deadline.step != clock.step:
-        return Stale(f"armed for ladder step {deadline.step}, the clock is at {clock.step}")
+        return Stale(wording.stale_step(deadline.step, clock.step))
     if abs(deadline.budget - step_end(clock, target)) > TOLERANCE:
-        return Stale("the ladder was re-planned since this deadline was armed")
+        return Stale(wording.REPLANNED)
     last = len(target.ladder) - 1
     carries_breach = ladder_marks_breach(clock, target) and not clock.breached
-    breach_note = f"; the {name} target is breached" if carries_breach else ""
+    breach_note = wording.breach_carried(name) if carries_breach else ""
     holder = target.ladder[clock.step].tier
     spent = elapsed(clock, target, now)
     if deadline.kind is DeadlineKind.ESCALATE and clock.step < last:
@@ -146,9 +130,7 @@ def decide(
         return Fired(
             moved,
             NotificationKind.ESCALATED,
-            f"{holder} did not {verb} within "
-            f"{format_duration(target.ladder[clock.step].within)}: escalated to {tier}"
-            f"{breach_note}",
+            wording.escalated(name, holder, target.ladder[clock.step].within, tier, breach_note),
             to_tier=tier,
             arm=(_next(moved, target, kind),),
         )
@@ -160,7 +142,6 @@ def decide(
     return Fired(
         reminded,
         NotificationKind.REMINDER,
-        f"{holder} still has not {verb}d ({name}){breach_note}; "
-        f"next reminder at {_at(following.due_at)}",
+        wording.reminded(name, holder, following.due_at, breach_note),
         arm=(following,),
     )

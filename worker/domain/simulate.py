@@ -13,8 +13,10 @@ from datetime import datetime
 from schemas.events import EventType, IssueEvent, IssueSnapshot, Severity
 from schemas.messages import NotificationKind
 from schemas.policy import PolicyFile
-from worker.domain.firing import Fired, FiringDeadline, decide, label
-from worker.domain.lifecycle import IssueClock, Transition, apply_event, end_snooze
+from worker.domain import wording
+from worker.domain.events import apply_event, end_snooze
+from worker.domain.firing import Fired, FiringDeadline, decide
+from worker.domain.issue import IssueClock, Transition
 from worker.domain.sla import DeadlineKind, DeadlineSpec
 
 MAX_STEPS = 1000
@@ -54,19 +56,6 @@ class _Armed:
     version: int
 
 
-def _describe(spec: DeadlineSpec) -> str:
-    name = label(spec.target)
-    if spec.kind is DeadlineKind.WARN:
-        return f"{name}: {spec.fraction:.0%} warning"
-    if spec.kind is DeadlineKind.BREACH:
-        return f"{name}: breach"
-    if spec.kind is DeadlineKind.RESUME:
-        return "snooze ends"
-    if spec.kind is DeadlineKind.REMIND:
-        return f"{name}: reminder of the last tier"
-    return f"{name}: escalation (ladder step {spec.step + 1})"
-
-
 class _Run:
     """The virtual issue: its clock, its armed deadlines and the timeline so far."""
 
@@ -92,7 +81,15 @@ class _Run:
     def arm(self, at: datetime, spec: DeadlineSpec) -> None:
         assert self.clock is not None
         self.armed.append(_Armed(spec, self.clock.clock_version))
-        self.steps.append(Step(at, "armed", self.clock.tier, _describe(spec), spec.due_at))
+        self.steps.append(
+            Step(
+                at,
+                "armed",
+                self.clock.tier,
+                wording.armed(spec.kind, spec.target, spec.step, spec.fraction),
+                spec.due_at,
+            )
+        )
 
     def fire(self, armed: _Armed, at: datetime) -> None:
         assert self.clock is not None
@@ -130,14 +127,7 @@ class _Run:
         if decision.notify is NotificationKind.REMINDER:
             self.reminded += 1
             if self.reminded >= self.reminders:
-                self.steps.append(
-                    Step(
-                        at,
-                        "stop",
-                        self.clock.tier,
-                        "reminders go on at the same interval until met (not simulated further)",
-                    )
-                )
+                self.steps.append(Step(at, "stop", self.clock.tier, wording.SIMULATION_STOPPED))
                 self.armed = [a for a in self.armed if a.spec.kind is not DeadlineKind.REMIND]
                 return
         for spec in decision.arm:

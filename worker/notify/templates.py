@@ -17,6 +17,7 @@ from jinja2.sandbox import SandboxedEnvironment
 
 from schemas.messages import Notification
 from schemas.outbound import Template
+from worker.domain import wording
 from worker.errors import PolicyError
 
 _TITLE = "[{{ severity }}] {{ issue.key }} {{ headline }}"
@@ -40,41 +41,23 @@ DEFAULTS: dict[str, tuple[str, str]] = {
     ),
     "resolved": (_TITLE, "{{ issue.title }}\n\n{% include 'links' %}"),
     "digest": (
-        "{{ items | length }} Escalator notifications",
+        "{{ items | length }} {{ words.notifications }}",
         "{% for m in items %}- [{{ m.issue.severity }}] {{ m.issue.key }} {{ m.kind }} "
         "({{ m.tier }}): {{ m.issue.title }}\n{% endfor %}",
     ),
 }
+# The labels are `words` (worker.domain.wording.TEMPLATE_WORDS), so that every text a person
+# reads is chosen in one place; templates lay them out.
 _PARTIALS = {
-    "who": "Tier: {{ tier }} (tier {{ tier_number }})\n"
-    "On call: {{ assignee or 'nobody' }}"
-    "{% if people | length > 1 %} (roster: {{ people | join(', ') }}){% endif %}\n"
-    "{% if time_left %}Time left: {{ time_left }}\n{% endif %}"
-    "{% if time_over %}Over by: {{ time_over }}\n{% endif %}",
-    "links": "{% if ticket_url %}Ticket: {{ ticket_url }}\n{% endif %}"
-    "{% if escalator_url %}Escalator: {{ escalator_url }}\n{% endif %}"
-    "Ref: {{ message.id }}\n",
+    "who": "{{ words.tier }}: {{ tier }} ({{ words.tier_number }} {{ tier_number }})\n"
+    "{{ words.on_call }}: {{ assignee or words.nobody }}"
+    "{% if people | length > 1 %} ({{ words.roster }}: {{ people | join(', ') }}){% endif %}\n"
+    "{% if time_left %}{{ words.time_left }}: {{ time_left }}\n{% endif %}"
+    "{% if time_over %}{{ words.over_by }}: {{ time_over }}\n{% endif %}",
+    "links": "{% if ticket_url %}{{ words.ticket }}: {{ ticket_url }}\n{% endif %}"
+    "{% if escalator_url %}{{ words.escalator }}: {{ escalator_url }}\n{% endif %}"
+    "{{ words.ref }}: {{ message.id }}\n",
 }
-_HEADLINES = {
-    "assigned": "assigned to {tier}",
-    "escalated": "escalated to {tier}",
-    "reminder": "still not acknowledged ({tier})",
-    "warning": "is about to breach",
-    "breach": "breached its resolve target",
-    "resolved": "resolved",
-}
-
-
-def humanize(delta: timedelta) -> str:
-    """`1h 5m`, `45s`: a duration for people."""
-    seconds = int(abs(delta.total_seconds()))
-    days, seconds = divmod(seconds, 86400)
-    hours, seconds = divmod(seconds, 3600)
-    minutes, seconds = divmod(seconds, 60)
-    parts = [f"{n}{unit}" for n, unit in ((days, "d"), (hours, "h"), (minutes, "m")) if n]
-    if seconds or not parts:
-        parts.append(f"{seconds}s")
-    return " ".join(parts)
 
 
 class Renderer:
@@ -126,9 +109,8 @@ class Renderer:
         left = over = None
         if message.due_at is not None:
             delta = message.due_at - message.occurred_at
-            left, over = (
-                (humanize(delta), None) if delta >= timedelta(0) else (None, humanize(delta))
-            )
+            said = wording.duration(delta)
+            left, over = (said, None) if delta >= timedelta(0) else (None, said)
         escalator_url = f"{self.public_url}/issues/{message.issue.key}" if self.public_url else None
         return {
             "message": message,
@@ -148,7 +130,8 @@ class Renderer:
             "ticket_url": message.issue.url,
             "escalator_url": escalator_url,
             "occurred_at": message.occurred_at,
-            "headline": _HEADLINES[message.kind.value].format(tier=message.tier),
+            "headline": wording.headline(message.kind, message.tier, message.target),
+            "words": wording.TEMPLATE_WORDS,
             "items": message.items,
         }
 

@@ -9,18 +9,17 @@ import httpx
 from config.settings import Settings
 from schemas.messages import Notification
 from schemas.policy import PolicyFile
-from worker.domain.clock import Clock
+from worker.domain import Clock, wording
 from worker.errors import PermanentError
 from worker.notify.http import check, post_error
 
 
 def comment_text(message: Notification) -> str:
-    """The note left on the ticket; it names the message id, so a repeat is recognisable."""
-    who = message.assignee or "nobody"
-    verb = "assigned to" if message.kind.value == "assigned" else "escalated to"
-    text = f"Escalator: {message.issue.severity} {verb} {message.tier} (on call: {who})."
-    if message.reason:
-        text += f" {message.reason}."
+    """The note left on the ticket (its words from `wording.comment`); it names the message id,
+    so a repeat is recognisable."""
+    text = wording.comment(
+        message.issue.severity, message.kind, message.tier, message.assignee, message.reason
+    )
     return f"{text} [{message.id}]"
 
 
