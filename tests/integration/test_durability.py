@@ -29,9 +29,13 @@ def test_flushing_redis_and_reconciling_loses_no_deadline(make_stack: StackFacto
         assert abs((entry.at - (t0 + timedelta(seconds=4))).total_seconds()) < 0.001
     # Ingest recreated its consumer group: new events still flow.
     stack.producer.send(event("issue.acknowledged", "FL-0"))
-    stack.wait_for(
-        lambda: stack.issue("FL-0").lifecycle == "acknowledged", 10, "ingest after flush"
-    )
+
+    def acknowledged() -> bool:
+        issue = stack.issue("FL-0")
+        assert issue is not None
+        return issue.lifecycle == "acknowledged"
+
+    stack.wait_for(acknowledged, 10, "ingest after flush")
 
 
 def test_two_schedulers_and_two_workers_never_double_escalate(make_stack: StackFactory) -> None:

@@ -231,9 +231,13 @@ def test_acknowledged_during_retry_backoff_the_escalation_is_still_delivered(
         "the failed escalated webhook",
     )
     stack.producer.send(event("issue.acknowledged", "OPS-9", source="custom"))
-    stack.wait_for(
-        lambda: stack.issue("OPS-9", source="custom").lifecycle == "acknowledged", 15, "the ack"
-    )
+
+    def acknowledged() -> bool:
+        issue = stack.issue("OPS-9", source="custom")
+        assert issue is not None
+        return issue.lifecycle == "acknowledged"
+
+    stack.wait_for(acknowledged, 15, "the ack")
 
     def escalated_to_l2() -> OutboxMessage | None:
         return next(

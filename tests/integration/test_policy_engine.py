@@ -8,7 +8,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from tests.support.fixtures import StackFactory
-from tests.support.stack import event
+from tests.support.stack import Stack, event
+from worker.store.models import TimelineEntry
 
 pytestmark = pytest.mark.integration
 
@@ -36,7 +37,7 @@ default: slow
 """
 
 
-def escalations(stack, issue: str) -> list:  # type: ignore[no-untyped-def]
+def escalations(stack: Stack, issue: str) -> list[TimelineEntry]:
     return [e for e in stack.timeline(issue) if e.kind == "escalate"]
 
 
@@ -103,4 +104,6 @@ def test_a_severity_upgrade_past_a_deadline_escalates_at_once_and_once(
     # "at once": in the issue's history it escalates at the upgrade, where P3's ladder would
     # have waited an hour
     assert moves[0].at == upgrade_at
-    assert stack.issue("UP-1").policy_name == "urgent"
+    up1 = stack.issue("UP-1")
+    assert up1 is not None
+    assert up1.policy_name == "urgent"

@@ -18,6 +18,7 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import typer
@@ -111,7 +112,7 @@ class Roles:
 
     def wait_ready(self, names: list[str], timeout: float = 90.0) -> None:
         for name in names:
-            self.stack.wait_for(lambda name=name: self.ready(name), timeout, f"{name} ready")
+            self.stack.wait_for(partial(self.ready, name), timeout, f"{name} ready")
 
     def start(self, *names: str, timeout: float = 90.0) -> None:
         """Start slots and wait until each says it is ready."""

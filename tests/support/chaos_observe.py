@@ -15,6 +15,7 @@ from sqlalchemy import select
 from tests.support.chaos_load import SOURCE, TIERS
 from tests.support.sink import Sink
 from tests.support.stack import Stack
+from tests.support.streams import entries
 from worker.broker.keys import DEAD_STREAM
 from worker.store.models import Deadline, Issue, OutboxMessage, ProcessedEvent, TimelineEntry
 
@@ -113,7 +114,7 @@ def observe(stack: Stack) -> Observed:
             if not found:
                 seen.unparsed.append(f"{key}: {entry.message}")
                 continue
-            seen.moves[key].append(Move(*found.groups(), entry.at.timestamp(), deadline_id))
+            seen.moves[key].append(Move(found[1], found[2], entry.at.timestamp(), deadline_id))
         for key, d in s.execute(
             select(Issue.external_id, Deadline).join(Deadline).where(Issue.source == SOURCE)
         ):
@@ -138,7 +139,7 @@ def observe(stack: Stack) -> Observed:
 def dead_letters(redis: Redis) -> list[dict[str, Any]]:
     """Every entry of the dead-letter stream now (empty if Redis does not answer)."""
     try:
-        return [dict(fields) for _, fields in redis.xrange(DEAD_STREAM)]  # type: ignore[union-attr]
+        return [dict(fields) for _, fields in entries(redis.xrange(DEAD_STREAM))]
     except RedisError:
         return []
 

@@ -51,9 +51,11 @@ def around_the_clock(zone: str) -> BusinessCalendar:
     return calendar(zone, {day: ["00:00-24:00"] for day in ALL_DAYS})
 
 
-def local(zone: ZoneInfo, *parts: int) -> datetime:
+def local(
+    zone: ZoneInfo, year: int, month: int, day: int, hour: int = 0, minute: int = 0
+) -> datetime:
     """An aware local time."""
-    return datetime(*parts, tzinfo=zone)  # type: ignore[misc]
+    return datetime(year, month, day, hour, minute, tzinfo=zone)
 
 
 # Weekends, holidays, openings.

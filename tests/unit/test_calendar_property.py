@@ -102,7 +102,7 @@ def clock(minutes: int) -> str:
 @st.composite
 def starts(draw: st.DrawFn, transitions: list[date]) -> datetime:
     """A minute in 2026, half the time in the eight days before (or two after) a DST change."""
-    if transitions and draw(st.booleans()):
+    if bool(transitions) and draw(st.booleans()):
         change = datetime.combine(draw(st.sampled_from(transitions)), datetime.min.time(), UTC)
         return change + draw(st.integers(-8 * 1440, 2 * 1440)) * MINUTE
     return YEAR_START + draw(st.integers(0, 365 * 1440 - 1)) * MINUTE

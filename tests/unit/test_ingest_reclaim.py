@@ -11,6 +11,7 @@ import fakeredis
 import pytest
 from sqlalchemy.exc import OperationalError
 
+from tests.support.streams import entries
 from worker.bootstrap import Container
 from worker.broker.keys import DEAD_STREAM, GROUP, STREAM, STREAM_FIELD
 from worker.roles import ingest
@@ -55,6 +56,6 @@ def test_an_entry_that_keeps_failing_with_the_database_up_is_given_up(
 ) -> None:
     """The database answers: the entry is to blame, and goes to the dead letters, acked."""
     Ingest(overdelivered, name="unit-1").reclaim()
-    [(_, fields)] = redis.xrange(DEAD_STREAM)
+    [(_, fields)] = entries(redis.xrange(DEAD_STREAM))
     assert fields["error"].startswith("gave up after")
     assert redis.xpending(STREAM, GROUP)["pending"] == 0

@@ -15,8 +15,8 @@ from worker.domain.simulate import PlannedEvent, simulate
 from worker.services.policy_loader import load_policy
 
 
-def utc(*args: int) -> datetime:
-    return datetime(*args, tzinfo=UTC)
+def utc(year: int, month: int, day: int, hour: int = 0, minute: int = 0) -> datetime:
+    return datetime(year, month, day, hour, minute, tzinfo=UTC)
 
 
 def test_a_p3_on_business_hours_matches_the_hand_worked_case() -> None:

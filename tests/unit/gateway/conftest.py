@@ -14,6 +14,7 @@ from starlette.testclient import TestClient
 
 from config.settings import Settings
 from schemas.events import IssueEvent
+from tests.support.streams import entries
 from tests.support.webhooks import TOKEN, Signed, sources_env
 from worker.broker.keys import STREAM, STREAM_FIELD
 from worker.gateway import create_app
@@ -67,5 +68,6 @@ def post(client: TestClient, signed: Signed) -> Any:
 def stream_events(redis: fakeredis.FakeRedis) -> list[IssueEvent]:
     """Every event on the stream, oldest first."""
     return [
-        IssueEvent.model_validate_json(fields[STREAM_FIELD]) for _, fields in redis.xrange(STREAM)
+        IssueEvent.model_validate_json(fields[STREAM_FIELD])
+        for _, fields in entries(redis.xrange(STREAM))
     ]
