@@ -5,8 +5,9 @@ This module is the package's public surface: the rest of the code imports from h
 modules behind it are `issue` (IssueClock, Transition), `events` and `cycles` (what each event
 does), `planning` (settling clocks, planning deadlines), `firing` (what a deadline does when it
 falls due), `moot` (when an unsent message no longer matters), `policy_match` (which policy an
-issue runs under), `wording` (every text a person reads), `sla`, `calendar`, `clock`, `oncall`
-and `simulate`.
+issue runs under), `wording` (every text a person reads), `sla`, `calendar`, `clock`, `oncall`,
+`simulate`, `states` (deadline and outbox states), `retry` (backoff) and `ports` (the protocols
+adapters fulfil).
 """
 
 from worker.domain import wording
@@ -26,6 +27,8 @@ from worker.domain.moot import MOOT_WHEN_MET, MOOT_WHEN_RESOLVED, moot, moot_rea
 from worker.domain.oncall import Shift, next_shift, on_call, people
 from worker.domain.planning import replan
 from worker.domain.policy_match import explain_match, facts_of, match_policy, matches
+from worker.domain.ports import Channel, Index
+from worker.domain.retry import backoff, jittered
 from worker.domain.simulate import PlannedEvent, Step, simulate
 from worker.domain.sla import (
     SNOOZE,
@@ -36,27 +39,42 @@ from worker.domain.sla import (
     TargetClock,
     elapsed,
 )
+from worker.domain.states import (
+    FINISHED,
+    WRITEBACK,
+    DeadlineState,
+    OutboxState,
+    adapter_of,
+    is_writeback,
+    writeback_channel,
+)
 from worker.domain.wording import comment, duration, headline, label, message_text
 
 __all__ = [
     "ALWAYS_OPEN",
     "EVERYTHING",
+    "FINISHED",
     "MOOT_WHEN_MET",
     "MOOT_WHEN_RESOLVED",
     "SNOOZE",
+    "WRITEBACK",
     "BusinessCalendar",
     "Calendar",
     "CalendarError",
+    "Channel",
     "Clock",
     "ClockState",
     "DeadlineKind",
     "DeadlineSpec",
+    "DeadlineState",
     "Decision",
     "Fired",
     "FiringDeadline",
+    "Index",
     "IssueClock",
     "Lifecycle",
     "ManualClock",
+    "OutboxState",
     "PlannedEvent",
     "Shift",
     "Stale",
@@ -64,7 +82,9 @@ __all__ = [
     "SystemClock",
     "TargetClock",
     "Transition",
+    "adapter_of",
     "apply_event",
+    "backoff",
     "business_calendar",
     "comes_back",
     "comment",
@@ -75,6 +95,8 @@ __all__ = [
     "explain_match",
     "facts_of",
     "headline",
+    "is_writeback",
+    "jittered",
     "label",
     "match_policy",
     "matches",
@@ -87,4 +109,5 @@ __all__ = [
     "replan",
     "simulate",
     "wording",
+    "writeback_channel",
 ]
