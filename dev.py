@@ -61,7 +61,7 @@ def main(argv: list[str]) -> int:
         steps = (
             ["ruff", "check", "."],
             ["ruff", "format", "--check", "."],
-            ["mypy", "worker", "schemas", "config"],
+            ["mypy", "worker", "schemas", "config", "tests"],
         )
         for step in steps:
             code = subprocess.call([str(BIN / step[0]), *step[1:]])

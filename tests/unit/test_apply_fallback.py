@@ -14,6 +14,7 @@ from worker.domain.clock import ManualClock
 from worker.services import apply_event as apply_module
 from worker.services import ingest
 from worker.services.ingest import Outcome, apply_batch
+from worker.services.outbox import Outbox, queue_notifications
 from worker.services.uow import Units
 from worker.store import repository as repo
 from worker.store.models import Issue, ProcessedEvent
@@ -26,12 +27,12 @@ def test_an_event_that_trips_an_error_is_dead_lettered_alone(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """One event failing unexpectedly: the batch is redone per event; only that one is dead."""
-    real = apply_module.queue_notifications
+    real = queue_notifications
 
-    def flaky(session: Session, issue: Issue, *args: Any) -> list[str]:
+    def flaky(outbox: Outbox, issue: Issue, *args: Any) -> list[str]:
         if issue.external_id == "BAD-1":
             raise RuntimeError("channel table corrupt")
-        return real(session, issue, *args)
+        return real(outbox, issue, *args)
 
     monkeypatch.setattr(apply_module, "queue_notifications", flaky)
     entries: list[tuple[str, str | bytes | None]] = [

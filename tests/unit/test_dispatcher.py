@@ -14,9 +14,9 @@ from config.settings import Settings
 from schemas.messages import Notification, NotificationKind
 from schemas.policy import PolicyFile
 from worker.domain.clock import ManualClock
+from worker.domain.ports import Channel
 from worker.domain.retry import jittered as backoff
 from worker.errors import DeliveryError, PermanentError
-from worker.notify.channels import Channel
 from worker.services.deliver import deliver
 from worker.services.ingest import apply_batch
 from worker.services.outbox import due_messages

@@ -17,7 +17,7 @@ from tests.unit.factories import run_effects
 from worker.bootstrap import Container
 from worker.broker import effects as post_commit
 from worker.broker.celery_app import app
-from worker.broker.keys import DELIVERIES_SENT, DUE, OUTBOX_INFLIGHT
+from worker.broker.keys import DELIVER_BATCH, DELIVERIES_SENT, DUE, OUTBOX_INFLIGHT
 from worker.services.uow import Effects
 
 T0 = datetime(2026, 3, 4, 9, 0, tzinfo=UTC)
@@ -68,7 +68,7 @@ def test_a_deadline_armed_and_cancelled_in_one_batch_is_never_indexed(
     effects = Effects(arm=[(1, T0), (2, T0), (3, T0)], disarm=[1], outbox=["msg_a"])
     run_effects(container, effects)
     assert sorted(redis.zrange(DUE, 0, -1)) == ["2", "3"]
-    assert send.sent == [{"name": post_commit.DELIVER_BATCH, "args": [["msg_a"]]}]
+    assert send.sent == [{"name": DELIVER_BATCH, "args": [["msg_a"]]}]
 
 
 def test_sent_messages_are_marked_in_flight_and_counted(
