@@ -19,9 +19,9 @@ from worker.domain.retry import jittered as backoff
 from worker.errors import DeliveryError, PermanentError
 from worker.services.deliver import deliver
 from worker.services.ingest import apply_batch
-from worker.services.outbox import due_messages
 from worker.services.uow import Units
 from worker.store.models import OutboxMessage, TimelineEntry
+from worker.store.sql import SqlOutbox
 
 from .factories import T0, event_json
 
@@ -236,4 +236,4 @@ def test_expired_lease_is_handed_out_again(
 def due(sessions: sessionmaker[Session], clock: ManualClock) -> list[str]:
     """The messages an outbox sweep would send again now."""
     with sessions() as session:
-        return due_messages(session, clock.now(), grace_s=0, limit=100)
+        return SqlOutbox(session).due(clock.now(), grace_s=0, limit=100)

@@ -23,6 +23,7 @@ from worker.services.ingest import apply_batch
 from worker.services.outbox import Outbox, cancel_pending
 from worker.services.uow import Units
 from worker.store.models import Issue, OutboxMessage, TimelineEntry
+from worker.store.sql import SqlStore
 
 from .factories import T0, event_json
 from .test_dispatcher import FakeChannel, fails, ok
@@ -134,7 +135,12 @@ def test_acknowledged_during_backoff_the_retry_sends_nothing(
     assert deliver(Units(sessions), {"log": channel}, clock, settings, mid).state == "retry"
     with sessions() as s, s.begin():
         issue = s.scalars(select(Issue)).one()
-        assert cancel_pending(Outbox(s), issue, frozenset({"acknowledge"}), clock.now()) == 1
+        assert (
+            cancel_pending(
+                Outbox(SqlStore(s).outbox), issue, frozenset({"acknowledge"}), clock.now()
+            )
+            == 1
+        )
     clock.advance(timedelta(hours=1))
     assert deliver(Units(sessions), {"log": channel}, clock, settings, mid).state == "skipped"
     assert len(channel.received) == 1 and state(sessions, mid).state == "cancelled"

@@ -18,9 +18,9 @@ from worker.broker.effects import Tasks
 from worker.broker.inflight import inflight
 from worker.domain.clock import SystemClock
 from worker.domain.oncall import next_shift, on_call, people
-from worker.services.outbox import retry_dead
 from worker.services.policy_loader import load_policy
 from worker.store import views
+from worker.store.sql import SqlOutbox
 
 notifications_app = typer.Typer(
     help="The outbox: notifications and write-backs, their state, and retrying dead ones.",
@@ -73,7 +73,7 @@ def retry(
     settings: Settings = ctx.obj
     now = SystemClock().now()
     with store(settings) as db, db.sessions() as session, session.begin():
-        chosen = retry_dead(session, None if all_dead else ids or [], now)
+        chosen = SqlOutbox(session).retry_dead(None if all_dead else ids or [], now)
     missing = sorted(set(ids or []) - set(chosen))
     for message_id in missing:
         err.print(f"{message_id}: no dead message with that id")

@@ -19,8 +19,8 @@ from worker.bootstrap import Container
 from worker.broker.effects import INFRASTRUCTURE
 from worker.broker.watermark import applied_until
 from worker.domain.retry import backoff
-from worker.services.outbox import due_messages
 from worker.services.reconcile import reconcile
+from worker.store.sql import SqlOutbox
 
 log = structlog.get_logger("escalator.scheduler")
 BUSY_POLL_S = 0.05  # how soon to look again when due deadlines wait for room or for ingest
@@ -137,7 +137,7 @@ def sweep_outbox(c: Container) -> None:
     and a message waiting in a backlog is never sent twice."""
     settings = c.settings
     with c.readers() as session:
-        due = due_messages(session, c.clock.now(), settings.outbox_sweep_every_s, SWEEP_SCAN)
+        due = SqlOutbox(session).due(c.clock.now(), settings.outbox_sweep_every_s, SWEEP_SCAN)
     if not due:
         return
     now = c.clock.now().timestamp()

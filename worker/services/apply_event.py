@@ -20,7 +20,7 @@ from worker.services.history import Loaded, Outcome
 from worker.services.outbox import queue_notifications
 from worker.store import repository as repo
 from worker.store.models import Issue, ParkedEvent, ProcessedEvent, TimelineEntry
-from worker.store.policy_versions import policies_for, version_of
+from worker.store.policy_versions import version_of
 
 log = structlog.get_logger("escalator.apply")
 
@@ -29,7 +29,7 @@ def apply_one(
     loaded: Loaded, event: IssueEvent, stream_id: str, policies: PolicyFile, now: datetime
 ) -> tuple[Outcome, str]:
     """Apply one event to what `loaded` holds; raises PermanentError before changing anything."""
-    session = loaded.session
+    store = loaded.store
     if event.event_id in loaded.seen:
         # A redelivery after a crash between commit and indexing: make sure the index has what
         # the first delivery armed (arming is idempotent).
@@ -44,7 +44,7 @@ def apply_one(
     if issue is not None:
         # What happened before this event comes first: parked events, then deadlines that
         # fell due (never past `now`: an event may be stamped a little in the future).
-        history = policies_for(session, issue.policy_version, policies)
+        history = store.policies.under(issue.policy_version, policies)
         if key in loaded.parked:
             unpark(loaded, issue, history, now, upto=event.occurred_at)
         loaded.catch_up(issue, min(event.occurred_at, now), history, now)
@@ -68,7 +68,7 @@ def apply_one(
             tier="",
             policy_version=version,
         )
-        session.add(issue)
+        store.issues.add(issue)
         loaded.issues[key], loaded.armed[issue] = issue, []
     if transition.take_snapshot:
         issue.title, issue.assignee = snap.title, snap.assignee
@@ -94,9 +94,11 @@ def apply_one(
             loaded.writer, issue, kind, under, event.occurred_at, now, reason, loaded.armed[issue]
         )
     for note in transition.notes:
-        session.add(TimelineEntry(issue=issue, at=event.occurred_at, kind="clock", message=note))
+        store.timeline.add(
+            TimelineEntry(issue=issue, at=event.occurred_at, kind="clock", message=note)
+        )
     outcome = Outcome.APPLIED if transition.applied else Outcome.IGNORED
-    session.add(
+    store.timeline.add(
         TimelineEntry(
             issue=issue,
             at=event.occurred_at,
@@ -105,7 +107,7 @@ def apply_one(
             data={"event_id": event.event_id, "source": event.source},
         )
     )
-    session.add(
+    store.events.add_processed(
         ProcessedEvent(
             event_id=event.event_id,
             issue=issue,
@@ -151,10 +153,7 @@ def unpark(
         except PermanentError as exc:
             log.error("event.unpark_failed", event_id=event.event_id, error=str(exc))
             continue
-        if row in loaded.session.new:
-            loaded.session.expunge(row)
-        else:
-            loaded.session.delete(row)
+        loaded.store.events.unpark(row)
         log.info(
             f"event.{outcome.value}",
             event_id=event.event_id,
@@ -168,5 +167,5 @@ def unpark_all(loaded: Loaded, policies: PolicyFile, now: datetime) -> None:
     for key in list(loaded.parked):
         issue = loaded.issues.get(key)
         if issue is not None:
-            under = policies_for(loaded.session, issue.policy_version, policies)
+            under = loaded.store.policies.under(issue.policy_version, policies)
             unpark(loaded, issue, under, now)

@@ -26,7 +26,6 @@ from worker.services.outbox import (
     Sent,
     digest,
     lease,
-    lock_issues,
     record,
     waiting,
 )
@@ -71,28 +70,28 @@ def deliver(
     """Attempt one outbox message; at the head of a digest window, the window as one."""
     now = clock.now()
     with units() as uow:
-        session = uow.session
-        lock_issues(session, [message_id])
-        taken = lease(session, [message_id], now, settings.delivery_lease_s, heads=True)
+        store = uow.store
+        store.outbox.lock_issues([message_id])
+        taken = lease(store, [message_id], now, settings.delivery_lease_s, heads=True)
         if taken.cancelled:
             outcome = Delivery("cancelled")
         elif not taken.rows:  # another task holds it, it is done, or its window is open
-            outcome = waiting(session, [message_id], now)[message_id] or Delivery("skipped")
+            outcome = waiting(store, [message_id], now)[message_id] or Delivery("skipped")
         else:
             [row] = taken.rows
             message: Notification | None = None
             if row.attempts == 1 and digest.held(row):
-                message = digest.gather(session, row, now)
+                message = digest.gather(store.outbox, row, now)
                 if message is not None:
                     row.payload = message.model_dump(mode="json")
-            session.flush()
+            store.flush()
         if taken.cancelled or not taken.rows:
             _after(uow.effects, {message_id: outcome})
             return outcome
     sending = message or Notification.model_validate(row.payload)
     result = attempt(channels, row.channel, sending)
     with units() as uow:
-        outcomes = record(uow.session, [(row, sending, result)], clock.now(), settings)
+        outcomes = record(uow.store, [(row, sending, result)], clock.now(), settings)
         _after(uow.effects, outcomes)
     return outcomes[message_id]
 
@@ -122,13 +121,13 @@ def _deliver_chunk(
     now = clock.now()
     outcomes: dict[str, Delivery] = {}
     with units() as uow:
-        session = uow.session
-        lock_issues(session, message_ids)
-        taken = lease(session, message_ids, now, settings.delivery_lease_s, heads=False)
+        store = uow.store
+        store.outbox.lock_issues(message_ids)
+        taken = lease(store, message_ids, now, settings.delivery_lease_s, heads=False)
         outcomes.update((m, Delivery("cancelled")) for m in taken.cancelled)
         leased = {row.id for row in taken.rows}
         rest = [m for m in message_ids if m not in leased and m not in outcomes]
-        waits = waiting(session, rest, now) if rest else {}
+        waits = waiting(store, rest, now) if rest else {}
         outcomes.update((m, w) for m, w in waits.items() if w is not None)
         _after(uow.effects, outcomes)
     order = {message_id: n for n, message_id in enumerate(message_ids)}
@@ -136,7 +135,7 @@ def _deliver_chunk(
     sent = _send_all(channels, work, settings.delivery_concurrency)
     if sent:
         with units() as uow:
-            recorded = record(uow.session, sent, clock.now(), settings)
+            recorded = record(uow.store, sent, clock.now(), settings)
             _after(uow.effects, recorded)
         outcomes.update(recorded)
     closing = [m for m, w in waits.items() if w is None]
@@ -159,8 +158,8 @@ def _close_windows(
         outcomes[head] = deliver(units, channels, clock, settings, head)
         if not heads:
             break
-        with units.readers() as session:
-            again = waiting(session, heads, clock.now())
+        with units.reading() as store:
+            again = waiting(store, heads, clock.now())
         decided = {m: w for m, w in again.items() if w is not None}
         effects = Effects()  # decided by a read alone: nothing to commit first
         _after(effects, decided)

@@ -14,17 +14,16 @@ from datetime import datetime
 from enum import StrEnum
 
 import structlog
-from sqlalchemy import select, tuple_
-from sqlalchemy.orm import Session
 
 from schemas.events import IssueEvent
 from schemas.policy import PolicyFile
 from worker.domain.sla import DeadlineSpec
-from worker.services.fire import claim, decide_firing, record_firing
+from worker.services.firing import Firing, decide_firing, record_firing
 from worker.services.outbox import cancel_fresh, cancel_stored
+from worker.services.repositories import Store
 from worker.services.uow import Effects, UnitOfWork
 from worker.store import repository as repo
-from worker.store.models import Deadline, Issue, ParkedEvent, ProcessedEvent
+from worker.store.models import Deadline, Issue, ParkedEvent
 
 log = structlog.get_logger("escalator.apply")
 
@@ -51,45 +50,23 @@ class Loaded:
     ) -> None:
         """Load (and lock) what these events touch; the parked events of the issues not known
         yet, or with `parked` of every issue named."""
-        self.session = session = uow.session
+        self.store = store = uow.store
         self.writer = uow.outbox
         wanted = list(set(keys))
-        # Locked in id order, so concurrent consumers on PostgreSQL never deadlock.
-        issues = session.scalars(
-            select(Issue)
-            .where(tuple_(Issue.source, Issue.external_id).in_(wanted))
-            .order_by(Issue.id)
-            .with_for_update()
-        ).all()
+        issues = store.issues.lock(wanted)  # in id order: writers never deadlock
         self.issues = {(i.source, i.external_id): i for i in issues}
         self.armed: dict[Issue, list[Deadline]] = {i: [] for i in issues}
         by_id = {i.id: i for i in issues}
-        if by_id:
-            for d in session.scalars(
-                select(Deadline).where(Deadline.issue_id.in_(by_id), Deadline.state == repo.ARMED)
-            ):
-                self.armed[by_id[d.issue_id]].append(d)
+        for d in store.deadlines.armed(list(by_id)):
+            self.armed[by_id[d.issue_id]].append(d)
         self.parked: dict[Key, list[ParkedEvent]] = {}
-        if unknown := [k for k in wanted if parked or k not in self.issues]:
-            for row in session.scalars(
-                select(ParkedEvent)
-                .where(tuple_(ParkedEvent.source, ParkedEvent.external_id).in_(unknown))
-                .order_by(ParkedEvent.id)
-            ):
-                self.parked.setdefault((row.source, row.external_id), []).append(row)
+        unknown = [k for k in wanted if parked or k not in self.issues]
+        for row in store.events.parked(unknown):
+            self.parked.setdefault((row.source, row.external_id), []).append(row)
         # the processed ones among these events and the parked ones (a parked event may have
         # been applied meanwhile, delivered again to a consumer that knew its issue)
-        ids = list({*event_ids, *(r.event_id for rows in self.parked.values() for r in rows)})
-        self.seen: dict[str, Issue | None] = (
-            {
-                row.event_id: row.issue
-                for row in session.scalars(
-                    select(ProcessedEvent).where(ProcessedEvent.event_id.in_(ids))
-                )
-            }
-            if ids
-            else {}
-        )
+        ids = {*event_ids, *(r.event_id for rows in self.parked.values() for r in rows)}
+        self.seen: dict[str, Issue | None] = store.events.processed(ids)
         self.new: list[Deadline] = []
         self.disarm: list[int] = []
         self.rearm: set[Issue] = set()
@@ -149,21 +126,9 @@ class Loaded:
                 return
             deadline = min(due, key=lambda d: (d.due_at, d.id or 0))
             self.armed[issue].remove(deadline)
-            if deadline.id is None:
-                self.session.flush()  # armed in this batch: give it its id
-            if not claim(self.session, deadline.id, now):
-                continue  # a scheduler's task fired it meanwhile (on PostgreSQL)
-            deadline.state, deadline.fired_at = repo.FIRED, now
-            self.disarm.append(deadline.id)
-            firing = decide_firing(self.session, issue, deadline, policies, until)
-            if not firing.changes:
-                deadline.state, deadline.note = repo.STALE, firing.message
-                continue
-            self.cancel(issue, firing.cancel, deadline.kind)
-            self.arm(issue, firing.arm, deadline.due_at)
-            self.outbox += record_firing(
-                self.writer, issue, deadline, firing, policies, now, self.armed[issue]
-            )
+            firing = self.fire(issue, deadline, policies, now, until)
+            if firing is None or not firing.changes:
+                continue  # a scheduler's task fired it meanwhile, or the fence made it a no-op
             log.info(
                 "escalation.fired",
                 issue=issue.key,
@@ -174,6 +139,31 @@ class Loaded:
             )
         log.error("apply.catch_up_limit", issue=issue.key, until=until.isoformat())
 
+    def fire(
+        self, issue: Issue, deadline: Deadline, policies: PolicyFile, now: datetime, at: datetime
+    ) -> Firing | None:
+        """Claim one of the issue's armed deadlines and fire it as of `at`: decide, write it onto
+        the issue, cancel and arm what it says, record it. None if another firing claimed it
+        first (a scheduler's task, or a concurrent ingest on PostgreSQL)."""
+        if deadline.id is None:
+            self.store.flush()  # armed in this batch: give it its id
+        if not self.store.deadlines.claim(deadline.id, now):
+            return None
+        deadline.state, deadline.fired_at = repo.FIRED, now
+        self.disarm.append(deadline.id)
+        if deadline in self.armed[issue]:
+            self.armed[issue].remove(deadline)
+        firing = decide_firing(self.store, issue, deadline, policies, at)
+        if not firing.changes:
+            deadline.state, deadline.note = repo.STALE, firing.message
+            return firing
+        self.cancel(issue, firing.cancel, deadline.kind)
+        self.arm(issue, firing.arm, deadline.due_at)
+        self.outbox += record_firing(
+            self.store, self.writer, issue, deadline, firing, policies, now, self.armed[issue]
+        )
+        return firing
+
     def arm(self, issue: Issue, specs: Iterable[DeadlineSpec], not_before: datetime) -> None:
         """Arm deadlines for the issue; one that a re-plan puts in the past is due at the time
         of what armed it (history never has an effect before its cause)."""
@@ -181,7 +171,7 @@ class Loaded:
             if spec.due_at < not_before:
                 spec = replace(spec, due_at=not_before)
             deadline = repo.deadline_row(issue, spec)
-            self.session.add(deadline)
+            self.store.deadlines.add(deadline)
             self.armed[issue].append(deadline)
             self.new.append(deadline)
 
@@ -201,7 +191,7 @@ class Loaded:
             body=event.model_dump_json(),
             parked_at=now,
         )
-        self.session.add(row)
+        self.store.events.park(row)
         waiting.append(row)
         self.recheck.add(key)
         return Outcome.PARKED, f"parked: {event.type} arrived before issue.opened"
@@ -210,13 +200,6 @@ class Loaded:
 _CATCH_UP_LIMIT = 1000  # firings before one event: far more than any ladder has steps
 
 
-def lock_issues(session: Session, keys: Iterable[Key]) -> None:
+def lock_issues(store: Store, keys: Iterable[Key]) -> None:
     """Lock these issues (those that exist) in id order: the order every writer takes."""
-    wanted = list(set(keys))
-    if wanted:
-        session.execute(
-            select(Issue.id)
-            .where(tuple_(Issue.source, Issue.external_id).in_(wanted))
-            .order_by(Issue.id)
-            .with_for_update()
-        ).all()
+    store.issues.lock(list(set(keys)))

@@ -24,7 +24,6 @@ from worker.errors import InvalidEvent, PermanentError
 from worker.services.apply_event import apply_one, unpark_all
 from worker.services.history import Key, Loaded, Outcome, lock_issues
 from worker.services.uow import Effects, UnitOfWork, Units
-from worker.store.policy_versions import remember
 
 __all__ = ["BatchResult", "EntryResult", "Key", "Outcome", "apply_batch", "parse_event"]
 
@@ -94,7 +93,7 @@ def _fast(
             batch.results.append(_result(stream_id, event, outcome, note))
         unpark_all(loaded, policies, now)
         loaded.cancel_moot(now)
-        uow.session.flush()
+        uow.store.flush()
         uow.effects.merge(loaded.effects())
         batch.effects, batch.recheck = uow.effects, loaded.recheck
     return batch
@@ -110,16 +109,16 @@ def _careful(
     batch = BatchResult()
     keys = [(event.source, event.issue.id) for _, event in parsed]
     with units() as uow:
-        session, batch.effects = uow.session, uow.effects
-        lock_issues(session, keys)  # all at once, in id order, as the fast path does
+        store, batch.effects = uow.store, uow.effects
+        lock_issues(store, keys)  # all at once, in id order, as the fast path does
         for stream_id, event in parsed:
             for attempt in (1, 2):
                 try:
-                    with session.begin_nested():
+                    with store.savepoint():
                         loaded = Loaded.of(uow, [event], parked=True)
                         outcome, note = apply_one(loaded, event, stream_id, policies, now)
                         loaded.cancel_moot(now)
-                        session.flush()
+                        store.flush()
                     batch.effects.merge(loaded.effects())
                     batch.recheck |= loaded.recheck
                     break
@@ -147,15 +146,14 @@ def _careful(
 def unpark_safely(uow: UnitOfWork, key: Key, policies: PolicyFile, now: datetime) -> Loaded | None:
     """Apply, in a savepoint of its own, what is parked for this issue if it is open now. If
     that fails, it stays parked (and is dead-lettered with a reason when it expires)."""
-    session = uow.session
     try:
-        with session.begin_nested():
+        with uow.store.savepoint():
             loaded = Loaded(uow, (), [key], parked=True)
             if not loaded.parked or key not in loaded.issues:
                 return None
             unpark_all(loaded, policies, now)
             loaded.cancel_moot(now)
-            session.flush()
+            uow.store.flush()
         return loaded
     except (OperationalError, DBAPIError) as exc:
         if not isinstance(exc, IntegrityError):
@@ -187,7 +185,7 @@ def apply_batch(
     # Within a batch, apply in order of occurrence; across batches the domain's rules order them.
     parsed.sort(key=lambda item: item[1].occurred_at)
     if parsed:
-        remember(units.sessions, policies, now)  # new issues name this version: it must be stored
+        units.remember(policies, now)  # new issues name this version: it must be stored
     try:
         batch = _fast(units, parsed, policies, now)
     except (OperationalError, DBAPIError) as exc:

@@ -70,7 +70,7 @@ def settle(
         return settled
     with units() as uow:
         now = clock.now()
-        lock_issues(uow.session, opened)
+        lock_issues(uow.store, opened)
         for key in opened:  # each in a savepoint: one that fails stays parked, alone
             if loaded := unpark_safely(uow, key, policies, now):
                 uow.effects.merge(loaded.effects())

@@ -22,8 +22,12 @@ from types import TracebackType
 
 from sqlalchemy.orm import Session, SessionTransaction
 
+from schemas.policy import PolicyFile
 from worker.services.outbox import Outbox
+from worker.services.repositories import Store
 from worker.store.db import SessionFactory
+from worker.store.policy_versions import remember
+from worker.store.sql import SqlStore
 
 
 @dataclass
@@ -65,7 +69,8 @@ class UnitOfWork:
     ```
     """
 
-    session: Session
+    session: Session  # for the services not yet on `store` (policy re-plans, parking)
+    store: Store  # the repositories of this transaction
     outbox: Outbox  # the outbox rows this transaction writes and cancels
     effects: Effects
 
@@ -76,7 +81,8 @@ class UnitOfWork:
 
     def __enter__(self) -> UnitOfWork:
         self.session = self._sessions()
-        self.outbox = Outbox(self.session)
+        self.store = SqlStore(self.session)
+        self.outbox = Outbox(self.store.outbox)
         self.effects = Effects()
         self._transaction = self.session.begin()
         return self
@@ -118,6 +124,16 @@ class Units:
 
     def __call__(self) -> UnitOfWork:
         return UnitOfWork(self.sessions, self.after_commit)
+
+    @contextmanager
+    def reading(self) -> Iterator[Store]:
+        """The repositories over a read-only session (no transaction to commit)."""
+        with self.readers() as session:
+            yield SqlStore(session)
+
+    def remember(self, policies: PolicyFile, now: datetime) -> str:
+        """Store the policy file's version (once); its version. New issues name it."""
+        return remember(self.sessions, policies, now)
 
     @contextmanager
     def deferred(self) -> Iterator[Units]:

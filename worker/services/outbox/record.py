@@ -4,19 +4,17 @@ the backoff; the plain successes of a batch in two statements."""
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Any
 
 import structlog
-from sqlalchemy import insert, select, update
-from sqlalchemy.orm import Session
 
 from config.settings import Settings
 from schemas.messages import Notification
 from worker.domain.retry import jittered
 from worker.domain.states import OutboxState, is_writeback
 from worker.services.outbox import digest
-from worker.services.outbox.lease import lock_issues
 from worker.services.outbox.outcomes import Attempt, Delivery, Sent
-from worker.store import repository as repo
+from worker.services.repositories import Store
 from worker.store.models import OutboxMessage, TimelineEntry
 
 log = structlog.get_logger("escalator.dispatcher")
@@ -26,88 +24,58 @@ def what_of(row: OutboxMessage, message: Notification) -> str:
     return "write-back" if is_writeback(row.channel) else message.kind.value
 
 
+def sent_line(row: OutboxMessage, message: Notification) -> str:
+    """The timeline line of a message sent."""
+    digest_of = f" (digest {row.id})" if message.covers else ""
+    return f"{what_of(row, message)} sent to {message.tier} via {row.channel}{digest_of}"
+
+
+def _line(issue_id: int, at: datetime, kind: str, message: str, **data: Any) -> TimelineEntry:
+    return TimelineEntry(issue_id=issue_id, at=at, kind=kind, message=message, data=data)
+
+
 def record(
-    session: Session, sent: list[Sent], done: datetime, settings: Settings
+    store: Store, sent: list[Sent], done: datetime, settings: Settings
 ) -> dict[str, Delivery]:
-    """Record every attempt: the plain successes in two statements, the rest (digests,
-    failures) one by one. Takes the lock order's first locks itself."""
+    """Record every attempt: the plain successes in bulk, the rest (digests, failures) one
+    by one. Takes the lock order's first locks itself."""
     if not sent:
         return {}
-    lock_issues(session, [r.id for r, _, _ in sent] + [i for _, m, _ in sent for i in m.covers])
+    rows = store.outbox
+    rows.lock_issues([r.id for r, _, _ in sent] + [i for _, m, _ in sent for i in m.covers])
     plain = [(r, m) for r, m, result in sent if result.error is None and not m.covers]
-    _record_plain(session, plain, done)
+    rows.mark_sent([(r, sent_line(r, m)) for r, m in plain], done)
     outcomes = {r.id: Delivery(OutboxState.SENT) for r, _ in plain}
     others = [item for item in sent if item[2].error is not None or item[1].covers]
     if not others:
         return outcomes
-    rows = {
-        r.id: r
-        for r in session.scalars(
-            select(OutboxMessage)
-            .where(OutboxMessage.id.in_([r.id for r, _, _ in others]))
-            .execution_options(populate_existing=True)
-        )
-    }
+    now_held = rows.rows([r.id for r, _, _ in others])
     for leased, message, result in others:
-        row = rows[leased.id]
+        row = now_held[leased.id]
         if result.error is None:
-            record_sent(session, row, message, leased.attempts, done)
+            record_sent(store, row, message, leased.attempts, done)
             outcomes[row.id] = Delivery(OutboxState.SENT)
         else:
             outcomes[row.id] = record_failure(
-                session, row, message, leased.attempts, result, done, settings
+                store, row, message, leased.attempts, result, done, settings
             )
     return outcomes
 
 
-def _record_plain(
-    session: Session, sent: list[tuple[OutboxMessage, Notification]], done: datetime
-) -> None:
-    """The common case in two statements: mark them sent, add their timeline entries."""
-    if not sent:
-        return
-    session.execute(
-        update(OutboxMessage)
-        .where(OutboxMessage.id.in_([r.id for r, _ in sent]))
-        .values(state=OutboxState.SENT, sent_at=done, lease_until=None, last_error=None)
-        .execution_options(synchronize_session=False)
-    )
-    session.execute(
-        insert(TimelineEntry),
-        [
-            {
-                "issue_id": row.issue_id,
-                "at": done,
-                "kind": "notified",
-                "message": f"{what_of(row, message)} sent to {message.tier} via {row.channel}",
-                "data": {"message_id": row.id, "attempts": row.attempts},
-            }
-            for row, message in sent
-        ],
-    )
-
-
 def record_sent(
-    session: Session, row: OutboxMessage, message: Notification, attempts: int, done: datetime
+    store: Store, row: OutboxMessage, message: Notification, attempts: int, done: datetime
 ) -> None:
     """Mark the row (and what its digest carries) sent, with a timeline entry each."""
     row.lease_until, row.last_error = None, None
-    for carried in [row, *digest.merged_rows(session, message)]:
+    line = sent_line(row, message)
+    for carried in [row, *digest.merged_rows(store.outbox, message)]:
         carried.state, carried.sent_at = OutboxState.SENT, done
-        repo.add_timeline(
-            session,
-            carried.issue_id,
-            done,
-            "notified",
-            f"{what_of(row, message)} sent to {message.tier} via {row.channel}"
-            + (f" (digest {row.id})" if message.covers else ""),
-            message_id=carried.id,
-            attempts=attempts,
-        )
+        data = {"message_id": carried.id, "attempts": attempts}
+        store.timeline.add(_line(carried.issue_id, done, "notified", line, **data))
 
 
 def record_failure(
-    session: Session,
+    store: Store,
     row: OutboxMessage,
     message: Notification,
     attempts: int,
@@ -122,14 +90,9 @@ def record_failure(
         return Delivery(row.state)
     if outcome.permanent or attempts >= settings.delivery_max_attempts:
         row.state = OutboxState.DEAD
-        repo.add_timeline(
-            session,
-            row.issue_id,
-            done,
-            "notification_dead",
-            f"{what_of(row, message)} to {channel_name} is dead after {attempts} attempts: {error}",
-            message_id=row.id,
-        )
+        what = what_of(row, message)
+        line = f"{what} to {channel_name} is dead after {attempts} attempts: {error}"
+        store.timeline.add(_line(row.issue_id, done, "notification_dead", line, message_id=row.id))
         log.error("notification.dead", message_id=row.id, channel=channel_name, error=error)
         return Delivery(OutboxState.DEAD)
     delay = jittered(attempts, settings.delivery_backoff_s, settings.delivery_backoff_max_s)
@@ -137,15 +100,11 @@ def record_failure(
         delay = max(delay, outcome.retry_after)
     row.next_attempt_at = done + timedelta(seconds=delay)
     if is_writeback(row.channel):
-        repo.add_timeline(
-            session,
-            row.issue_id,
-            done,
-            "writeback_failed",
+        line = (
             f"write-back via {channel_name} failed (attempt {attempts}), retry in "
-            f"{delay:.1f}s: {error}",
-            message_id=row.id,
+            f"{delay:.1f}s: {error}"
         )
+        store.timeline.add(_line(row.issue_id, done, "writeback_failed", line, message_id=row.id))
     log.warning(
         "notification.retry",
         message_id=row.id,

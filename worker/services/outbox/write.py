@@ -12,13 +12,11 @@ import uuid
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, select, update
-from sqlalchemy.orm import Session
-
 from schemas.messages import IssueRef, Notification, NotificationKind
 from schemas.policy import PolicyFile
 from worker.domain import MOOT_WHEN_MET, MOOT_WHEN_RESOLVED, message_text, people
-from worker.domain.states import WRITEBACK, OutboxState, is_writeback, writeback_channel
+from worker.domain.states import OutboxState, is_writeback, writeback_channel
+from worker.services import repositories
 from worker.store.models import Deadline, Issue, OutboxMessage
 from worker.store.repository import ARMED
 
@@ -35,8 +33,8 @@ class Outbox:
     the same transaction can make them moot) and the digest windows it found open. A unit of
     work holds one (`uow.outbox`)."""
 
-    def __init__(self, session: Session) -> None:
-        self.session = session
+    def __init__(self, rows: repositories.Outbox) -> None:
+        self.rows = rows
         self.fresh: dict[Issue, list[OutboxMessage]] = {}
         self.windows: dict[str, datetime] = {}
 
@@ -63,18 +61,10 @@ def _send_at(outbox: Outbox, policies: PolicyFile, channel: str, now: datetime) 
     window = getattr(config, "digest", None)
     if not window:
         return now
-    windows, session = outbox.windows, outbox.session
+    windows = outbox.windows
     end = windows.get(channel)
     if end is None or end <= now:
-        with session.no_autoflush:
-            end = session.scalar(
-                select(func.min(OutboxMessage.next_attempt_at)).where(
-                    OutboxMessage.channel == channel,
-                    OutboxMessage.state == OutboxState.PENDING,
-                    OutboxMessage.attempts == 0,
-                    OutboxMessage.next_attempt_at > now,
-                )
-            )
+        end = outbox.rows.window_end(channel, now)
         end = end if end is not None else now + timedelta(seconds=window.total_seconds())
         windows[channel] = end
     return end
@@ -142,7 +132,7 @@ def queue_notifications(
             next_attempt_at=_send_at(outbox, policies, channel, now),
             created_at=now,
         )
-        outbox.session.add(row)
+        outbox.rows.add(row)
         fresh.append(row)
         ids.append(message.id)
     return ids
@@ -187,33 +177,12 @@ def cancel_stored(
     ids = list(issue_ids)
     if not ids:
         return 0
-    session = outbox.session
     fresh = [row.id for rows in outbox.fresh.values() for row in rows]
-    about = [] if targets is None else [OutboxMessage.target.in_(sorted(targets))]
-    with session.no_autoflush:
-        candidates = session.execute(
-            select(OutboxMessage.id, OutboxMessage.payload).where(
-                OutboxMessage.issue_id.in_(ids),
-                OutboxMessage.state == OutboxState.PENDING,
-                OutboxMessage.kind.in_(_kinds(targets)),
-                *about,
-                OutboxMessage.channel.not_like(f"{WRITEBACK}%"),
-                OutboxMessage.id.not_in(fresh),
-            )
-        ).all()
-        moot = [message_id for message_id, payload in candidates if not payload.get("covers")]
-        if not moot:
-            return 0
-        result = session.execute(
-            update(OutboxMessage)
-            .where(OutboxMessage.id.in_(moot), OutboxMessage.state == OutboxState.PENDING)
-            .values(
-                state=OutboxState.CANCELLED,
-                last_error=f"{_moots(targets)}: cancelled at {now.isoformat()}",
-            )
-            .execution_options(synchronize_session=False)
-        )
-    return int(result.rowcount)  # type: ignore[attr-defined]
+    candidates = outbox.rows.moot_candidates(ids, _kinds(targets), targets, fresh)
+    moot = [message_id for message_id, payload in candidates if not payload.get("covers")]
+    if not moot:
+        return 0
+    return outbox.rows.cancel(moot, f"{_moots(targets)}: cancelled at {now.isoformat()}")
 
 
 def cancel_pending(

@@ -1,0 +1,296 @@
+"""An in-memory store and unit of work: the services run on it without a database.
+
+`MemoryUnits` stands where `worker.services.uow.Units` does: ingest, firing and delivery open
+units of work on it and read and write through `uow.store`, the repositories of
+`worker.services.repositories`, here held in dicts. Rows are the store's entities, given their
+id when they are added. What it does not do: roll back (a unit that fails keeps what it
+changed, so tests of rollbacks and races use a real database), lock, or enforce constraints.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager, nullcontext
+from datetime import datetime
+from itertools import count
+from types import TracebackType
+from typing import Any
+
+from sqlalchemy.orm import sessionmaker
+
+from schemas.policy import PolicyFile
+from worker.domain.states import DeadlineState, OutboxState, is_writeback
+from worker.services.outbox import Outbox as OutboxWriter
+from worker.services.repositories import Held, Key
+from worker.services.uow import AfterCommit, Effects, UnitOfWork, Units, ignore
+from worker.store.models import (
+    Deadline,
+    Issue,
+    OutboxMessage,
+    ParkedEvent,
+    ProcessedEvent,
+    TimelineEntry,
+)
+from worker.store.policy_versions import version_of
+
+
+class MemoryStore:
+    """Every table the write paths use, as dicts; one instance is the whole database."""
+
+    def __init__(self) -> None:
+        self.issue_rows: dict[int, Issue] = {}
+        self.deadline_rows: dict[int, Deadline] = {}
+        self.processed_rows: dict[str, ProcessedEvent] = {}
+        self.parked_rows: dict[int, ParkedEvent] = {}
+        self.timeline_rows: list[TimelineEntry] = []
+        self.outbox_rows: dict[str, OutboxMessage] = {}
+        self._ids = count(1)
+        self.issues = self
+        self.deadlines = _Deadlines(self)
+        self.events = _Events(self)
+        self.timeline = self
+        self.outbox = _Outbox(self)
+        self.policies = self
+
+    def _new(self, row: Any) -> None:
+        """Give a new row its id, and its issue id from the relationship it was built with."""
+        if getattr(row, "id", None) is None:
+            row.id = next(self._ids)
+        issue = row.__dict__.get("issue")
+        if issue is not None:
+            row.issue_id = issue.id
+
+    # Issues and the timeline
+    def lock(self, keys: Collection[Key]) -> list[Issue]:
+        wanted = set(keys)
+        found = (i for i in self.issue_rows.values() if (i.source, i.external_id) in wanted)
+        return sorted(found, key=lambda issue: issue.id)
+
+    def of_deadline(self, deadline_id: int) -> Issue | None:
+        deadline = self.deadline_rows.get(deadline_id)
+        return self.issue_rows[deadline.issue_id] if deadline is not None else None
+
+    def add(self, row: Issue | TimelineEntry) -> None:
+        self._new(row)
+        if isinstance(row, Issue):
+            self.issue_rows[row.id] = row
+        else:
+            self.timeline_rows.append(row)
+
+    def under(self, version: str, current: PolicyFile) -> PolicyFile:
+        return current
+
+    def flush(self) -> None:
+        """Rows have their ids from the moment they are added."""
+
+    def savepoint(self) -> AbstractContextManager[object]:
+        return nullcontext()
+
+    # What tests look at
+    def timeline_of(self, issue: Issue) -> list[TimelineEntry]:
+        return sorted((e for e in self.timeline_rows if e.issue_id == issue.id), key=lambda e: e.at)
+
+    def issue(self, external_id: str, source: str = "jira") -> Issue:
+        [found] = self.lock([(source, external_id)])
+        return found
+
+
+class _Deadlines:
+    def __init__(self, store: MemoryStore) -> None:
+        self.store = store
+
+    def armed(self, issue_ids: Collection[int]) -> list[Deadline]:
+        rows = self.store.deadline_rows.values()
+        return [d for d in rows if d.issue_id in issue_ids and d.state == DeadlineState.ARMED]
+
+    def lock(self, deadline_id: int) -> Deadline:
+        return self.store.deadline_rows[deadline_id]
+
+    def claim(self, deadline_id: int, now: datetime) -> bool:
+        deadline = self.store.deadline_rows[deadline_id]
+        if deadline.state != DeadlineState.ARMED:
+            return False
+        deadline.state, deadline.fired_at = DeadlineState.FIRED, now
+        return True
+
+    def add(self, deadline: Deadline) -> None:
+        self.store._new(deadline)
+        self.store.deadline_rows[deadline.id] = deadline
+
+
+class _Events:
+    def __init__(self, store: MemoryStore) -> None:
+        self.store = store
+
+    def processed(self, event_ids: Collection[str]) -> dict[str, Issue | None]:
+        rows = self.store.processed_rows
+        return {e: rows[e].issue for e in event_ids if e in rows}
+
+    def add_processed(self, row: ProcessedEvent) -> None:
+        self.store._new(row)
+        self.store.processed_rows[row.event_id] = row
+
+    def parked(self, keys: Collection[Key]) -> list[ParkedEvent]:
+        wanted = set(keys)
+        rows = self.store.parked_rows.values()
+        return sorted((r for r in rows if (r.source, r.external_id) in wanted), key=lambda r: r.id)
+
+    def park(self, row: ParkedEvent) -> None:
+        self.store._new(row)
+        self.store.parked_rows[row.id] = row
+
+    def unpark(self, row: ParkedEvent) -> None:
+        self.store.parked_rows.pop(row.id, None)
+
+
+class _Outbox:
+    def __init__(self, store: MemoryStore) -> None:
+        self.store = store
+
+    def _held(self, row: OutboxMessage) -> Held:
+        issue = self.store.issue_rows[row.issue_id]
+        return row, issue.lifecycle, list(issue.clocks or [])
+
+    def add(self, row: OutboxMessage) -> None:
+        self.store._new(row)
+        self.store.outbox_rows[row.id] = row
+
+    def window_end(self, channel: str, now: datetime) -> datetime | None:
+        ends = [
+            r.next_attempt_at
+            for r in self.store.outbox_rows.values()
+            if r.channel == channel
+            and r.state == OutboxState.PENDING
+            and r.attempts == 0
+            and r.next_attempt_at > now
+        ]
+        return min(ends, default=None)
+
+    def moot_candidates(
+        self,
+        issue_ids: Collection[int],
+        kinds: Collection[str],
+        targets: Collection[str] | None,
+        written: Collection[str],
+    ) -> list[tuple[str, dict[str, Any]]]:
+        return [
+            (r.id, r.payload)
+            for r in self.store.outbox_rows.values()
+            if r.issue_id in issue_ids
+            and r.state == OutboxState.PENDING
+            and r.kind in kinds
+            and (targets is None or r.target in targets)
+            and not is_writeback(r.channel)
+            and r.id not in written
+        ]
+
+    def cancel(self, message_ids: Collection[str], note: str) -> int:
+        cancelled = 0
+        for message_id in message_ids:
+            row = self.store.outbox_rows[message_id]
+            if row.state == OutboxState.PENDING:
+                row.state, row.last_error = OutboxState.CANCELLED, note
+                cancelled += 1
+        return cancelled
+
+    def lock_issues(self, message_ids: Collection[str]) -> None:
+        """Nothing to lock in memory."""
+
+    def lease(
+        self, message_ids: Sequence[str], now: datetime, until: datetime, heads: bool
+    ) -> list[Held]:
+        taken = []
+        for message_id in message_ids:
+            row = self.store.outbox_rows.get(message_id)
+            if (
+                row is None
+                or row.state != OutboxState.PENDING
+                or row.next_attempt_at > now
+                or (row.lease_until is not None and row.lease_until >= now)
+                or (not heads and row.attempts == 0 and row.next_attempt_at > row.created_at)
+            ):
+                continue
+            row.lease_until, row.attempts = until, row.attempts + 1
+            taken.append(self._held(row))
+        return taken
+
+    def held(self, message_ids: Sequence[str]) -> dict[str, datetime]:
+        rows = (self.store.outbox_rows.get(m) for m in message_ids)
+        return {
+            r.id: r.next_attempt_at
+            for r in rows
+            if r is not None
+            and r.state == OutboxState.PENDING
+            and r.attempts == 0
+            and r.next_attempt_at > r.created_at
+        }
+
+    def window(self, leader: OutboxMessage) -> list[Held]:
+        rows = [
+            r
+            for r in self.store.outbox_rows.values()
+            if r.channel == leader.channel
+            and r.state == OutboxState.PENDING
+            and r.attempts == 0
+            and r.next_attempt_at == leader.next_attempt_at
+            and r.id != leader.id
+            and r.lease_until is None
+        ]
+        return [self._held(r) for r in sorted(rows, key=lambda r: (r.created_at, r.id))]
+
+    def carried(self, message_ids: Collection[str]) -> list[Held]:
+        return [self._held(self.store.outbox_rows[m]) for m in message_ids]
+
+    def rows(self, message_ids: Collection[str]) -> dict[str, OutboxMessage]:
+        return {m: self.store.outbox_rows[m] for m in message_ids}
+
+    def mark_sent(self, sent: Sequence[tuple[OutboxMessage, str]], done: datetime) -> None:
+        for row, line in sent:
+            row.state, row.sent_at = OutboxState.SENT, done
+            row.lease_until = row.last_error = None
+            data = {"message_id": row.id, "attempts": row.attempts}
+            entry = TimelineEntry(
+                issue_id=row.issue_id, at=done, kind="notified", message=line, data=data
+            )
+            self.store.add(entry)
+
+
+class MemoryUnitOfWork(UnitOfWork):
+    """A unit of work on the memory store: its effects run after the block, as after a commit."""
+
+    def __init__(self, memory: MemoryStore, after_commit: AfterCommit) -> None:
+        super().__init__(sessionmaker(), after_commit)
+        self.memory = memory
+
+    def __enter__(self) -> MemoryUnitOfWork:
+        self.store = self.memory
+        self.outbox = OutboxWriter(self.memory.outbox)
+        self.effects = Effects()
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        if kind is None and self.effects:
+            self._after_commit(self.effects)
+
+
+class MemoryUnits(Units):
+    """Units of work on one memory store (the services take it where they take `Units`)."""
+
+    def __init__(self, memory: MemoryStore | None = None, after_commit: AfterCommit = ignore):
+        super().__init__(sessionmaker(), after_commit)
+        self.memory = memory or MemoryStore()
+
+    def __call__(self) -> MemoryUnitOfWork:
+        return MemoryUnitOfWork(self.memory, self.after_commit)
+
+    @contextmanager
+    def reading(self) -> Iterator[MemoryStore]:
+        yield self.memory
+
+    def remember(self, policies: PolicyFile, now: datetime) -> str:
+        return version_of(policies)

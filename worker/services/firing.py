@@ -1,0 +1,158 @@
+"""How a fired deadline changes its issue: decide it (the domain's `decide`, behind the fence of
+the clock version and tier it was armed for), write it onto the issue's clock, and record it:
+the timeline line at the due time, where it belongs in history, and the notifications.
+
+Both paths that fire run this: the scheduler's task (`worker.services.fire`) and ingest, for
+the deadlines an event finds overdue (`worker.services.history.Loaded.catch_up`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+
+from schemas.messages import NotificationKind
+from schemas.policy import PolicyFile
+from worker.domain import (
+    SNOOZE,
+    DeadlineKind,
+    DeadlineSpec,
+    FiringDeadline,
+    IssueClock,
+    Stale,
+    decide,
+    end_snooze,
+    on_call,
+)
+from worker.services.outbox import Outbox, queue_notifications
+from worker.services.repositories import Store
+from worker.store import repository as repo
+from worker.store.models import Deadline, Issue, TimelineEntry
+
+
+@dataclass(frozen=True, slots=True)
+class Firing:
+    """What a deadline's firing changes: its timeline line, what to notify, what to (re)arm."""
+
+    message: str
+    notify: NotificationKind | None = None
+    reason: str = ""
+    arm: tuple[DeadlineSpec, ...] = ()
+    cancel: frozenset[str] = frozenset()
+
+    @property
+    def changes(self) -> bool:
+        """False when the fence turned it into a no-op."""
+        return self.notify is not None or bool(self.arm) or bool(self.cancel)
+
+
+def _late_ms(deadline: Deadline, now: datetime) -> int:
+    return int((now - deadline.due_at).total_seconds() * 1000)
+
+
+def decide_firing(
+    store: Store, issue: Issue, deadline: Deadline, policies: PolicyFile, now: datetime
+) -> Firing:
+    """Decide what firing the (claimed) deadline does and write it onto the issue's clock.
+
+    `now` is when it is processed: the ladder moves from the deadline's own budget, and
+    reminders that fell due before `now` collapse into this one.
+    """
+    state = repo.clock_of(issue)
+    if DeadlineKind(deadline.kind) is DeadlineKind.RESUME:
+        return _resume(store, issue, deadline, state, policies)
+    return _fire_target(issue, deadline, state, policies, now)
+
+
+def record_firing(
+    store: Store,
+    outbox: Outbox,
+    issue: Issue,
+    deadline: Deadline,
+    firing: Firing,
+    policies: PolicyFile,
+    now: datetime,
+    armed: list[Deadline],
+) -> list[str]:
+    """The timeline line (at the due time, where the firing belongs in history) and the
+    notifications of a firing that changed something; returns the outbox ids."""
+    issue.updated_at = now
+    late_ms = _late_ms(deadline, now)
+    store.timeline.add(
+        TimelineEntry(
+            issue=issue,
+            at=deadline.due_at,
+            kind=deadline.kind,
+            message=firing.message,
+            data={"deadline_id": deadline.id, "late_ms": late_ms},
+        )
+    )
+    if firing.notify is None:
+        return []
+    return queue_notifications(
+        outbox,
+        issue,
+        firing.notify,
+        policies,
+        deadline.due_at,
+        now,
+        firing.reason,
+        [deadline, *armed],
+        deadline.target,
+    )
+
+
+def _fire_target(
+    issue: Issue, deadline: Deadline, state: IssueClock, policies: PolicyFile, now: datetime
+) -> Firing:
+    """A target's deadline: warn, breach, escalate or remind, if the fence lets it."""
+    policy = policies.policy(state.policy_name)
+    target = policy.target(deadline.target) if policy else None
+    decision = decide(
+        state.lifecycle,
+        state.clock_version,
+        state.target(deadline.target),
+        target,
+        FiringDeadline(
+            DeadlineKind(deadline.kind),
+            deadline.target,
+            deadline.tier_index,
+            timedelta(seconds=deadline.budget_s),
+            deadline.clock_version,
+            deadline.due_at,
+            deadline.fraction,
+        ),
+        max(now, deadline.due_at),
+    )
+    if isinstance(decision, Stale):
+        return Firing(decision.reason)
+    new = state.with_target(decision.clock)
+    message = decision.message
+    if decision.to_tier is not None:
+        previous = issue.tier
+        new = replace(new, tier=decision.to_tier)
+        issue.assignee = on_call(policies, decision.to_tier, deadline.due_at) or issue.assignee
+        message = f"escalated {previous} → {decision.to_tier}: {message}"
+    repo.write_clock(issue, new, policies)
+    return Firing(message, decision.notify, decision.message, decision.arm)
+
+
+def _resume(
+    store: Store,
+    issue: Issue,
+    deadline: Deadline,
+    state: IssueClock,
+    policies: PolicyFile,
+) -> Firing:
+    """A snooze's end: the clocks it held run again."""
+    if deadline.clock_version != state.clock_version:
+        return Firing("armed for an older clock cycle")
+    transition = end_snooze(state, policies, deadline.due_at)
+    if not transition.applied or transition.clock is None:
+        return Firing(transition.note)
+    repo.write_clock(issue, transition.clock, policies)
+    for note in transition.notes:
+        store.timeline.add(
+            TimelineEntry(issue=issue, at=deadline.due_at, kind="clock", message=note)
+        )
+    return Firing(transition.note, arm=transition.arm, cancel=transition.cancel | {SNOOZE})

@@ -1,0 +1,171 @@
+"""What the services read and write, as repositories on the unit of work (`uow.store`).
+
+`worker.store.sql.SqlStore` implements them over one SQLAlchemy session (the transaction of
+the unit of work); `tests/support/memory_store.py` implements them in memory, so that ingesting
+a batch, firing a deadline and delivering a message are unit-tested without a database. Rows
+are the store's entities (`worker.store.models`), built and changed in memory by the services;
+`flush` gives new rows their ids, and a change to a row's attributes is written at the commit.
+
+Locks follow the order every writer takes (`docs/ARCHITECTURE.md`, "Lock order"): issues in id
+order first, then deadlines, then outbox rows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+from contextlib import AbstractContextManager
+from datetime import datetime
+from typing import Any, Protocol
+
+from schemas.policy import PolicyFile
+from worker.store.models import (
+    Deadline,
+    Issue,
+    OutboxMessage,
+    ParkedEvent,
+    ProcessedEvent,
+    TimelineEntry,
+)
+
+Key = tuple[str, str]  # (source, external id)
+Held = tuple[OutboxMessage, str, list[Any]]  # an outbox row, its issue's lifecycle and clocks
+
+
+class Issues(Protocol):
+    def lock(self, keys: Collection[Key]) -> list[Issue]:
+        """The issues of these keys that exist, locked for update, in id order."""
+        ...
+
+    def of_deadline(self, deadline_id: int) -> Issue | None:
+        """The deadline's issue, locked for update (before the deadline: the lock order)."""
+        ...
+
+    def add(self, issue: Issue) -> None: ...
+
+
+class Deadlines(Protocol):
+    def armed(self, issue_ids: Collection[int]) -> list[Deadline]:
+        """The armed deadlines of these issues."""
+        ...
+
+    def lock(self, deadline_id: int) -> Deadline:
+        """One deadline, locked for update."""
+        ...
+
+    def claim(self, deadline_id: int, now: datetime) -> bool:
+        """Armed to fired if it is still armed: True for the one caller that wins."""
+        ...
+
+    def add(self, deadline: Deadline) -> None: ...
+
+
+class Events(Protocol):
+    def processed(self, event_ids: Collection[str]) -> dict[str, Issue | None]:
+        """Which of these event ids were processed before, with their issue."""
+        ...
+
+    def add_processed(self, row: ProcessedEvent) -> None: ...
+
+    def parked(self, keys: Collection[Key]) -> list[ParkedEvent]:
+        """The events parked for these issues, in the order they were parked."""
+        ...
+
+    def park(self, row: ParkedEvent) -> None: ...
+
+    def unpark(self, row: ParkedEvent) -> None:
+        """Forget a parked event (applied now)."""
+        ...
+
+
+class Timeline(Protocol):
+    def add(self, entry: TimelineEntry) -> None: ...
+
+
+class Outbox(Protocol):
+    def add(self, row: OutboxMessage) -> None: ...
+
+    def window_end(self, channel: str, now: datetime) -> datetime | None:
+        """When the open digest window of the channel closes (its rows' send time), if any."""
+        ...
+
+    def moot_candidates(
+        self,
+        issue_ids: Collection[int],
+        kinds: Collection[str],
+        targets: Collection[str] | None,
+        written: Collection[str],
+    ) -> list[tuple[str, dict[str, Any]]]:
+        """Unsent rows of these issues and kinds (about these targets), not write-backs, not
+        among `written`: (id, payload)."""
+        ...
+
+    def cancel(self, message_ids: Collection[str], note: str) -> int:
+        """Cancel those of these rows that are still pending; how many."""
+        ...
+
+    def lock_issues(self, message_ids: Collection[str]) -> None:
+        """KEY SHARE on the messages' issues, in id order: the first locks of the order."""
+        ...
+
+    def lease(
+        self, message_ids: Sequence[str], now: datetime, until: datetime, heads: bool
+    ) -> list[Held]:
+        """Take the pending, due, unheld rows among these for one attempt each (`attempts` +1,
+        held until `until`); rows held for a digest window only with `heads`."""
+        ...
+
+    def held(self, message_ids: Sequence[str]) -> dict[str, datetime]:
+        """Those of these ids held for a digest window, with the window's end."""
+        ...
+
+    def window(self, leader: OutboxMessage) -> list[Held]:
+        """The rest of the leader's digest window that nobody holds (skipping locked rows)."""
+        ...
+
+    def carried(self, message_ids: Collection[str]) -> list[Held]:
+        """These rows (those a digest carries), with their issues' state."""
+        ...
+
+    def rows(self, message_ids: Collection[str]) -> dict[str, OutboxMessage]:
+        """These rows, as the database holds them now."""
+        ...
+
+    def mark_sent(self, sent: Sequence[tuple[OutboxMessage, str]], done: datetime) -> None:
+        """Many plain messages sent: mark them and add their timeline lines, in bulk."""
+        ...
+
+
+class PolicyVersions(Protocol):
+    def under(self, version: str, current: PolicyFile) -> PolicyFile:
+        """The policy file of that stored version (the current one if it is that version)."""
+        ...
+
+
+class Store(Protocol):
+    """The repositories of one transaction."""
+
+    @property
+    def issues(self) -> Issues: ...
+
+    @property
+    def deadlines(self) -> Deadlines: ...
+
+    @property
+    def events(self) -> Events: ...
+
+    @property
+    def timeline(self) -> Timeline: ...
+
+    @property
+    def outbox(self) -> Outbox: ...
+
+    @property
+    def policies(self) -> PolicyVersions: ...
+
+    def flush(self) -> None:
+        """Give new rows their ids (and write what changed so far)."""
+        ...
+
+    def savepoint(self) -> AbstractContextManager[object]:
+        """A nested transaction: an error inside undoes only what was done inside."""
+        ...
