@@ -51,7 +51,7 @@ def test_effects_run_once_after_the_commit(sessions: sessionmaker[Session]) -> N
     """The row is committed before the effects run, and they run once."""
     after = Recorder(sessions)
     with Units(sessions, after)() as uow:
-        uow.session.add(issue())
+        uow.store.issues.add(issue())
         uow.effects.outbox.append("msg_a")
         uow.effects.arm.append((1, T0))
     [(effects, committed)] = after.runs
@@ -63,7 +63,7 @@ def test_a_rollback_forgets_the_effects(sessions: sessionmaker[Session]) -> None
     """An error in the block: nothing committed, nothing run, the error goes on."""
     after = Recorder(sessions)
     with pytest.raises(RuntimeError), Units(sessions, after)() as uow:
-        uow.session.add(issue())
+        uow.store.issues.add(issue())
         uow.effects.outbox.append("msg_a")
         raise RuntimeError("boom")
     assert after.runs == []
@@ -75,7 +75,7 @@ def test_a_unit_without_effects_runs_nothing(sessions: sessionmaker[Session]) ->
     """A commit that asks nothing of Redis or Celery does not call the after-commit."""
     after = Recorder(sessions)
     with Units(sessions, after)() as uow:
-        uow.session.add(issue())
+        uow.store.issues.add(issue())
     assert after.runs == []
 
 
@@ -88,13 +88,13 @@ def test_deferred_units_run_their_effects_together_when_the_block_ends(
     units = Units(sessions, after)
     with units.deferred() as held:
         with held() as uow:
-            uow.session.add(issue(1))
+            uow.store.issues.add(issue(1))
             uow.effects.finished.append("msg_a")
         with pytest.raises(RuntimeError), held() as uow:
             uow.effects.finished.append("msg_lost")
             raise RuntimeError("boom")
         with held() as uow:
-            uow.session.add(issue(2))
+            uow.store.issues.add(issue(2))
             uow.effects.retry.append(("msg_b", 2.0))
         assert after.runs == []
     [(effects, committed)] = after.runs
@@ -107,7 +107,7 @@ def test_deferred_effects_still_run_when_the_block_fails(sessions: sessionmaker[
     after = Recorder(sessions)
     with pytest.raises(RuntimeError), Units(sessions, after).deferred() as held:
         with held() as uow:
-            uow.session.add(issue())
+            uow.store.issues.add(issue())
             uow.effects.disarm.append(7)
         raise RuntimeError("after the commit")
     [(effects, _)] = after.runs

@@ -164,11 +164,13 @@ class Loaded:
         )
         return firing
 
-    def arm(self, issue: Issue, specs: Iterable[DeadlineSpec], not_before: datetime) -> None:
-        """Arm deadlines for the issue; one that a re-plan puts in the past is due at the time
-        of what armed it (history never has an effect before its cause)."""
+    def arm(
+        self, issue: Issue, specs: Iterable[DeadlineSpec], not_before: datetime | None = None
+    ) -> None:
+        """Arm deadlines for the issue; one that a re-plan puts before `not_before` is due at
+        that time (the time of what armed it: history never has an effect before its cause)."""
         for spec in specs:
-            if spec.due_at < not_before:
+            if not_before is not None and spec.due_at < not_before:
                 spec = replace(spec, due_at=not_before)
             deadline = repo.deadline_row(issue, spec)
             self.store.deadlines.add(deadline)

@@ -18,11 +18,12 @@ from schemas.durations import format_duration
 from schemas.events import Severity
 from schemas.policy import IssueFacts, PolicyFile
 from worker.domain import ClockState, elapsed, explain_match, label, match_policy, replan
+from worker.services.history import Key, Loaded
 from worker.services.uow import Effects, Units
 from worker.store import repository as repo
 from worker.store.db import SessionFactory
-from worker.store.models import Deadline, Issue
-from worker.store.policy_versions import policies_for, remember, version_of
+from worker.store.models import Deadline, Issue, TimelineEntry
+from worker.store.policy_versions import policies_for, version_of
 
 
 def facts_of_issue(issue: Issue) -> IssueFacts:
@@ -63,13 +64,13 @@ def replan_open(
 ) -> ReplanReport:
     """Put every open issue on the current policy version and re-plan its deadlines (one unit
     of work each: its deadlines are indexed after its commit)."""
-    report = ReplanReport(remember(units.sessions, policies, now))
+    report = ReplanReport(units.remember(policies, now))
     after = 0
     while True:
         with units.readers() as session:
-            ids = list(
-                session.scalars(
-                    select(Issue.id)
+            rows = list(
+                session.execute(
+                    select(Issue.id, Issue.source, Issue.external_id)
                     .where(
                         Issue.id > after,
                         Issue.lifecycle != "resolved",
@@ -79,40 +80,45 @@ def replan_open(
                     .limit(200)
                 )
             )
-        if not ids:
+        if not rows:
             return report
-        for issue_id in ids:
-            _replan_one(units, policies, report, issue_id, now)
+        for _, source, external_id in rows:
+            _replan_one(units, policies, report, (source, external_id), now)
             if progress:
                 progress(1)
-        after = ids[-1]
+        after = rows[-1][0]
 
 
 def _replan_one(
     units: Units,
     policies: PolicyFile,
     report: ReplanReport,
-    issue_id: int,
+    key: Key,
     now: datetime,
 ) -> None:
     with units() as uow:
-        session, effects = uow.session, uow.effects
-        issue = session.scalars(select(Issue).where(Issue.id == issue_id).with_for_update()).one()
-        if issue.lifecycle == "resolved" or issue.policy_version == report.version:
+        loaded = Loaded(uow, (), [key])
+        issue = loaded.issues.get(key)
+        if issue is None or issue.lifecycle == "resolved" or issue.policy_version == report.version:
             return  # changed meanwhile
         transition = replan(repo.clock_of(issue), facts_of_issue(issue), policies, now)
         assert transition.clock is not None
         before = f"{issue.policy_name}@{issue.policy_version or '0.1'}"
         repo.write_clock(issue, transition.clock, policies)
         issue.policy_version, issue.updated_at = report.version, now
-        effects.disarm += repo.cancel_deadlines(session, issue, transition.cancel, "policy applied")
-        effects.arm += repo.add_deadlines(session, issue, transition.arm)
+        loaded.cancel(issue, transition.cancel, "policy applied")
+        loaded.arm(issue, transition.arm)  # a deadline now past fires at once
         message = f"policy applied: {before} → {issue.policy_name}@{report.version}: "
-        repo.add_timeline(session, issue.id, now, "policy", message + transition.note)
+        timeline = uow.store.timeline
+        timeline.add(
+            TimelineEntry(issue=issue, at=now, kind="policy", message=message + transition.note)
+        )
         for note in transition.notes:
-            repo.add_timeline(session, issue.id, now, "clock", note)
+            timeline.add(TimelineEntry(issue=issue, at=now, kind="clock", message=note))
+        uow.store.flush()
+        uow.effects.merge(loaded.effects())
         report.replanned += 1
-    report.effects.merge(effects)
+        report.effects.merge(uow.effects)
 
 
 def explain(session: Session, issue: Issue, current: PolicyFile, now: datetime) -> list[str]:

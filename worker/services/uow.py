@@ -1,8 +1,8 @@
 """The unit of work: one transaction, and the effects it leaves for Redis and Celery.
 
-A service opens a unit of work, changes rows through its session and registers what the change
-asks of the outside world (deadlines to index or drop, messages to hand to delivery tasks, a
-retry to schedule) on `uow.effects`. When the block ends without an error the unit commits and
+A service opens a unit of work, changes rows through its repositories (`uow.store`) and
+registers what the change asks of the outside world (deadlines to index or drop, messages to
+hand to delivery tasks, a retry to schedule) on `uow.effects`. When the block ends without an error the unit commits and
 then, once, runs the effects through the `AfterCommit` that bootstrap gave it; on an error it
 rolls back and the effects are forgotten with the rows. This is the one after-commit seam: no
 entrypoint runs effects by hand.
@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from types import TracebackType
 
-from sqlalchemy.orm import Session, SessionTransaction
+from sqlalchemy.orm import SessionTransaction
 
 from schemas.policy import PolicyFile
 from worker.services.outbox import Outbox
@@ -64,12 +64,11 @@ class UnitOfWork:
 
     ```
     with units() as uow:
-        uow.session.add(row)
+        uow.store.issues.add(issue)
         uow.effects.outbox.append(message_id)
     ```
     """
 
-    session: Session  # for the services not yet on `store` (policy re-plans, parking)
     store: Store  # the repositories of this transaction
     outbox: Outbox  # the outbox rows this transaction writes and cancels
     effects: Effects
@@ -80,11 +79,11 @@ class UnitOfWork:
         self._transaction: SessionTransaction | None = None
 
     def __enter__(self) -> UnitOfWork:
-        self.session = self._sessions()
-        self.store = SqlStore(self.session)
+        self._session = self._sessions()
+        self.store = SqlStore(self._session)
         self.outbox = Outbox(self.store.outbox)
         self.effects = Effects()
-        self._transaction = self.session.begin()
+        self._transaction = self._session.begin()
         return self
 
     def __exit__(
@@ -100,7 +99,7 @@ class UnitOfWork:
             else:
                 self._transaction.rollback()
         finally:
-            self.session.close()
+            self._session.close()
         if kind is None and self.effects:
             self._after_commit(self.effects)
 

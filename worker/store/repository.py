@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Select, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from schemas.events import Severity
 from schemas.policy import PolicyFile
 from worker.domain import ClockState, DeadlineSpec, IssueClock, Lifecycle, TargetClock
 from worker.domain.states import DeadlineState
-from worker.store.models import Deadline, Issue, TimelineEntry
+from worker.store.models import Deadline, Issue
 
 ARMED, FIRED, CANCELLED, STALE = (
     DeadlineState.ARMED,
@@ -142,38 +142,6 @@ def deadline_row(issue: Issue, spec: DeadlineSpec) -> Deadline:
     )
 
 
-def add_deadlines(
-    session: Session, issue: Issue, specs: Iterable[DeadlineSpec]
-) -> list[tuple[int, datetime]]:
-    """Arm deadlines for the issue's current clock version; returns (id, due) to index."""
-    rows = [deadline_row(issue, spec) for spec in specs]
-    if not rows:
-        return []
-    session.add_all(rows)
-    session.flush()
-    return [(row.id, row.due_at) for row in rows]
-
-
-def cancel_deadlines(
-    session: Session, issue: Issue, targets: Iterable[str], note: str
-) -> list[int]:
-    """Cancel the issue's armed deadlines of these targets; returns their ids to disarm."""
-    names = set(targets)
-    ids = []
-    for row in session.scalars(
-        select(Deadline).where(Deadline.issue_id == issue.id, Deadline.state == ARMED)
-    ):
-        if row.target in names:
-            row.state, row.note = CANCELLED, note
-            ids.append(row.id)
-    return ids
-
-
-def armed_of(issue_id: int) -> Select[Any]:
-    """The query for one issue's armed deadlines."""
-    return select(Deadline).where(Deadline.issue_id == issue_id, Deadline.state == ARMED)
-
-
 def armed_deadlines(
     session: Session, issue_ids: Sequence[int] | None = None, after_id: int = 0, limit: int = 5000
 ) -> list[tuple[int, datetime]]:
@@ -194,10 +162,3 @@ def not_armed(session: Session, deadline_ids: Sequence[int]) -> list[int]:
         )
     )
     return [i for i in deadline_ids if i not in armed]
-
-
-def add_timeline(
-    session: Session, issue_id: int, at: datetime, kind: str, message: str, **data: Any
-) -> None:
-    """Append to the issue's timeline."""
-    session.add(TimelineEntry(issue_id=issue_id, at=at, kind=kind, message=message, data=data))
