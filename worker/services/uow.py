@@ -2,10 +2,10 @@
 
 A service opens a unit of work, changes rows through its repositories (`uow.store`) and
 registers what the change asks of the outside world (deadlines to index or drop, messages to
-hand to delivery tasks, a retry to schedule) on `uow.effects`. When the block ends without an error the unit commits and
-then, once, runs the effects through the `AfterCommit` that bootstrap gave it; on an error it
-rolls back and the effects are forgotten with the rows. This is the one after-commit seam: no
-entrypoint runs effects by hand.
+hand to delivery tasks, a retry to schedule) on `uow.effects`. When the block ends without an
+error the unit commits and then, once, runs the effects through the `AfterCommit` that
+bootstrap gave it; on an error it rolls back and the effects are forgotten with the rows. This
+is the one after-commit seam: no entrypoint runs effects by hand.
 
 The effects are run by an adapter outside the services (`worker.broker.effects.BrokerEffects`),
 which never raises: the database already holds the truth, and what a lost effect would have done
