@@ -193,3 +193,27 @@ def test_open_and_acknowledge_in_one_batch_cancels_the_unflushed_rows(
         clock,
     )
     assert ("assigned", "log", "pending") in rows(sessions)  # only escalated/reminder/warning go
+
+
+def test_a_firing_indexes_the_deadlines_it_arms_by_their_stored_ids(
+    sessions: sessionmaker[Session], clock: ManualClock
+) -> None:
+    """The next step's deadline that an escalation arms goes to the index with its database
+    id (the unit flushes before it hands the effects on), never without one."""
+    policies = outbound_policies()
+    apply_batch(Units(sessions), [("1-0", event_json(at=T0))], policies, clock)
+    with sessions() as s:
+        first = s.scalars(
+            select(Deadline).where(Deadline.kind == "escalate").order_by(Deadline.due_at)
+        ).first()
+        assert first is not None
+        deadline_id, due = first.id, first.due_at
+    clock.set(due)
+    result = fire(Units(sessions), policies, clock, deadline_id)
+    assert result.fired and result.effects.arm
+    with sessions() as s:
+        stored = {
+            d.id: d.due_at for d in s.scalars(select(Deadline).where(Deadline.state == "armed"))
+        }
+    assert all(isinstance(i, int) for i, _ in result.effects.arm)
+    assert {i for i, _ in result.effects.arm} <= set(stored)

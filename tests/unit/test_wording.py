@@ -274,3 +274,28 @@ def test_timeline_notes_come_from_wording(monkeypatch: pytest.MonkeyPatch) -> No
     transition = apply_event(None, opened("on_hold"), POLICIES)
     assert transition.note == "O:P2:std"
     assert transition.notes == ("P:resolve:on_hold",)
+
+
+def test_delivery_lines_read_as_sentences() -> None:
+    """What the timeline and the outbox say of a delivery, a moot message and a re-plan."""
+    assert wording.sent("escalated", "L2", "chat") == "escalated sent to L2 via chat"
+    assert wording.sent("reminder", "L1", "chat", "msg_1") == (
+        "reminder sent to L1 via chat (digest msg_1)"
+    )
+    assert wording.what("assigned", writeback=True) == "write-back"
+    assert wording.dead("warning", "hook", 3, "HTTP 500") == (
+        "warning to hook is dead after 3 attempts: HTTP 500"
+    )
+    assert wording.writeback_failed("writeback:jira", 2, 4.0, "HTTP 503") == (
+        "write-back via writeback:jira failed (attempt 2), retry in 4.0s: HTTP 503"
+    )
+    at = datetime(2024, 3, 4, 9, 0, tzinfo=UTC)
+    assert wording.mooted(None, at) == "issue resolved: cancelled at 2024-03-04T09:00:00+00:00"
+    assert wording.mooted({"resolve", "acknowledge"}, at).startswith("acknowledge, resolve met:")
+    assert wording.digest_text(["a", "b"]) == "2 notifications:\n- a\n- b"
+    assert wording.escalated_from("L1", "L2", "no acknowledgement") == (
+        "escalated L1 → L2: no acknowledgement"
+    )
+    assert wording.policy_applied("p@1", "p@2", "re-planned") == (
+        "policy applied: p@1 → p@2: re-planned"
+    )

@@ -23,6 +23,7 @@ from worker.domain import (
     decide,
     end_snooze,
     on_call,
+    wording,
 )
 from worker.services.outbox import Outbox, queue_notifications
 from worker.services.repositories import Store
@@ -132,7 +133,7 @@ def _fire_target(
         previous = issue.tier
         new = replace(new, tier=decision.to_tier)
         issue.assignee = on_call(policies, decision.to_tier, deadline.due_at) or issue.assignee
-        message = f"escalated {previous} → {decision.to_tier}: {message}"
+        message = wording.escalated_from(previous, decision.to_tier, message)
     repo.write_clock(issue, new, policies)
     return Firing(message, decision.notify, decision.message, decision.arm)
 

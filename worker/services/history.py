@@ -80,7 +80,9 @@ class Loaded:
         return cls(uow, (e.event_id for e in events), keys, parked)
 
     def effects(self) -> Effects:
-        """After the flush: what to index and drop, and which messages to dispatch."""
+        """What to index and drop, and which messages to dispatch (new rows flushed first,
+        so that each deadline to index has its id)."""
+        self.store.flush()
         arm = {d.id: d.due_at for d in self.new if d.state == repo.ARMED}
         for issue in self.rearm:
             arm.update((d.id, d.due_at) for d in self.armed.get(issue, []))

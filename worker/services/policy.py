@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from schemas.durations import format_duration
 from schemas.events import Severity
 from schemas.policy import IssueFacts, PolicyFile
-from worker.domain import ClockState, elapsed, explain_match, label, match_policy, replan
+from worker.domain import ClockState, elapsed, explain_match, label, match_policy, replan, wording
 from worker.services.history import Key, Loaded
 from worker.services.uow import Effects, Units
 from worker.store import repository as repo
@@ -106,12 +106,17 @@ def _replan_one(
         before = f"{issue.policy_name}@{issue.policy_version or '0.1'}"
         repo.write_clock(issue, transition.clock, policies)
         issue.policy_version, issue.updated_at = report.version, now
-        loaded.cancel(issue, transition.cancel, "policy applied")
+        loaded.cancel(issue, transition.cancel, wording.POLICY_APPLIED)
         loaded.arm(issue, transition.arm)  # a deadline now past fires at once
-        message = f"policy applied: {before} → {issue.policy_name}@{report.version}: "
+        after = f"{issue.policy_name}@{report.version}"
         timeline = uow.store.timeline
         timeline.add(
-            TimelineEntry(issue=issue, at=now, kind="policy", message=message + transition.note)
+            TimelineEntry(
+                issue=issue,
+                at=now,
+                kind="policy",
+                message=wording.policy_applied(before, after, transition.note),
+            )
         )
         for note in transition.notes:
             timeline.add(TimelineEntry(issue=issue, at=now, kind="clock", message=note))

@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from schemas.messages import Notification
+from worker.domain import wording
 from worker.domain.moot import moot, moot_reason
 from worker.domain.states import OutboxState, is_writeback
 from worker.services.repositories import Outbox
@@ -32,7 +33,7 @@ def row_moot(rows: Outbox, row: OutboxMessage, lifecycle: str, clocks: list[Any]
     for other, _, _ in carried:
         if other.id != row.id and other.state == OutboxState.MERGED:
             other.state = OutboxState.CANCELLED
-            other.last_error = f"moot before digest {row.id} was sent"
+            other.last_error = wording.moot_with_digest(row.id)
     return True
 
 
@@ -41,7 +42,7 @@ def cancel_if_moot(rows: Outbox, row: OutboxMessage, lifecycle: str, clocks: lis
     if is_writeback(row.channel) or not row_moot(rows, row, lifecycle, clocks):
         return False
     row.state, row.lease_until = OutboxState.CANCELLED, None
-    row.last_error = f"{moot_reason(row.target, lifecycle)} before it was sent"
+    row.last_error = wording.moot_before_sending(moot_reason(row.target, lifecycle))
     return True
 
 
@@ -60,14 +61,14 @@ def gather(rows: Outbox, leader: OutboxMessage, now: datetime) -> Notification |
     for row, lifecycle, clocks in rows.window(leader):
         if moot(row.kind, row.target, lifecycle, clocks):
             row.state = OutboxState.CANCELLED
-            row.last_error = f"{moot_reason(row.target, lifecycle)} before the digest"
+            row.last_error = wording.moot_before_digest(moot_reason(row.target, lifecycle))
             continue
-        row.state, row.last_error = OutboxState.MERGED, f"in digest {leader.id}"
+        row.state, row.last_error = OutboxState.MERGED, wording.in_digest(leader.id)
         items.append(Notification.model_validate(row.payload))
     if len(items) == 1:
         return None
     first = items[0]
-    text = f"{len(items)} notifications:\n" + "\n".join(f"- {m.text}" for m in items)
+    text = wording.digest_text([m.text for m in items])
     return first.model_copy(
         update={
             "text": text,

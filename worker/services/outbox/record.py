@@ -10,6 +10,7 @@ import structlog
 
 from config.settings import Settings
 from schemas.messages import Notification
+from worker.domain import wording
 from worker.domain.retry import jittered
 from worker.domain.states import OutboxState, is_writeback
 from worker.services.outbox import digest
@@ -21,13 +22,13 @@ log = structlog.get_logger("escalator.dispatcher")
 
 
 def what_of(row: OutboxMessage, message: Notification) -> str:
-    return "write-back" if is_writeback(row.channel) else message.kind.value
+    return wording.what(message.kind.value, is_writeback(row.channel))
 
 
 def sent_line(row: OutboxMessage, message: Notification) -> str:
     """The timeline line of a message sent."""
-    digest_of = f" (digest {row.id})" if message.covers else ""
-    return f"{what_of(row, message)} sent to {message.tier} via {row.channel}{digest_of}"
+    digest = row.id if message.covers else None
+    return wording.sent(what_of(row, message), message.tier, row.channel, digest)
 
 
 def _line(issue_id: int, at: datetime, kind: str, message: str, **data: Any) -> TimelineEntry:
@@ -91,7 +92,7 @@ def record_failure(
     if outcome.permanent or attempts >= settings.delivery_max_attempts:
         row.state = OutboxState.DEAD
         what = what_of(row, message)
-        line = f"{what} to {channel_name} is dead after {attempts} attempts: {error}"
+        line = wording.dead(what, channel_name, attempts, error)
         store.timeline.add(_line(row.issue_id, done, "notification_dead", line, message_id=row.id))
         log.error("notification.dead", message_id=row.id, channel=channel_name, error=error)
         return Delivery(OutboxState.DEAD)
@@ -100,10 +101,7 @@ def record_failure(
         delay = max(delay, outcome.retry_after)
     row.next_attempt_at = done + timedelta(seconds=delay)
     if is_writeback(row.channel):
-        line = (
-            f"write-back via {channel_name} failed (attempt {attempts}), retry in "
-            f"{delay:.1f}s: {error}"
-        )
+        line = wording.writeback_failed(channel_name, attempts, delay, error)
         store.timeline.add(_line(row.issue_id, done, "writeback_failed", line, message_id=row.id))
     log.warning(
         "notification.retry",

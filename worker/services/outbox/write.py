@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 
 from schemas.messages import IssueRef, Notification, NotificationKind
 from schemas.policy import PolicyFile
-from worker.domain import MOOT_WHEN_MET, MOOT_WHEN_RESOLVED, message_text, people
+from worker.domain import MOOT_WHEN_MET, MOOT_WHEN_RESOLVED, message_text, people, wording
 from worker.domain.states import OutboxState, is_writeback, writeback_channel
 from worker.services import repositories
 from worker.store.models import Deadline, Issue, OutboxMessage
@@ -142,10 +142,6 @@ def _kinds(targets: frozenset[str] | None) -> tuple[str, ...]:
     return MOOT_WHEN_RESOLVED if targets is None else MOOT_WHEN_MET
 
 
-def _moots(targets: frozenset[str] | None) -> str:
-    return "issue resolved" if targets is None else f"{', '.join(sorted(targets))} met"
-
-
 def cancel_fresh(
     outbox: Outbox, issue: Issue, targets: frozenset[str] | None, now: datetime
 ) -> int:
@@ -160,7 +156,7 @@ def cancel_fresh(
             and not is_writeback(row.channel)
         ):
             row.state = OutboxState.CANCELLED
-            row.last_error = f"{_moots(targets)}: cancelled at {now.isoformat()}"
+            row.last_error = wording.mooted(targets, now)
             count += 1
     return count
 
@@ -182,7 +178,7 @@ def cancel_stored(
     moot = [message_id for message_id, payload in candidates if not payload.get("covers")]
     if not moot:
         return 0
-    return outbox.rows.cancel(moot, f"{_moots(targets)}: cancelled at {now.isoformat()}")
+    return outbox.rows.cancel(moot, wording.mooted(targets, now))
 
 
 def cancel_pending(
