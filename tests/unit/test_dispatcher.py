@@ -21,7 +21,7 @@ from worker.services.deliver import deliver
 from worker.services.ingest import apply_batch
 from worker.services.uow import Units
 from worker.store.models import OutboxMessage, TimelineEntry
-from worker.store.sql import SqlOutbox
+from worker.store.outbox import SqlOutbox
 
 from .factories import T0, event_json
 

@@ -20,7 +20,7 @@ from worker.domain.clock import SystemClock
 from worker.domain.oncall import next_shift, on_call, people
 from worker.services.policy_loader import load_policy
 from worker.store import views
-from worker.store.sql import SqlOutbox
+from worker.store.outbox import SqlOutbox
 
 notifications_app = typer.Typer(
     help="The outbox: notifications and write-backs, their state, and retrying dead ones.",

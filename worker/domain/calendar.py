@@ -17,15 +17,12 @@ year) and the open periods of each date it has seen.
 
 from __future__ import annotations
 
-from bisect import bisect_left
-from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, datetime, time, timedelta
 from typing import Protocol
 from zoneinfo import ZoneInfo
 
-import holidays
-
 from schemas.calendar import CalendarSpec
+from worker.domain.calendar_dates import Dates
 from worker.errors import PermanentError
 
 ZERO = timedelta(0)
@@ -99,17 +96,6 @@ class AlwaysOpen:
 
 ALWAYS_OPEN = AlwaysOpen()
 
-Period = tuple[datetime, datetime, timedelta]  # open [start, end) in UTC, and its length
-
-
-@dataclass(frozen=True, slots=True)
-class _Day:
-    """One local date: the UTC instants it spans and its open periods, in order."""
-
-    begins: datetime
-    ends: datetime
-    periods: tuple[Period, ...]
-
 
 class BusinessCalendar:
     """Opening hours per weekday in an IANA zone, minus holidays. Build with `business_calendar`."""
@@ -124,12 +110,7 @@ class BusinessCalendar:
         self._week = sum((end - start for day in self._hours for start, end in day), ZERO)
         if self._week <= ZERO:
             raise ValueError(f"calendar in {spec.timezone} is never open")
-        self._extra: dict[int, set[int]] = {}
-        for extra in spec.holidays.dates:
-            self._extra.setdefault(extra.year, set()).add(extra.toordinal())
-        self._closed_by_year: dict[int, frozenset[int]] = {}
-        self._irregular_by_year: dict[int, list[int]] = {}
-        self._days: dict[int, _Day] = {}
+        self._dates = Dates(spec, self._hours)
 
     @property
     def week(self) -> timedelta:
@@ -144,7 +125,7 @@ class BusinessCalendar:
         """
         cur = _utc(start, "start")
         remaining = _checked(duration)
-        ordinal, day = self._locate(cur)
+        ordinal, day = self._dates.locate(cur)
         for begin, end, length in day.periods:
             if end <= cur:
                 continue
@@ -157,10 +138,10 @@ class BusinessCalendar:
         for _ in range(_MAX_DAYS_WALKED):
             ordinal += 1
             if remaining > week:  # skip whole weeks, leaving a remainder > 0 to walk
-                weeks = self._regular_weeks(ordinal, (remaining - _TICK) // week)
+                weeks = self._dates.regular_weeks(ordinal, (remaining - _TICK) // week)
                 ordinal += 7 * weeks
                 remaining -= week * weeks
-            for begin, _end, length in self._day(ordinal).periods:
+            for begin, _end, length in self._dates.day(ordinal).periods:
                 if length >= remaining:
                     return begin + remaining
                 remaining -= length
@@ -171,8 +152,8 @@ class BusinessCalendar:
         lo, hi = _utc(start, "start"), _utc(end, "end")
         if hi <= lo:
             return ZERO
-        ordinal, day = self._locate(lo)
-        last, _ = self._locate(hi)
+        ordinal, day = self._dates.locate(lo)
+        last, _ = self._dates.locate(hi)
         total = ZERO
         for _ in range(_MAX_DAYS_WALKED):
             for begin, close, length in day.periods:
@@ -187,28 +168,28 @@ class BusinessCalendar:
                 return total
             ordinal += 1
             if last - ordinal >= 7:
-                weeks = self._regular_weeks(ordinal, (last - ordinal) // 7)
+                weeks = self._dates.regular_weeks(ordinal, (last - ordinal) // 7)
                 ordinal += 7 * weeks
                 total += self._week * weeks
-            day = self._day(ordinal)
+            day = self._dates.day(ordinal)
         raise self._runaway(start)
 
     def next_open(self, at: datetime) -> datetime:
         """`at` itself (in UTC) if open, else the next opening."""
         cur = _utc(at, "at")
-        ordinal, day = self._locate(cur)
+        ordinal, day = self._dates.locate(cur)
         for _ in range(_MAX_DAYS_WALKED):
             for begin, end, _length in day.periods:
                 if end > cur:
                     return begin if begin > cur else cur
             ordinal += 1
-            day = self._day(ordinal)
+            day = self._dates.day(ordinal)
         raise self._runaway(at)
 
     def is_open(self, at: datetime) -> bool:
         """Whether `at` falls in an open period."""
         cur = _utc(at, "at")
-        _, day = self._locate(cur)
+        _, day = self._dates.locate(cur)
         return any(begin <= cur < end for begin, end, _ in day.periods)
 
     def _runaway(self, start: datetime) -> CalendarError:
@@ -216,125 +197,6 @@ class BusinessCalendar:
             f"calendar in {self.spec.timezone} gave up after walking {_MAX_DAYS_WALKED} dates "
             f"from {start.isoformat()}: is it ever open, or do holidays cover every opening?"
         )
-
-    # Dates: open periods, holidays, weeks that hold exactly the nominal open time.
-
-    def _locate(self, at: datetime) -> tuple[int, _Day]:
-        """The local date (as an ordinal) whose span holds the UTC instant `at`."""
-        ordinal = at.astimezone(self._zone).toordinal()
-        day = self._day(ordinal)
-        while at < day.begins:
-            ordinal -= 1
-            day = self._day(ordinal)
-        while at >= day.ends:
-            ordinal += 1
-            day = self._day(ordinal)
-        return ordinal, day
-
-    def _day(self, ordinal: int) -> _Day:
-        day = self._days.get(ordinal)
-        if day is None:
-            if len(self._days) >= _CACHED_DAYS:
-                self._days.clear()
-            day = self._days[ordinal] = self._build_day(ordinal)
-        return day
-
-    def _build_day(self, ordinal: int) -> _Day:
-        local = date.fromordinal(ordinal)
-        midnight = datetime.combine(local, time())  # naive local wall clock
-        begins = midnight.replace(tzinfo=self._zone).astimezone(UTC)
-        ends = (midnight + _DAY).replace(tzinfo=self._zone).astimezone(UTC)
-        hours = self._hours[local.weekday()]
-        if not hours or ordinal in self._closed(local.year):
-            return _Day(begins, ends, ())
-        periods: list[Period] = []
-        for seg_begin, seg_end, offset in self._segments(begins, ends):
-            # Inside a segment the offset is fixed, so wall time maps to UTC by subtraction.
-            for open_at, close_at in hours:
-                begin = max(seg_begin, (midnight + open_at - offset).replace(tzinfo=UTC))
-                end = min(seg_end, (midnight + close_at - offset).replace(tzinfo=UTC))
-                if begin >= end:
-                    continue
-                if periods and periods[-1][1] == begin:
-                    begin = periods.pop()[0]
-                periods.append((begin, end, end - begin))
-        return _Day(begins, ends, tuple(periods))
-
-    def _offset(self, instant: datetime) -> timedelta:
-        offset = instant.astimezone(self._zone).utcoffset()
-        assert offset is not None  # a ZoneInfo always has one
-        return offset
-
-    def _segments(
-        self, begins: datetime, ends: datetime
-    ) -> list[tuple[datetime, datetime, timedelta]]:
-        """[begins, ends) cut where the zone's UTC offset changes (at most once a day)."""
-        first, last = self._offset(begins), self._offset(ends - _SECOND)
-        if first == last:
-            return [(begins, ends, first)]
-        lo, hi = 0, int((ends - begins) / _SECOND) - 1  # offset(lo) == first, offset(hi) != first
-        while hi - lo > 1:
-            mid = (lo + hi) // 2
-            if self._offset(begins + mid * _SECOND) == first:
-                lo = mid
-            else:
-                hi = mid
-        change = begins + hi * _SECOND
-        return [(begins, change, first), (change, ends, last)]
-
-    def _closed(self, year: int) -> frozenset[int]:
-        """Ordinals of the year's holidays: the country's (computed once) and the extra dates."""
-        closed = self._closed_by_year.get(year)
-        if closed is None:
-            found = set(self._extra.get(year, ()))
-            country = self.spec.holidays.country
-            if country is not None:
-                # Neighbouring years too: an observed day can fall in the year next door.
-                official = holidays.country_holidays(
-                    country, subdiv=self.spec.holidays.subdivision, years=(year - 1, year, year + 1)
-                )
-                found.update(day.toordinal() for day in official if day.year == year)
-            closed = self._closed_by_year[year] = frozenset(found)
-        return closed
-
-    def _irregular(self, year: int) -> list[int]:
-        """Sorted ordinals of the year's dates that may not hold their nominal open time:
-        holidays, and the dates on either side of a change of UTC offset."""
-        marks = self._irregular_by_year.get(year)
-        if marks is None:
-            first, last = date(year, 1, 1).toordinal(), date(year, 12, 31).toordinal()
-            found = set(self._closed(year))
-            before = self._noon_offset(first - 1)
-            for ordinal in range(first, last + 2):
-                after = self._noon_offset(ordinal)
-                if after != before:
-                    found.update((ordinal - 1, ordinal))
-                before = after
-            marks = self._irregular_by_year[year] = sorted(o for o in found if first <= o <= last)
-        return marks
-
-    def _noon_offset(self, ordinal: int) -> timedelta:
-        noon = datetime.combine(date.fromordinal(ordinal), _NOON, tzinfo=self._zone)
-        offset = noon.utcoffset()
-        assert offset is not None
-        return offset
-
-    def _regular_weeks(self, ordinal: int, most: int) -> int:
-        """How many whole weeks from `ordinal` on (at most `most`) hold no irregular date."""
-        if most <= 0:
-            return 0
-        limit = ordinal + 7 * most
-        year = date.fromordinal(ordinal).year
-        search = ordinal
-        while True:
-            marks = self._irregular(year)
-            index = bisect_left(marks, search)
-            if index < len(marks):
-                return min(most, (marks[index] - ordinal) // 7)
-            search = date(year + 1, 1, 1).toordinal()
-            if search >= limit:
-                return most
-            year += 1
 
 
 def business_calendar(spec: CalendarSpec) -> BusinessCalendar:

@@ -20,7 +20,7 @@ from worker.broker.effects import INFRASTRUCTURE
 from worker.broker.watermark import applied_until
 from worker.domain.retry import backoff
 from worker.services.reconcile import reconcile
-from worker.store.sql import SqlOutbox
+from worker.store.outbox import SqlOutbox
 
 log = structlog.get_logger("escalator.scheduler")
 BUSY_POLL_S = 0.05  # how soon to look again when due deadlines wait for room or for ingest
