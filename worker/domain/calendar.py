@@ -17,7 +17,7 @@ year) and the open periods of each date it has seen.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Protocol
 from zoneinfo import ZoneInfo
 
@@ -26,13 +26,9 @@ from worker.domain.calendar_dates import Dates
 from worker.errors import PermanentError
 
 ZERO = timedelta(0)
-_DAY = timedelta(days=1)
-_SECOND = timedelta(seconds=1)
 _TICK = timedelta(microseconds=1)
-_NOON = time(12)
 _MAX_DAYS_WALKED = 20_000  # dates walked one at a time in one call (skipped weeks not counted)
 _MAX_DURATION = timedelta(days=3660)  # business time; more is a mistake, not an SLA
-_CACHED_DAYS = 8192
 
 
 class CalendarError(PermanentError):
