@@ -16,6 +16,8 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 
 # worker.<layer> -> the worker layers it may import (its own is always allowed)
+INNER = {"services", "store", "domain", "errors"}
+ADAPTERS = {"broker", "notify", "writeback", "gateway"}
 ALLOWED: dict[str, set[str]] = {
     "errors": set(),
     "domain": {"errors"},
@@ -24,40 +26,10 @@ ALLOWED: dict[str, set[str]] = {
     "broker": {"services", "domain", "errors"},
     "notify": {"domain", "errors"},
     "writeback": {"notify", "domain", "errors"},  # a write-back posts as a channel does
-    "gateway": {"services", "store", "broker", "domain", "errors"},
-    "bootstrap": {
-        "services",
-        "store",
-        "broker",
-        "notify",
-        "writeback",
-        "gateway",
-        "domain",
-        "errors",
-    },
-    "roles": {
-        "bootstrap",
-        "services",
-        "store",
-        "broker",
-        "notify",
-        "writeback",
-        "gateway",
-        "domain",
-        "errors",
-    },
-    "cli": {
-        "bootstrap",
-        "roles",
-        "services",
-        "store",
-        "broker",
-        "notify",
-        "writeback",
-        "gateway",
-        "domain",
-        "errors",
-    },
+    "gateway": INNER | {"broker"},
+    "bootstrap": INNER | ADAPTERS,
+    "roles": INNER | ADAPTERS | {"bootstrap"},
+    "cli": INNER | ADAPTERS | {"bootstrap", "roles"},
 }
 # Libraries a layer must not load: the domain is pure, the services know no Celery or Redis.
 FORBIDDEN: dict[str, set[str]] = {

@@ -49,6 +49,12 @@ def units(committed: Committed) -> MemoryUnits:
     return MemoryUnits(MemoryStore(), committed)
 
 
+def open_issue(units: MemoryUnits, policies: PolicyFile, clock: ManualClock) -> list[str]:
+    """Open OPS-1 at T0; the ids of the messages that queued."""
+    opened = apply_batch(units, [("1-0", event_json(issue_id="OPS-1", at=T0))], policies, clock)
+    return opened.effects.outbox
+
+
 def armed(memory: MemoryStore) -> list[Deadline]:
     rows = memory.deadline_rows.values()
     return sorted((d for d in rows if d.state == DeadlineState.ARMED), key=lambda d: d.due_at)
@@ -154,9 +160,7 @@ def test_delivering_a_message_records_it_sent_and_forgets_its_mark(
 ) -> None:
     """Leased, sent, recorded: the row is sent with a timeline line, and after the commit no
     task needs its in-flight mark."""
-    [mid] = apply_batch(
-        units, [("1-0", event_json(issue_id="OPS-1", at=T0))], policies, clock
-    ).effects.outbox
+    [mid] = open_issue(units, policies, clock)
     channel = FakeChannel(ok)
     outcome = deliver(units, {"log": channel}, clock, settings, mid)
     assert outcome.state == "sent"
@@ -177,9 +181,7 @@ def test_a_failed_delivery_is_retried_after_the_commit_then_dead(
 ) -> None:
     """A receiver that keeps failing: each attempt schedules its retry after the commit, and
     the last one leaves the message dead, with a timeline line."""
-    [mid] = apply_batch(
-        units, [("1-0", event_json(issue_id="OPS-1", at=T0))], policies, clock
-    ).effects.outbox
+    [mid] = open_issue(units, policies, clock)
     channel = FakeChannel(*[fails(DeliveryError("HTTP 503"))] * settings.delivery_max_attempts)
     for attempt in range(1, settings.delivery_max_attempts + 1):
         outcome = deliver_many(units, {"log": channel}, clock, settings, [mid])[mid]

@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 
 from config.settings import Settings
 from schemas.messages import Notification
@@ -61,39 +62,10 @@ def _after(effects: Effects, outcomes: dict[str, Delivery]) -> None:
 
 
 def deliver(
-    units: Units,
-    channels: dict[str, Channel],
-    clock: Clock,
-    settings: Settings,
-    message_id: str,
+    units: Units, channels: dict[str, Channel], clock: Clock, settings: Settings, message_id: str
 ) -> Delivery:
     """Attempt one outbox message; at the head of a digest window, the window as one."""
-    now = clock.now()
-    with units() as uow:
-        store = uow.store
-        store.outbox.lock_issues([message_id])
-        taken = lease(store, [message_id], now, settings.delivery_lease_s, heads=True)
-        if taken.cancelled:
-            outcome = Delivery("cancelled")
-        elif not taken.rows:  # another task holds it, it is done, or its window is open
-            outcome = waiting(store, [message_id], now)[message_id] or Delivery("skipped")
-        else:
-            [row] = taken.rows
-            message: Notification | None = None
-            if row.attempts == 1 and digest.held(row):
-                message = digest.gather(store.outbox, row, now)
-                if message is not None:
-                    row.payload = message.model_dump(mode="json")
-            store.flush()
-        if taken.cancelled or not taken.rows:
-            _after(uow.effects, {message_id: outcome})
-            return outcome
-    sending = message or Notification.model_validate(row.payload)
-    result = attempt(channels, row.channel, sending)
-    with units() as uow:
-        outcomes = record(uow.store, [(row, sending, result)], clock.now(), settings)
-        _after(uow.effects, outcomes)
-    return outcomes[message_id]
+    return Delivering(units, channels, clock, settings).one(message_id)
 
 
 def deliver_many(
@@ -104,70 +76,95 @@ def deliver_many(
     message_ids: list[str],
 ) -> dict[str, Delivery]:
     """Attempt each message once, CHUNK at a time; the outcome of each."""
+    delivering = Delivering(units, channels, clock, settings)
     outcomes: dict[str, Delivery] = {}
     for start in range(0, len(message_ids), CHUNK):
-        chunk = message_ids[start : start + CHUNK]
-        outcomes.update(_deliver_chunk(units, channels, clock, settings, chunk))
+        outcomes.update(delivering.chunk(message_ids[start : start + CHUNK]))
     return outcomes
 
 
-def _deliver_chunk(
-    units: Units,
-    channels: dict[str, Channel],
-    clock: Clock,
-    settings: Settings,
-    message_ids: list[str],
-) -> dict[str, Delivery]:
-    now = clock.now()
-    outcomes: dict[str, Delivery] = {}
-    with units() as uow:
-        store = uow.store
-        store.outbox.lock_issues(message_ids)
-        taken = lease(store, message_ids, now, settings.delivery_lease_s, heads=False)
-        outcomes.update((m, Delivery("cancelled")) for m in taken.cancelled)
-        leased = {row.id for row in taken.rows}
-        rest = [m for m in message_ids if m not in leased and m not in outcomes]
-        waits = waiting(store, rest, now) if rest else {}
-        outcomes.update((m, w) for m, w in waits.items() if w is not None)
-        _after(uow.effects, outcomes)
-    order = {message_id: n for n, message_id in enumerate(message_ids)}
-    work = sorted(taken.rows, key=lambda row: order[row.id])  # in the order they were written
-    sent = _send_all(channels, work, settings.delivery_concurrency)
-    if sent:
-        with units() as uow:
-            recorded = record(uow.store, sent, clock.now(), settings)
-            _after(uow.effects, recorded)
-        outcomes.update(recorded)
-    closing = [m for m, w in waits.items() if w is None]
-    outcomes.update(_close_windows(units, channels, clock, settings, closing))
-    return outcomes
+@dataclass(frozen=True, slots=True)
+class Delivering:
+    """What a delivery runs with: its units of work, the channels, the clock, the settings."""
 
+    units: Units
+    channels: dict[str, Channel]
+    clock: Clock
+    settings: Settings
 
-def _close_windows(
-    units: Units,
-    channels: dict[str, Channel],
-    clock: Clock,
-    settings: Settings,
-    heads: list[str],
-) -> dict[str, Delivery]:
-    """Ids at the head of a digest window that has closed: `deliver` folds each window (the
-    others of the same window join its digest, and the next look finds them merged)."""
-    outcomes: dict[str, Delivery] = {}
-    while heads:
-        head, *heads = heads
-        outcomes[head] = deliver(units, channels, clock, settings, head)
-        if not heads:
-            break
-        with units.reading() as store:
-            again = waiting(store, heads, clock.now())
-        decided = {m: w for m, w in again.items() if w is not None}
-        effects = Effects()  # decided by a read alone: nothing to commit first
-        _after(effects, decided)
-        if effects:
-            units.after_commit(effects)
-        outcomes.update(decided)
-        heads = [m for m, w in again.items() if w is None]
-    return outcomes
+    def one(self, message_id: str) -> Delivery:
+        now = self.clock.now()
+        with self.units() as uow:
+            store = uow.store
+            store.outbox.lock_issues([message_id])
+            taken = lease(store, [message_id], now, self.settings.delivery_lease_s, heads=True)
+            if taken.cancelled:
+                outcome = Delivery("cancelled")
+            elif not taken.rows:  # another task holds it, it is done, or its window is open
+                outcome = waiting(store, [message_id], now)[message_id] or Delivery("skipped")
+            else:
+                [row] = taken.rows
+                message: Notification | None = None
+                if row.attempts == 1 and digest.held(row):
+                    message = digest.gather(store.outbox, row, now)
+                    if message is not None:
+                        row.payload = message.model_dump(mode="json")
+                store.flush()
+            if taken.cancelled or not taken.rows:
+                _after(uow.effects, {message_id: outcome})
+                return outcome
+        sending = message or Notification.model_validate(row.payload)
+        return self.record([(row, sending, attempt(self.channels, row.channel, sending))])[
+            message_id
+        ]
+
+    def chunk(self, message_ids: list[str]) -> dict[str, Delivery]:
+        """Lease the lot in one transaction, send them, record them in another."""
+        now = self.clock.now()
+        outcomes: dict[str, Delivery] = {}
+        with self.units() as uow:
+            store = uow.store
+            store.outbox.lock_issues(message_ids)
+            taken = lease(store, message_ids, now, self.settings.delivery_lease_s, heads=False)
+            outcomes.update((m, Delivery("cancelled")) for m in taken.cancelled)
+            leased = {row.id for row in taken.rows}
+            rest = [m for m in message_ids if m not in leased and m not in outcomes]
+            waits = waiting(store, rest, now) if rest else {}
+            outcomes.update((m, w) for m, w in waits.items() if w is not None)
+            _after(uow.effects, outcomes)
+        order = {message_id: n for n, message_id in enumerate(message_ids)}
+        work = sorted(taken.rows, key=lambda row: order[row.id])  # in the order they were written
+        if work:
+            outcomes.update(self.record(_send_all(self.channels, work, self.settings)))
+        outcomes.update(self.close_windows([m for m, w in waits.items() if w is None]))
+        return outcomes
+
+    def record(self, sent: list[Sent]) -> dict[str, Delivery]:
+        """Record what the sends gave, in one transaction; its effects after the commit."""
+        with self.units() as uow:
+            outcomes = record(uow.store, sent, self.clock.now(), self.settings)
+            _after(uow.effects, outcomes)
+        return outcomes
+
+    def close_windows(self, heads: list[str]) -> dict[str, Delivery]:
+        """Ids at the head of a digest window that has closed: `deliver` folds each window
+        (the others of the same window join its digest, and the next look finds them merged)."""
+        outcomes: dict[str, Delivery] = {}
+        while heads:
+            head, *heads = heads
+            outcomes[head] = deliver(self.units, self.channels, self.clock, self.settings, head)
+            if not heads:
+                break
+            with self.units.reading() as store:
+                again = waiting(store, heads, self.clock.now())
+            decided = {m: w for m, w in again.items() if w is not None}
+            effects = Effects()  # decided by a read alone: nothing to commit first
+            _after(effects, decided)
+            if effects:
+                self.units.after_commit(effects)
+            outcomes.update(decided)
+            heads = [m for m, w in again.items() if w is None]
+        return outcomes
 
 
 _pools: dict[tuple[int, int], ThreadPoolExecutor] = {}  # (pid, size): this process's threads
@@ -183,8 +180,12 @@ def _senders(threads: int) -> ThreadPoolExecutor:
         return _pools[key]
 
 
-def _send_all(channels: dict[str, Channel], work: list[OutboxMessage], threads: int) -> list[Sent]:
-    """Send every message, up to `threads` at once (receivers are slow; the sends overlap)."""
+def _send_all(
+    channels: dict[str, Channel], work: list[OutboxMessage], settings: Settings
+) -> list[Sent]:
+    """Send every message, up to `delivery_concurrency` at once (receivers are slow; the sends
+    overlap)."""
+    threads = settings.delivery_concurrency
     messages = [(row, Notification.model_validate(row.payload)) for row in work]
     if threads <= 1 or len(messages) <= 1:
         return [

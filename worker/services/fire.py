@@ -14,7 +14,6 @@ overdue escalation finds the issue escalated, as it was at the time.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
 
 import structlog
 
@@ -23,7 +22,6 @@ from worker.domain import Clock
 from worker.services.history import Loaded
 from worker.services.uow import Effects, Units
 from worker.store import repository as repo
-from worker.store.models import Deadline
 
 log = structlog.get_logger("escalator.escalation")
 
@@ -64,17 +62,4 @@ def fire(units: Units, policies: PolicyFile, clock: Clock, deadline_id: int) -> 
         # the deadline fired here is acked by its task, not dropped from the index
         loaded.disarm.remove(deadline.id)
         effects.merge(loaded.effects())
-    log.info(
-        "escalation.fired",
-        issue=issue.key,
-        kind=deadline.kind,
-        target=deadline.target,
-        tier=issue.tier,
-        late_ms=late_ms(deadline, now),
-    )
     return FireResult(True, firing.message, effects, issue.key)
-
-
-def late_ms(deadline: Deadline, now: datetime) -> int:
-    """How late the deadline fired, in milliseconds."""
-    return int((now - deadline.due_at).total_seconds() * 1000)

@@ -47,7 +47,7 @@ class Firing:
         return self.notify is not None or bool(self.arm) or bool(self.cancel)
 
 
-def _late_ms(deadline: Deadline, now: datetime) -> int:
+def late_ms(deadline: Deadline, now: datetime) -> int:
     return int((now - deadline.due_at).total_seconds() * 1000)
 
 
@@ -78,14 +78,14 @@ def record_firing(
     """The timeline line (at the due time, where the firing belongs in history) and the
     notifications of a firing that changed something; returns the outbox ids."""
     issue.updated_at = now
-    late_ms = _late_ms(deadline, now)
+    late = late_ms(deadline, now)
     store.timeline.add(
         TimelineEntry(
             issue=issue,
             at=deadline.due_at,
             kind=deadline.kind,
             message=firing.message,
-            data={"deadline_id": deadline.id, "late_ms": late_ms},
+            data={"deadline_id": deadline.id, "late_ms": late},
         )
     )
     if firing.notify is None:

@@ -18,7 +18,7 @@ import structlog
 from schemas.events import IssueEvent
 from schemas.policy import PolicyFile
 from worker.domain.sla import DeadlineSpec
-from worker.services.firing import Firing, decide_firing, record_firing
+from worker.services.firing import Firing, decide_firing, late_ms, record_firing
 from worker.services.outbox import cancel_fresh, cancel_stored
 from worker.services.repositories import Store
 from worker.services.uow import Effects, UnitOfWork
@@ -128,21 +128,17 @@ class Loaded:
                 return
             deadline = min(due, key=lambda d: (d.due_at, d.id or 0))
             self.armed[issue].remove(deadline)
-            firing = self.fire(issue, deadline, policies, now, until)
-            if firing is None or not firing.changes:
-                continue  # a scheduler's task fired it meanwhile, or the fence made it a no-op
-            log.info(
-                "escalation.fired",
-                issue=issue.key,
-                kind=deadline.kind,
-                target=deadline.target,
-                tier=issue.tier,
-                before_event=True,
-            )
+            self.fire(issue, deadline, policies, now, until, before_event=True)
         log.error("apply.catch_up_limit", issue=issue.key, until=until.isoformat())
 
     def fire(
-        self, issue: Issue, deadline: Deadline, policies: PolicyFile, now: datetime, at: datetime
+        self,
+        issue: Issue,
+        deadline: Deadline,
+        policies: PolicyFile,
+        now: datetime,
+        at: datetime,
+        before_event: bool = False,
     ) -> Firing | None:
         """Claim one of the issue's armed deadlines and fire it as of `at`: decide, write it onto
         the issue, cancel and arm what it says, record it. None if another firing claimed it
@@ -163,6 +159,15 @@ class Loaded:
         self.arm(issue, firing.arm, deadline.due_at)
         self.outbox += record_firing(
             self.store, self.writer, issue, deadline, firing, policies, now, self.armed[issue]
+        )
+        log.info(
+            "escalation.fired",
+            issue=issue.key,
+            kind=deadline.kind,
+            target=deadline.target,
+            tier=issue.tier,
+            late_ms=late_ms(deadline, now),
+            before_event=before_event,
         )
         return firing
 
