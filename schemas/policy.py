@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from typing import Annotated, Literal
 
-from pydantic import Field, HttpUrl, ValidationError, model_validator
+from pydantic import Field, HttpUrl, PrivateAttr, ValidationError, model_validator
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from schemas.base import StrictModel
@@ -169,6 +171,17 @@ class Policy(StrictModel):
 
 class PolicyFile(StrictModel):
     """The whole file. Policies are tried in order; the first match wins, else `default`."""
+
+    _digest: str | None = PrivateAttr(default=None)
+
+    def digest(self) -> str:
+        """The file's version: a digest of its validated content, computed once per file (a
+        file is frozen: a changed file is a new one, never a `model_copy` of this one)."""
+        if self._digest is None:
+            body = self.model_dump(mode="json")
+            text = json.dumps(body, sort_keys=True, separators=(",", ":"))
+            self._digest = hashlib.sha256(text.encode()).hexdigest()[:16]
+        return self._digest
 
     version: Literal[1] = 1
     channels: dict[Ident, Channel] = Field(default_factory=lambda: _log_only())

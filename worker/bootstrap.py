@@ -20,7 +20,7 @@ from worker.broker.celery_app import app, configure
 from worker.broker.connection import connect
 from worker.broker.deadline_index import DeadlineIndex
 from worker.broker.effects import BrokerEffects, Tasks
-from worker.broker.inflight import InFlight, inflight
+from worker.broker.inflight import InFlight
 from worker.broker.leases import Keepers
 from worker.domain.clock import Clock, SystemClock
 from worker.domain.ports import Channel
@@ -107,7 +107,7 @@ def build(
     http = httpx.Client(follow_redirects=False, verify=tls)
     poster = PooledPoster(settings.delivery_concurrency, tls)
     sessions, readers = session_factory(engine), reader_factory(engine)
-    index, marks, tasks = DeadlineIndex(redis), inflight(redis), Tasks(app)
+    index, marks, tasks = DeadlineIndex(redis), InFlight(redis), Tasks(app)
     after_commit = BrokerEffects(index, marks, tasks, clock, settings)
     return Container(
         settings=settings,

@@ -18,7 +18,7 @@ from worker.bootstrap import Container
 from worker.broker.celery_app import app
 from worker.broker.deadline_index import DeadlineIndex
 from worker.broker.effects import BrokerEffects, Tasks
-from worker.broker.inflight import inflight
+from worker.broker.inflight import InFlight
 from worker.broker.leases import Keepers
 from worker.domain.clock import ManualClock
 from worker.services.policy_loader import load_policy
@@ -99,7 +99,7 @@ def container(
 ) -> Iterator[Container]:
     """A Container built by hand: fakeredis, SQLite, the default policy, no channels."""
     http = httpx.Client()
-    index, marks, tasks = DeadlineIndex(redis), inflight(redis), Tasks(app)
+    index, marks, tasks = DeadlineIndex(redis), InFlight(redis), Tasks(app)
     yield Container(
         settings=settings,
         clock=clock,

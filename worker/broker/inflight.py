@@ -17,7 +17,6 @@ duplicate task, never a duplicate send.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from functools import lru_cache
 
 import structlog
 from redis import Redis
@@ -84,9 +83,3 @@ class InFlight:
         """Whether a task holds the id now."""
         until = self.redis.zscore(OUTBOX_INFLIGHT, message_id)
         return until is not None and float(until) > now
-
-
-@lru_cache(maxsize=8)
-def inflight(redis: Redis) -> InFlight:
-    """The marks on this client, with their script registered once."""
-    return InFlight(redis)

@@ -15,7 +15,7 @@ from worker.bootstrap import readers, redis_client, store
 from worker.broker.celery_app import app as celery
 from worker.broker.celery_app import configure
 from worker.broker.effects import Tasks
-from worker.broker.inflight import inflight
+from worker.broker.inflight import InFlight
 from worker.domain.clock import SystemClock
 from worker.domain.oncall import next_shift, on_call, people
 from worker.services.policy_loader import load_policy
@@ -80,7 +80,7 @@ def retry(
     if chosen:
         configure(settings)
         with redis_client(settings) as redis:
-            marks = inflight(redis)
+            marks = InFlight(redis)
             with contextlib.suppress(RedisError):  # held as by a queued task: the sweep waits
                 marks.mark(chosen, now.timestamp() + settings.delivery_queued_lease_s)
             try:

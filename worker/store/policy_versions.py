@@ -8,8 +8,6 @@ governs new issues only, until `escalator policy apply --replan` moves the open 
 
 from __future__ import annotations
 
-import hashlib
-import json
 from datetime import datetime
 
 import structlog
@@ -21,7 +19,6 @@ from worker.store.db import SessionFactory
 from worker.store.models import PolicyVersion
 
 log = structlog.get_logger("escalator.policy")
-_versions: dict[int, tuple[PolicyFile, str]] = {}
 _stored: set[tuple[str, str]] = set()  # (database, version) this process has stored
 
 
@@ -33,15 +30,7 @@ def body_of(policies: PolicyFile) -> dict[str, object]:
 
 def version_of(policies: PolicyFile) -> str:
     """The version of a validated policy file: a digest of its content."""
-    known = _versions.get(id(policies))
-    if known is not None and known[0] is policies:
-        return known[1]
-    text = json.dumps(body_of(policies), sort_keys=True, separators=(",", ":"))
-    version = hashlib.sha256(text.encode()).hexdigest()[:16]
-    if len(_versions) > 64:
-        _versions.clear()
-    _versions[id(policies)] = (policies, version)
-    return version
+    return policies.digest()
 
 
 _parsed: dict[str, PolicyFile] = {}  # version -> file; a version's content never changes
