@@ -9,7 +9,7 @@ from types import MappingProxyType
 
 from schemas.messages import NotificationKind
 from worker.domain.sla import DeadlineKind
-from worker.domain.wording.base import _at, duration, label, words
+from worker.domain.wording.base import TARGETS, _at, duration, label, words
 
 # --- notifications ------------------------------------------------------------------------
 
@@ -103,10 +103,10 @@ def escalated(target: str, holder: str, within: timedelta, tier: str, breach: st
 def reminded(target: str, holder: str, following: datetime | None, breach: str = "") -> str:
     """The last tier still has not met the target."""
     said = words(target)
-    return (
-        f"{holder} still has not {said.done} ({said.label}){breach}; "
-        f"next reminder at {_at(following)}"
-    )
+    # "responded" alone could be the first or a next response: then the target is named too
+    shared = sum(other.verb == said.verb for other in TARGETS.values()) > 1
+    which = f" ({said.label})" if shared else ""
+    return f"{holder} still has not {said.done}{which}{breach}; next reminder at {_at(following)}"
 
 
 def stale_cycle(armed: int, current: int) -> str:
