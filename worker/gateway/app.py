@@ -19,15 +19,9 @@ from config.settings import Settings
 from schemas.events import EventWindow, IssueEvent
 from worker.domain.clock import Clock, SystemClock
 from worker.errors import Rejected
-from worker.gateway.alertmanager import AlertmanagerAdapter
-from worker.gateway.common import Adapter, Incoming
-from worker.gateway.events import EventsAdapter
 from worker.gateway.fastpath import FastPath
-from worker.gateway.github import GithubAdapter
 from worker.gateway.intake import BodyLimit, PerLoop, RedisFactory, accept
-from worker.gateway.jira import JiraAdapter
 from worker.gateway.management import Management, router
-from worker.gateway.pagerduty import PagerDutyAdapter
 from worker.gateway.problems import (
     Receipt,
     fix_openapi,
@@ -36,7 +30,13 @@ from worker.gateway.problems import (
     pydantic_errors,
     responses,
 )
-from worker.gateway.zendesk import ZendeskAdapter
+from worker.gateway.sources.alertmanager import AlertmanagerAdapter
+from worker.gateway.sources.common import Adapter, Incoming
+from worker.gateway.sources.events import EventsAdapter
+from worker.gateway.sources.github import GithubAdapter
+from worker.gateway.sources.jira import JiraAdapter
+from worker.gateway.sources.pagerduty import PagerDutyAdapter
+from worker.gateway.sources.zendesk import ZendeskAdapter
 from worker.store.db import READONLY, reader_factory
 
 log = structlog.get_logger("escalator.gateway")

@@ -17,8 +17,8 @@ from schemas.events import EventWindow
 from worker.broker.keys import DELIVERY_PREFIX
 from worker.broker.producer import AsyncProducer
 from worker.errors import Rejected
-from worker.gateway.common import Adapter, Incoming, Mapped
 from worker.gateway.problems import Receipt, invalid, problem_response, pydantic_errors
+from worker.gateway.sources.common import Adapter, Incoming, Mapped
 
 log = structlog.get_logger("escalator.gateway")
 RedisFactory = Callable[[], AsyncRedis]

@@ -18,9 +18,9 @@ from schemas.events import EventWindow
 from tests.support import webhooks as wh
 from tests.support.webhooks import Signed
 from worker.errors import Rejected
-from worker.gateway.common import Incoming, Mapped
 from worker.gateway.intake import interpret
-from worker.gateway.jira import JiraAdapter
+from worker.gateway.sources.common import Incoming, Mapped
+from worker.gateway.sources.jira import JiraAdapter
 
 from .conftest import MakeClient, post
 from .test_management import AUTH, add_issue

@@ -10,8 +10,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from config.sources import JiraSource
 from schemas.events import EventType, IssueEvent
-from worker.gateway.common import Incoming, Mapped, build, header, parse, severity_of
 from worker.gateway.signatures import hub_signature
+from worker.gateway.sources.common import Incoming, Mapped, build, header, parse, severity_of
 
 
 class _Model(BaseModel):

@@ -8,8 +8,8 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from config.sources import AlertmanagerSource
 from schemas.events import EventType, IssueEvent
-from worker.gateway.common import Incoming, Mapped, body_digest, build, parse, severity_of
 from worker.gateway.signatures import basic_matches, bearer_matches, unauthorized
+from worker.gateway.sources.common import Incoming, Mapped, body_digest, build, parse, severity_of
 
 
 class _Model(BaseModel):

@@ -8,8 +8,8 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from config.sources import ZendeskSource
 from schemas.events import EventType, IssueEvent
-from worker.gateway.common import Incoming, Mapped, build, parse, severity_of
 from worker.gateway.signatures import zendesk_signature
+from worker.gateway.sources.common import Incoming, Mapped, build, parse, severity_of
 
 PREFIX = "zen:event-type:ticket."
 

@@ -8,8 +8,8 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from config.sources import PagerDutySource
 from schemas.events import EventType, IssueEvent, Severity
-from worker.gateway.common import Incoming, Mapped, build, header, parse, severity_of
 from worker.gateway.signatures import pagerduty_signature
+from worker.gateway.sources.common import Incoming, Mapped, build, header, parse, severity_of
 
 
 class _Model(BaseModel):

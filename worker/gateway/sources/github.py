@@ -9,8 +9,8 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict
 
 from config.sources import GithubSource
 from schemas.events import EventType, IssueEvent
-from worker.gateway.common import Incoming, Mapped, build, header, parse, severity_of
 from worker.gateway.signatures import hub_signature
+from worker.gateway.sources.common import Incoming, Mapped, build, header, parse, severity_of
 
 
 class _Model(BaseModel):

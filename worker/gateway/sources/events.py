@@ -8,9 +8,9 @@ from pydantic import SecretStr, ValidationError
 
 from config.sources import EventsSource
 from schemas.events import IssueEvent
-from worker.gateway.common import Incoming, Mapped
 from worker.gateway.problems import invalid, pydantic_errors
 from worker.gateway.signatures import bearer_matches, standard_signature, unauthorized
+from worker.gateway.sources.common import Incoming, Mapped
 
 
 class EventsAdapter:
