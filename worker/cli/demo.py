@@ -25,6 +25,7 @@ from schemas.events import IssueEvent
 from worker.bootstrap import readers, redis_client
 from worker.broker.producer import Producer
 from worker.domain.clock import SystemClock
+from worker.domain.states import OutboxState
 from worker.roles.supervisor import Supervisor
 from worker.store.db import SessionFactory
 from worker.store.models import Issue, OutboxMessage, TimelineEntry
@@ -201,7 +202,9 @@ def _summary(readers: SessionFactory, console: Console, took: timedelta) -> int:
                 session.scalar(
                     select(func.count())
                     .select_from(OutboxMessage)
-                    .where(OutboxMessage.issue_id == issue.id, OutboxMessage.state == "sent")
+                    .where(
+                        OutboxMessage.issue_id == issue.id, OutboxMessage.state == OutboxState.SENT
+                    )
                 )
                 or 0
             )

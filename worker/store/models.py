@@ -21,6 +21,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
+from worker.domain.states import DeadlineState, OutboxState
+
 NAMING = {
     "ix": "ix_%(column_0_label)s",
     "uq": "uq_%(table_name)s_%(column_0_name)s",
@@ -112,7 +114,7 @@ class Deadline(Base):
     fraction: Mapped[float | None] = mapped_column(Float)  # warnings: the fraction of the target
     clock_version: Mapped[int] = mapped_column(Integer)
     due_at: Mapped[datetime]
-    state: Mapped[str] = mapped_column(String(20), default="armed")  # armed|fired|stale|cancelled
+    state: Mapped[str] = mapped_column(String(20), default=DeadlineState.ARMED)
     fired_at: Mapped[datetime | None]
     note: Mapped[str | None] = mapped_column(Text)
 
@@ -176,7 +178,7 @@ class OutboxMessage(Base):
     target: Mapped[str | None] = mapped_column(String(32))
     payload: Mapped[dict[str, Any]]
     # pending|sent|dead, and (outbound) cancelled|merged (carried by a digest)
-    state: Mapped[str] = mapped_column(String(20), default="pending")
+    state: Mapped[str] = mapped_column(String(20), default=OutboxState.PENDING)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[datetime]
     lease_until: Mapped[datetime | None]

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from sqlalchemy import Select, select
 from sqlalchemy.orm import Session, aliased
 
+from worker.domain.states import OutboxState
 from worker.store.models import Deadline, Issue, OutboxMessage, TimelineEntry
 from worker.store.repository import ARMED
 
@@ -105,7 +106,7 @@ def dead_messages(session: Session, issue_id: int) -> Sequence[OutboxMessage]:
     """The issue's outbox messages that gave up."""
     return session.scalars(
         select(OutboxMessage)
-        .where(OutboxMessage.issue_id == issue_id, OutboxMessage.state == "dead")
+        .where(OutboxMessage.issue_id == issue_id, OutboxMessage.state == OutboxState.DEAD)
         .order_by(OutboxMessage.created_at, OutboxMessage.id)
     ).all()
 
@@ -119,5 +120,5 @@ def outbox(session: Session, dead_only: bool, limit: int) -> list[tuple[OutboxMe
         .limit(limit)
     )
     if dead_only:
-        query = query.where(OutboxMessage.state == "dead")
+        query = query.where(OutboxMessage.state == OutboxState.DEAD)
     return [(message, issue) for message, issue in session.execute(query)]
