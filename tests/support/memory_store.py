@@ -288,6 +288,9 @@ class MemoryUnits(Units):
     def __call__(self) -> MemoryUnitOfWork:
         return MemoryUnitOfWork(self.memory, self.after_commit)
 
+    def running(self, after_commit: AfterCommit) -> MemoryUnits:
+        return MemoryUnits(self.memory, after_commit)
+
     @contextmanager
     def reading(self) -> Iterator[MemoryStore]:
         yield self.memory

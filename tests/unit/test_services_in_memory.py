@@ -209,3 +209,20 @@ def test_a_message_made_moot_before_it_is_sent_is_cancelled(
     outcomes = deliver_many(units, {"log": channel}, clock, settings, notices)
     assert {o.state for o in outcomes.values()} <= {"cancelled", "skipped"}
     assert channel.received == []
+
+
+def test_a_delivery_task_runs_its_effects_once_its_block_ends(
+    units: MemoryUnits,
+    committed: Committed,
+    policies: PolicyFile,
+    clock: ManualClock,
+    settings: Settings,
+) -> None:
+    """As a delivery task runs: the effects of its units wait until the block ends (its marks
+    are renewed meanwhile), then run together, once."""
+    [mid] = open_issue(units, policies, clock)
+    before = len(committed.runs)
+    with units.deferred() as held:
+        deliver(held, {"log": FakeChannel(ok)}, clock, settings, mid)
+        assert len(committed.runs) == before
+    assert committed.runs[-1].finished == [mid] and len(committed.runs) == before + 1

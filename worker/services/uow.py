@@ -134,6 +134,10 @@ class Units:
         """Store the policy file's version (once); its version. New issues name it."""
         return remember(self.sessions, policies, now)
 
+    def running(self, after_commit: AfterCommit) -> Units:
+        """Units on the same database whose effects go to `after_commit` instead."""
+        return Units(self.sessions, after_commit, self.readers)
+
     @contextmanager
     def deferred(self) -> Iterator[Units]:
         """Units whose committed effects wait until the block ends, then run together (a
@@ -141,7 +145,7 @@ class Units:
         pushed to a retry's countdown). An error in the block does not lose them."""
         held = Effects()
         try:
-            yield Units(self.sessions, held.merge, self.readers)
+            yield self.running(held.merge)
         finally:
             if held:
                 self.after_commit(held)
