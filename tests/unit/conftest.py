@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import fakeredis
 import httpx
@@ -120,3 +122,21 @@ def container(
         ),
     )
     http.close()
+
+
+@pytest.fixture
+def cli_tasks(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> list[tuple[str, Any]]:
+    """The CLI on the unit test's SQLite file (no other ESCALATOR_ setting, no logging set-up),
+    the Celery tasks it sends recorded instead of sent: (name, args) each."""
+    from worker.cli import main as cli
+    from worker.cli import notifications
+
+    for name in list(os.environ):
+        if name.startswith("ESCALATOR_"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("ESCALATOR_DATABASE_URL", f"sqlite:///{tmp_path / 'unit.db'}")
+    monkeypatch.setattr(cli, "configure_logging", lambda _settings: None)
+    monkeypatch.setattr(notifications, "configure", lambda _settings: None)
+    sent: list[tuple[str, Any]] = []
+    monkeypatch.setattr(app, "send_task", lambda name, args: sent.append((name, args)))
+    return sent

@@ -12,6 +12,7 @@ from schemas.policy import PolicyFile
 from worker.bootstrap import Container
 from worker.broker.effects import BrokerEffects
 from worker.services.uow import Effects
+from worker.store.models import Issue
 
 T0 = datetime(2024, 3, 4, 9, 0, tzinfo=UTC)
 _ids = itertools.count(1)
@@ -80,3 +81,23 @@ def minutes(n: float) -> timedelta:
 def run_effects(c: Container, effects: Effects) -> None:
     """Run effects as a unit of work does after its commit, on the container as it is now."""
     BrokerEffects(c.index, c.marks, c.tasks, c.clock, c.settings)(effects)
+
+
+def issue_row(external_id: str = "OPS-1", **fields: Any) -> Issue:
+    """An issue row as the store holds one, open at L1 since T0 (for tests of the store and
+    the unit of work, which need a row, not an issue's history)."""
+    values: dict[str, Any] = {
+        "source": "jira",
+        "external_id": external_id,
+        "severity": "P1",
+        "status": "open",
+        "policy_name": "default",
+        "lifecycle": "open",
+        "tier": "L1",
+        "cycle_started_at": T0,
+        "lifecycle_at": T0,
+        "snapshot_at": T0,
+        "created_at": T0,
+        "updated_at": T0,
+    }
+    return Issue(**(values | fields))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, cast
@@ -16,8 +15,7 @@ from typer.testing import CliRunner
 
 from config.settings import Settings
 from worker import bootstrap
-from worker.broker.celery_app import app as celery
-from worker.cli import inspect, notifications
+from worker.cli import inspect
 from worker.cli import main as cli
 from worker.store.models import Issue
 
@@ -112,15 +110,8 @@ def test_api_app_disposes_its_engine_at_shutdown(
 
 
 @pytest.fixture
-def cli_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, engine: Engine) -> None:
-    """The CLI on the unit test's SQLite file, no logging set-up, tasks recorded not sent."""
-    for name in list(os.environ):
-        if name.startswith("ESCALATOR_"):
-            monkeypatch.delenv(name)
-    monkeypatch.setenv("ESCALATOR_DATABASE_URL", f"sqlite:///{tmp_path / 'unit.db'}")
-    monkeypatch.setattr(cli, "configure_logging", lambda _settings: None)
-    monkeypatch.setattr(notifications, "configure", lambda _settings: None)
-    monkeypatch.setattr(celery, "send_task", lambda name, args: None)
+def cli_env(cli_tasks: list[Any], monkeypatch: pytest.MonkeyPatch, engine: Engine) -> None:
+    """The CLI on the unit test's SQLite file (tables created), its tables wide."""
     monkeypatch.setattr(inspect, "console", Console(width=300))
 
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,7 +11,6 @@ from sqlalchemy.orm import Session, sessionmaker
 from typer.testing import CliRunner
 
 from schemas.policy import PolicyFile
-from worker.broker.celery_app import app as celery
 from worker.cli import main as cli
 from worker.cli import notifications
 from worker.domain.clock import ManualClock
@@ -25,18 +22,10 @@ from .factories import T0, event_json
 
 
 @pytest.fixture
-def env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> list[Any]:
-    """The CLI on the unit test's SQLite file, no logging set-up, tasks recorded not sent."""
-    for name in list(os.environ):
-        if name.startswith("ESCALATOR_"):
-            monkeypatch.delenv(name)
-    monkeypatch.setenv("ESCALATOR_DATABASE_URL", f"sqlite:///{tmp_path / 'unit.db'}")
-    monkeypatch.setattr(cli, "configure_logging", lambda _settings: None)
-    monkeypatch.setattr(notifications, "configure", lambda _settings: None)
+def env(cli_tasks: list[Any], monkeypatch: pytest.MonkeyPatch) -> list[Any]:
+    """The CLI on the unit test's SQLite file, its tables wide, tasks recorded not sent."""
     monkeypatch.setattr(notifications, "console", Console(width=300))
-    sent: list[Any] = []
-    monkeypatch.setattr(celery, "send_task", lambda name, args: sent.append((name, args)))
-    return sent
+    return cli_tasks
 
 
 def test_list_dead_and_retry_all_dead(

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from worker.services.uow import Effects, Units
 from worker.store.models import Issue
 
-from .factories import T0
+from .factories import T0, issue_row
 
 
 class Recorder:
@@ -31,20 +31,7 @@ class Recorder:
 
 def issue(n: int = 1) -> Issue:
     """A bare issue row (what the unit commits does not matter here, only that it does)."""
-    return Issue(
-        source="jira",
-        external_id=f"OPS-{n}",
-        severity="P1",
-        status="open",
-        policy_name="default",
-        lifecycle="open",
-        tier="L1",
-        cycle_started_at=T0,
-        lifecycle_at=T0,
-        snapshot_at=T0,
-        created_at=T0,
-        updated_at=T0,
-    )
+    return issue_row(f"OPS-{n}")
 
 
 def test_effects_run_once_after_the_commit(sessions: sessionmaker[Session]) -> None:

@@ -17,9 +17,9 @@ from typer.testing import CliRunner
 from worker.cli import inspect
 from worker.cli import main as cli
 from worker.store import views
-from worker.store.models import Deadline, Issue, TimelineEntry
+from worker.store.models import Deadline, TimelineEntry
 
-from .factories import T0
+from .factories import T0, issue_row
 
 
 def add_issue(
@@ -32,21 +32,7 @@ def add_issue(
 ) -> int:
     """An issue `jira:<name>` with armed deadlines due in `due_in` minutes and fired ones."""
     with sessions() as s, s.begin():
-        issue = Issue(
-            source="jira",
-            external_id=name,
-            title=f"{name} is down",
-            severity=severity,
-            status="open",
-            policy_name="default",
-            lifecycle=lifecycle,
-            tier="L1",
-            cycle_started_at=T0,
-            lifecycle_at=T0,
-            snapshot_at=T0,
-            created_at=T0,
-            updated_at=T0,
-        )
+        issue = issue_row(name, title=f"{name} is down", severity=severity, lifecycle=lifecycle)
         s.add(issue)
         for minutes, state in [(m, "armed") for m in due_in] + [(m, "fired") for m in fired_in]:
             s.add(
