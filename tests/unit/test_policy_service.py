@@ -50,6 +50,8 @@ def test_an_issue_keeps_its_version_until_apply_replan_moves_it(
 
     report = replan_open(Units(sessions), new, T0 + minutes(12))
     assert report.replanned == 1 and report.version == version_of(new)
+    assert report.effects.arm and all(isinstance(i, int) for i, _ in report.effects.arm)
+    assert report.effects.disarm  # the 4 h breach, dropped from the index
     assert breaches(sessions, "OLD-1") == [
         ("cancelled", T0 + timedelta(hours=4)),
         ("armed", T0 + timedelta(hours=1)),  # from the original start, not from now
