@@ -66,9 +66,12 @@ class MemoryStore:
         found = (i for i in self.issue_rows.values() if (i.source, i.external_id) in wanted)
         return sorted(found, key=lambda issue: issue.id)
 
-    def of_deadline(self, deadline_id: int) -> Issue | None:
+    def key_of_deadline(self, deadline_id: int) -> Key | None:
         deadline = self.deadline_rows.get(deadline_id)
-        return self.issue_rows[deadline.issue_id] if deadline is not None else None
+        if deadline is None:
+            return None
+        issue = self.issue_rows[deadline.issue_id]
+        return issue.source, issue.external_id
 
     def add(self, row: Issue | TimelineEntry) -> None:
         self._new(row)

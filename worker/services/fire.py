@@ -41,12 +41,13 @@ def fire(units: Units, policies: PolicyFile, clock: Clock, deadline_id: int) -> 
     cancels and queues is indexed and dispatched after the commit (the unit of work)."""
     with units() as uow:
         store, effects = uow.store, uow.effects
-        # Lock the issue first, then the deadline: the same order as ingest, so the two never
-        # deadlock on PostgreSQL.
-        issue = store.issues.of_deadline(deadline_id)
-        if issue is None:
+        key = store.issues.key_of_deadline(deadline_id)
+        if key is None:
             return FireResult(False, "no such deadline", effects)
-        loaded = Loaded(uow, (), [(issue.source, issue.external_id)])
+        # Lock the issue first (loading it with its armed deadlines), then the deadline: the
+        # same order as ingest, so the two never deadlock on PostgreSQL.
+        loaded = Loaded(uow, (), [key])
+        issue = loaded.issues[key]
         deadline = store.deadlines.lock(deadline_id)
         if deadline.state != repo.ARMED:
             # A repeat: make sure what the first firing armed is indexed, then do nothing.

@@ -23,11 +23,9 @@ from worker.services.outbox import cancel_fresh, cancel_stored
 from worker.services.repositories import Store
 from worker.services.uow import Effects, UnitOfWork
 from worker.store import repository as repo
-from worker.store.models import Deadline, Issue, ParkedEvent
+from worker.store.models import Deadline, Issue, Key, ParkedEvent
 
 log = structlog.get_logger("escalator.apply")
-
-Key = tuple[str, str]  # (source, external id)
 
 
 class Outcome(StrEnum):

@@ -22,8 +22,9 @@ from schemas.policy import PolicyFile
 from worker.domain.clock import Clock
 from worker.errors import InvalidEvent, PermanentError
 from worker.services.apply_event import apply_one, unpark_all
-from worker.services.history import Key, Loaded, Outcome, lock_issues
+from worker.services.history import Loaded, Outcome, lock_issues
 from worker.services.uow import Effects, UnitOfWork, Units
+from worker.store.models import Key
 
 __all__ = ["BatchResult", "EntryResult", "Key", "Outcome", "apply_batch", "parse_event"]
 
@@ -93,7 +94,6 @@ def _fast(
             batch.results.append(_result(stream_id, event, outcome, note))
         unpark_all(loaded, policies, now)
         loaded.cancel_moot(now)
-        uow.store.flush()
         uow.effects.merge(loaded.effects())
         batch.effects, batch.recheck = uow.effects, loaded.recheck
     return batch

@@ -19,11 +19,11 @@ from sqlalchemy import delete, select, tuple_
 
 from schemas.policy import PolicyFile
 from worker.domain.clock import Clock
-from worker.services.history import Key, lock_issues
+from worker.services.history import lock_issues
 from worker.services.ingest import unpark_safely
 from worker.services.uow import Effects, Units
 from worker.store.db import SessionFactory
-from worker.store.models import Issue, ParkedEvent
+from worker.store.models import Issue, Key, ParkedEvent
 
 log = structlog.get_logger("escalator.parking")
 

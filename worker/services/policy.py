@@ -18,11 +18,11 @@ from schemas.durations import format_duration
 from schemas.events import Severity
 from schemas.policy import IssueFacts, PolicyFile
 from worker.domain import ClockState, elapsed, explain_match, label, match_policy, replan, wording
-from worker.services.history import Key, Loaded
+from worker.services.history import Loaded
 from worker.services.uow import Effects, Units
 from worker.store import repository as repo
 from worker.store.db import SessionFactory
-from worker.store.models import Deadline, Issue, TimelineEntry
+from worker.store.models import Deadline, Issue, Key, TimelineEntry
 from worker.store.policy_versions import policies_for, version_of
 
 
@@ -120,7 +120,6 @@ def _replan_one(
         )
         for note in transition.notes:
             timeline.add(TimelineEntry(issue=issue, at=now, kind="clock", message=note))
-        uow.store.flush()
         uow.effects.merge(loaded.effects())
         report.replanned += 1
         report.effects.merge(uow.effects)

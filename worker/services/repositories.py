@@ -21,14 +21,13 @@ from schemas.policy import PolicyFile
 from worker.store.models import (
     Deadline,
     Issue,
+    Key,
     OutboxMessage,
     ParkedEvent,
     ProcessedEvent,
     TimelineEntry,
 )
-
-Key = tuple[str, str]  # (source, external id)
-Held = tuple[OutboxMessage, str, list[Any]]  # an outbox row, its issue's lifecycle and clocks
+from worker.store.outbox import Held
 
 
 class Issues(Protocol):
@@ -36,8 +35,8 @@ class Issues(Protocol):
         """The issues of these keys that exist, locked for update, in id order."""
         ...
 
-    def of_deadline(self, deadline_id: int) -> Issue | None:
-        """The deadline's issue, locked for update (before the deadline: the lock order)."""
+    def key_of_deadline(self, deadline_id: int) -> Key | None:
+        """The (source, external id) of the deadline's issue, if the deadline exists."""
         ...
 
     def add(self, issue: Issue) -> None: ...
@@ -169,3 +168,16 @@ class Store(Protocol):
     def savepoint(self) -> AbstractContextManager[object]:
         """A nested transaction: an error inside undoes only what was done inside."""
         ...
+
+
+__all__ = [
+    "Deadlines",
+    "Events",
+    "Held",
+    "Issues",
+    "Key",
+    "Outbox",
+    "PolicyVersions",
+    "Store",
+    "Timeline",
+]

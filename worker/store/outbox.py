@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 from worker.domain.states import WRITEBACK, OutboxState
 from worker.store.models import Issue, OutboxMessage, TimelineEntry
 
-Held = tuple[OutboxMessage, str, list[Any]]
+Held = tuple[OutboxMessage, str, list[Any]]  # an outbox row, its issue's lifecycle and clocks
 
 
 def _with_issue() -> Any:

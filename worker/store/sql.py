@@ -10,7 +10,6 @@ from __future__ import annotations
 from collections.abc import Collection
 from contextlib import AbstractContextManager
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy import select, tuple_, update
 from sqlalchemy.orm import Session
@@ -20,16 +19,13 @@ from worker.domain.states import DeadlineState
 from worker.store.models import (
     Deadline,
     Issue,
-    OutboxMessage,
+    Key,
     ParkedEvent,
     ProcessedEvent,
     TimelineEntry,
 )
 from worker.store.outbox import SqlOutbox
 from worker.store.policy_versions import policies_for
-
-Key = tuple[str, str]
-Held = tuple[OutboxMessage, str, list[Any]]
 
 
 class SqlIssues:
@@ -50,13 +46,13 @@ class SqlIssues:
             )
         )
 
-    def of_deadline(self, deadline_id: int) -> Issue | None:
-        issue_id = self.session.scalar(select(Deadline.issue_id).where(Deadline.id == deadline_id))
-        if issue_id is None:
-            return None
-        return self.session.scalars(
-            select(Issue).where(Issue.id == issue_id).with_for_update()
-        ).one()
+    def key_of_deadline(self, deadline_id: int) -> Key | None:
+        found = self.session.execute(
+            select(Issue.source, Issue.external_id)
+            .join(Deadline, Deadline.issue_id == Issue.id)
+            .where(Deadline.id == deadline_id)
+        ).one_or_none()
+        return None if found is None else (found.source, found.external_id)
 
     def add(self, issue: Issue) -> None:
         self.session.add(issue)
