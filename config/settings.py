@@ -68,7 +68,7 @@ class Settings(BaseSettings):
         default=60.0, gt=0, description="A firing's lease while its task waits in the queue."
     )
     scheduler_max_inflight: int = Field(
-        default=200, ge=1, description="Firings handed to Celery and not yet done, at most."
+        default=2000, ge=1, description="Firings handed to Celery and not yet done, at most."
     )
     scheduler_max_hold_s: float = Field(
         default=30.0,
@@ -76,6 +76,11 @@ class Settings(BaseSettings):
         description="How long a due deadline waits for ingest to catch up with the stream.",
     )
     scheduler_batch: int = Field(default=500, ge=1)
+    scheduler_fire_batch: int = Field(
+        default=50,
+        ge=1,
+        description="Claimed deadlines per firing task, fired in one transaction (each fenced).",
+    )
     reconcile_every_s: float = Field(default=60.0, gt=0)
     reconcile_retry_s: float = Field(default=2.0, gt=0, description="After a failed reconcile.")
     outbox_sweep_every_s: float = Field(default=5.0, gt=0)

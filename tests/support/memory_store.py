@@ -73,6 +73,10 @@ class MemoryStore:
         issue = self.issue_rows[deadline.issue_id]
         return issue.source, issue.external_id
 
+    def keys_of_deadlines(self, deadline_ids: Collection[int]) -> dict[int, Key]:
+        found = ((i, self.key_of_deadline(i)) for i in deadline_ids)
+        return {i: key for i, key in found if key is not None}
+
     def add(self, row: Issue | TimelineEntry) -> None:
         self._new(row)
         if isinstance(row, Issue):
@@ -108,6 +112,10 @@ class _Deadlines:
 
     def lock(self, deadline_id: int) -> Deadline:
         return self.store.deadline_rows[deadline_id]
+
+    def lock_many(self, deadline_ids: Collection[int]) -> dict[int, Deadline]:
+        rows = self.store.deadline_rows
+        return {i: rows[i] for i in sorted(deadline_ids) if i in rows}
 
     def claim(self, deadline_id: int, now: datetime) -> bool:
         deadline = self.store.deadline_rows[deadline_id]

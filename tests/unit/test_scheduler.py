@@ -11,7 +11,7 @@ import pytest
 
 from worker.bootstrap import Container
 from worker.broker.celery_app import app
-from worker.broker.keys import FIRE, GROUP, STREAM
+from worker.broker.keys import FIRE_BATCH, GROUP, STREAM
 from worker.domain.clock import ManualClock
 from worker.roles.scheduler import Scheduler
 from worker.services.ingest import apply_batch
@@ -28,8 +28,8 @@ def fired(monkeypatch: pytest.MonkeyPatch) -> Sent:
     calls: Sent = []
 
     def record(name: str, args: list[Any] | None = None, **_: Any) -> None:
-        if name == FIRE:
-            calls.append(int((args or [0])[0]))
+        if name == FIRE_BATCH:
+            calls.extend(int(i) for i in (args or [[]])[0])
 
     monkeypatch.setattr(app, "send_task", record)
     return calls

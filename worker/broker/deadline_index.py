@@ -99,9 +99,10 @@ class DeadlineIndex:
         """False once the index was lost (FLUSHALL, a new Redis) since the last reconcile."""
         return bool(self.redis.exists(EPOCH))
 
-    def ack(self, deadline_id: int) -> None:
-        """The firing is committed: forget the in-flight entry."""
-        self.redis.zrem(INFLIGHT, str(deadline_id))
+    def ack(self, *deadline_ids: int) -> None:
+        """The firings are committed: forget their in-flight entries."""
+        if deadline_ids:
+            self.redis.zrem(INFLIGHT, *(str(i) for i in deadline_ids))
 
     def next_due(self) -> float | None:
         """Score of the earliest armed deadline, if any."""

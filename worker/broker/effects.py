@@ -21,7 +21,7 @@ from redis.exceptions import RedisError
 from config.settings import Settings
 from worker.broker.deadline_index import DeadlineIndex
 from worker.broker.inflight import InFlight
-from worker.broker.keys import DELIVER, DELIVER_BATCH, FIRE
+from worker.broker.keys import DELIVER, DELIVER_BATCH, FIRE_BATCH
 from worker.domain.clock import Clock
 from worker.domain.retry import backoff
 from worker.services.uow import Effects
@@ -61,13 +61,14 @@ def settle(step: str, action: Callable[[], object], recovery: str, **context: ob
 
 
 class Tasks:
-    """Sends Escalator's Celery tasks by name: one firing, or a delivery of message ids."""
+    """Sends Escalator's Celery tasks by name: firings, or a delivery of message ids."""
 
     def __init__(self, app: Sender) -> None:
         self._app = app
 
-    def fire(self, deadline_id: int) -> None:
-        self._app.send_task(FIRE, args=[deadline_id])
+    def fire(self, deadline_ids: Sequence[int]) -> None:
+        """One task fires these claimed deadlines together (one transaction, each fenced)."""
+        self._app.send_task(FIRE_BATCH, args=[list(deadline_ids)])
 
     def deliver(self, message_ids: Sequence[str], countdown: float = 0.0) -> None:
         """One batch now, or one id after `countdown` seconds (a retry's backoff)."""

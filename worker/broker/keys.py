@@ -15,6 +15,7 @@ DELIVERIES_SENT = "escalator:stats:deliveries_sent"  # counter: message ids hand
 EPOCH = "escalator:deadlines:epoch"  # set when a reconcile starts; gone means the index was lost
 
 # Celery task names (the queue follows the prefix: see `worker.broker.celery_app`)
-FIRE = "escalation.fire"
+FIRE = "escalation.fire"  # one deadline id (what earlier schedulers sent: still served)
+FIRE_BATCH = "escalation.fire_batch"  # deadline ids claimed together: one transaction
 DELIVER = "outbox.deliver"
 DELIVER_BATCH = "outbox.deliver_batch"

@@ -55,8 +55,9 @@ class Scheduler:
         )
         claimed = due + reclaimed
         try:
-            for deadline_id in claimed:
-                self.c.tasks.fire(deadline_id)
+            size = settings.scheduler_fire_batch
+            for start in range(0, len(claimed), size):
+                self.c.tasks.fire(claimed[start : start + size])
         except Exception:
             index.release(claimed, now)  # due again at once, rather than after the lease
             raise

@@ -6,10 +6,10 @@ import structlog
 
 from worker.bootstrap import Container, container
 from worker.broker.celery_app import app
-from worker.broker.keys import DELIVER, DELIVER_BATCH, FIRE
+from worker.broker.keys import DELIVER, DELIVER_BATCH, FIRE, FIRE_BATCH
 from worker.roles.policy_reload import Reloader
 from worker.services.deliver import deliver, deliver_many
-from worker.services.fire import fire
+from worker.services.fire import fire_many
 
 log = structlog.get_logger("escalator.tasks")
 _reloader: Reloader | None = None
@@ -25,17 +25,25 @@ def current() -> Container:
     return c
 
 
+@app.task(name=FIRE_BATCH, acks_late=True)
+def fire_deadlines(deadline_ids: list[int]) -> None:
+    """Fire claimed deadlines in one transaction, then release their claims. If it fails (the
+    database or Redis away), their leases run out within `scheduler_lease_s` and a scheduler
+    sends them again: one task per deadline at a time, never a chain of retries beside a
+    reclaim."""
+    c = current()
+    with c.keepers.fires.holding(deadline_ids):  # their leases live as long as the firing
+        results = fire_many(c.units, c.policies, c.clock, deadline_ids)
+    c.index.ack(*deadline_ids)
+    for deadline_id, result in zip(dict.fromkeys(deadline_ids), results, strict=True):
+        if not result.fired:
+            log.debug("escalation.fenced", deadline_id=deadline_id, reason=result.note)
+
+
 @app.task(name=FIRE, acks_late=True)
 def fire_deadline(deadline_id: int) -> None:
-    """Fire one claimed deadline, then release its claim. If it fails (the database or Redis
-    away), its lease runs out within `scheduler_lease_s` and a scheduler sends it again: one
-    task per deadline at a time, never a chain of retries beside a reclaim."""
-    c = current()
-    with c.keepers.fires.holding([deadline_id]):  # its lease lives as long as the firing
-        result = fire(c.units, c.policies, c.clock, deadline_id)
-    c.index.ack(deadline_id)
-    if not result.fired:
-        log.debug("escalation.fenced", deadline_id=deadline_id, reason=result.note)
+    """One claimed deadline (the task earlier schedulers sent)."""
+    fire_deadlines([deadline_id])
 
 
 @app.task(name=DELIVER, acks_late=True)

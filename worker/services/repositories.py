@@ -39,6 +39,10 @@ class Issues(Protocol):
         """The (source, external id) of the deadline's issue, if the deadline exists."""
         ...
 
+    def keys_of_deadlines(self, deadline_ids: Collection[int]) -> dict[int, Key]:
+        """The (source, external id) of each of these deadlines' issues (those that exist)."""
+        ...
+
     def add(self, issue: Issue) -> None: ...
 
 
@@ -49,6 +53,10 @@ class Deadlines(Protocol):
 
     def lock(self, deadline_id: int) -> Deadline:
         """One deadline, locked for update."""
+        ...
+
+    def lock_many(self, deadline_ids: Collection[int]) -> dict[int, Deadline]:
+        """These deadlines (those that exist), locked for update in id order."""
         ...
 
     def claim(self, deadline_id: int, now: datetime) -> bool:

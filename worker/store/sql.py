@@ -54,6 +54,14 @@ class SqlIssues:
         ).one_or_none()
         return None if found is None else (found.source, found.external_id)
 
+    def keys_of_deadlines(self, deadline_ids: Collection[int]) -> dict[int, Key]:
+        rows = self.session.execute(
+            select(Deadline.id, Issue.source, Issue.external_id)
+            .join(Deadline, Deadline.issue_id == Issue.id)
+            .where(Deadline.id.in_(list(deadline_ids)))
+        )
+        return {row.id: (row.source, row.external_id) for row in rows}
+
     def add(self, issue: Issue) -> None:
         self.session.add(issue)
 
@@ -77,6 +85,15 @@ class SqlDeadlines:
         return self.session.scalars(
             select(Deadline).where(Deadline.id == deadline_id).with_for_update()
         ).one()
+
+    def lock_many(self, deadline_ids: Collection[int]) -> dict[int, Deadline]:
+        query = (
+            select(Deadline)
+            .where(Deadline.id.in_(list(deadline_ids)))
+            .order_by(Deadline.id)
+            .with_for_update()
+        )
+        return {d.id: d for d in self.session.scalars(query)}
 
     def claim(self, deadline_id: int, now: datetime) -> bool:
         won = self.session.execute(
