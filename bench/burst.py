@@ -123,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
 
         # The burst: one issue through the stream, N - 1 copies, all due at T0.
         s.roles.pop("scheduler").stop()  # restarted below, once the copies are in
-        lead = args.lead or (15.0 + n / 2_000) * (2 if args.database == "postgres" else 1)
+        lead = args.lead or 15.0 + n / 2_000
         t0 = float(math.ceil(time.time() + lead))
         at = datetime.fromtimestamp(t0, UTC)
         s.push([event("issue.opened", "burst", "B-0", at - timedelta(seconds=TIER_S), "P1")])

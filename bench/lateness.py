@@ -352,7 +352,9 @@ def main(argv: list[str] | None = None) -> int:
 
 def ratio_text(ours: float, baseline: float) -> str:
     factor = better(ours, baseline, higher_is_better=False)
-    return "n/a" if factor is None else f"{factor:,.2f}x better"
+    if factor is None:
+        return "n/a"
+    return f"{factor:,.2f}x better" if factor >= 1 else f"{1 / factor:,.2f}x worse"
 
 
 if __name__ == "__main__":
