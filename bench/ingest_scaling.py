@@ -92,6 +92,7 @@ class Run:
     dead: int = 0
     dead_reasons: Counter[str] = field(default_factory=Counter)
     parked: int = 0
+    parked_peak: int = 0  # sampled every 0.5 s during the run
     lost: int = 0
     twice: int = 0
     foreign: int = 0
@@ -265,7 +266,7 @@ def measure(
     last_change = t0
     last_key: tuple[Any, ...] = ()
     counted: tuple[int, int] | None = None  # (processed, parked), read once the group drained
-    next_db = 0.0
+    next_db = next_parked = 0.0
     while True:
         time.sleep(0.02)
         now = time.monotonic()
@@ -276,6 +277,10 @@ def measure(
             label = f"pid {role.pid} exit {role.proc.returncode} ({role.log.name})"
             if label not in run.crashed:
                 run.crashed.append(label)
+        if now >= next_parked:  # how much parking goes on, beside the figures
+            next_parked = now + 0.5
+            with contextlib.suppress(Exception):  # no table yet
+                run.parked_peak = max(run.parked_peak, db_counts(engine)[1])
         exists, pending, delivered, last_id = group_state(client)
         dead = int(client.xlen(DEAD_STREAM))
         drained = exists and pending == 0 and delivered
@@ -472,7 +477,10 @@ def report_run(run: Run) -> None:
         ", ".join(f"{k} {v:,}" for k, v in sorted(run.outcomes.items())) or "none",
     )
     row("  issues rows / issue.opened events", f"{run.issues:,} / {run.opened:,}")
-    row("  dead-lettered / parked at the end", f"{run.dead:,} / {run.parked:,}")
+    row(
+        "  dead-lettered / parked at the end (peak)",
+        f"{run.dead:,} / {run.parked:,} ({run.parked_peak:,})",
+    )
     for reason, k in run.dead_reasons.most_common(5):
         row("    dead letter", f"{k:,} x {reason}")
     check = f"{run.processed:,} processed + {run.dead:,} dead-lettered = " + (
