@@ -33,6 +33,7 @@ from pathlib import Path
 import _common as common
 import psutil
 from _common import header, ratio, row
+from _roles import better, summary
 from redis import Redis
 from sqlalchemy import Engine
 
@@ -374,6 +375,18 @@ def main(argv: list[str] | None = None) -> int:
             "  worker tree alone vs that worker",
             ratio(worker_rss, common.BASELINE_COUNTDOWN_RSS_MB, higher_is_better=False),
         )
+        bench = f"armed_deadlines_rss ({n:,})"
+        cold_100k = t_cold[0] * common.BASELINE_COUNTDOWN_TASKS / n
+        base_rss, base_absorb = common.BASELINE_COUNTDOWN_RSS_MB, common.BASELINE_COUNTDOWN_ABSORB_S
+        summary(bench, "RSS all roles", total, "MB", "< 250", base_rss,
+                better(total, base_rss, higher_is_better=False))  # fmt: skip
+        summary(bench, "RSS worker tree", worker_rss, "MB", None, base_rss,
+                better(worker_rss, base_rss, higher_is_better=False))  # fmt: skip
+        summary(bench, "reconcile from empty, per 100k", cold_100k, "s", None, base_absorb,
+                better(cold_100k, base_absorb, higher_is_better=False))  # fmt: skip
+        summary(bench, "reconcile, periodic pass", t_warm[0], "s")
+        if ready is not None:
+            summary(bench, "scheduler start-up", ready, "s")
         due_after, inflight_after = c.index.sizes()
         row("index after the roles ran: due / in flight", f"{due_after:,} / {inflight_after:,}")
         if due_after != n:

@@ -20,6 +20,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 from _common import header, row
+from _roles import summary
 
 from schemas.calendar import CalendarSpec
 from worker.domain.calendar import ALWAYS_OPEN, Calendar, business_calendar
@@ -105,6 +106,10 @@ def main() -> None:
     always = rate(ALWAYS_OPEN, work)
     row("24x7 AlwaysOpen", f"{always:,.0f} /s")
     row("  vs target", versus_target(always))
+    target = f">= {TARGET_PER_S:g}"
+    summary("calendar_bench", "business hours, warm", business, "/s", target)
+    summary("calendar_bench", "business hours, cold", cold, "/s", target)
+    summary("calendar_bench", "24x7", always, "/s", target)
 
 
 if __name__ == "__main__":

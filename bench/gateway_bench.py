@@ -30,6 +30,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 from _common import ROOT, header, row  # noqa: E402
+from _roles import summary  # noqa: E402
 
 sys.path.insert(0, str(ROOT))
 from tests.support import webhooks as wh  # noqa: E402
@@ -203,6 +204,10 @@ def main(argv: list[str] | None = None) -> int:
     row("client CPU per request", f"{client_cpu / n * 1000:.3f} ms")
     row("1-min load average at the end (2 cores)", f"{load:.2f}")
     row("target", ">= 3,000 req/s with p99 < 50 ms")
+    bench = f"gateway_bench ({args.workers} workers)"
+    summary(bench, "accepted requests/s", accepted / elapsed, "/s", ">= 3000")
+    summary(bench, "latency p99", q[98] * 1000, "ms", "< 50")
+    summary(bench, "server CPU per request", server_cpu / n * 1000, "ms")
     ok = accepted == len(latencies) and on_stream == args.warmup + args.requests
     return 0 if ok else 1
 

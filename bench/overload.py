@@ -36,6 +36,7 @@ from pathlib import Path
 from _common import ROOT, header, row
 from _overload_report import (
     TARGET_P99_S,
+    TARGET_TASKS,
     Outcome,
     num,
     pct,
@@ -47,6 +48,7 @@ from _overload_report import (
 from _overload_run import INGEST_GUESS, measure_capacity, run_level
 from _overload_servers import Sink
 from _overload_tree import probe
+from _roles import summary as bench_summary
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -163,6 +165,20 @@ def main(argv: list[str] | None = None) -> int:
                 f"headline, {name}: lateness p99 at {args.under:g}x",
                 f"{secs(p99)} (target < {TARGET_P99_S:g} s: {verdict})",
             )
+    for name in names:
+        bench = f"overload ({name})" if len(names) > 1 else "overload"
+        levels = results[name]
+        fires = [o.fire_sent for o in levels if not math.isnan(o.fire_sent)]
+        sends = [o.deliver_sent for o in levels if not math.isnan(o.deliver_sent)]
+        bench_summary(bench, "capacity", capacity[name], "deadlines/s")
+        if args.under and levels:
+            p99 = pct(levels[0].late, 0.99)
+            target = f"< {TARGET_P99_S:g}"
+            bench_summary(bench, f"lateness p99 at {args.under:g}x", p99, "s", target)
+        most = f"<= {TARGET_TASKS:g}"
+        worst_fire, worst_send = max(fires, default=math.nan), max(sends, default=math.nan)
+        bench_summary(bench, "tasks per deadline, worst level", worst_fire, "", most)
+        bench_summary(bench, "tasks per message, worst level", worst_send, "", most)
     return status
 
 
