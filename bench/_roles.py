@@ -420,9 +420,11 @@ class Stack:
         k = self.keys()
         return int(self.redis.zcard(k.DUE)) + int(self.redis.zcard(k.INFLIGHT))
 
-    def wait_for(self, what: str, test: Any, timeout: float, poll: float = 0.1) -> bool:
-        """Poll `test()` until it is true; False (and a FAIL line with the logs) after
-        `timeout` or as soon as a role died."""
+    def wait_for(
+        self, what: str, test: Any, timeout: float, poll: float = 0.1, fatal: bool = True
+    ) -> bool:
+        """Poll `test()` until it is true; False after `timeout` or as soon as a role died,
+        with a FAIL line and the role logs (`fatal`) or a NOTE line."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if test():
@@ -430,6 +432,9 @@ class Stack:
             if self.dead():
                 break
             time.sleep(poll)
+        if not fatal:
+            print(f"   NOTE: not {what} within {timeout:.0f} s", file=sys.stderr)
+            return False
         print(
             f"FAIL: {what} (waited {timeout:.0f} s; dead roles: {self.dead() or 'none'})\n"
             f"{self.logs()}",

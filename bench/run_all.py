@@ -136,12 +136,14 @@ def number(value: Any, unit: str = "") -> str:
     if value is None or not isinstance(value, int | float) or not math.isfinite(value):
         return "n/a"
     size = abs(value)
-    if size >= 100 or float(value).is_integer():
+    if size >= 100 or (isinstance(value, int) and not isinstance(value, bool)):
         text = f"{value:,.0f}"
     elif size >= 10:
         text = f"{value:,.1f}"
+    elif size >= 1:
+        text = f"{value:,.2f}"
     else:
-        text = f"{value:,.3g}"
+        text = f"{value:.3g}"
     return f"{text} {unit}".rstrip() if unit else text
 
 
