@@ -2,9 +2,11 @@
 
 `MemoryUnits` stands where `worker.services.uow.Units` does: ingest, firing and delivery open
 units of work on it and read and write through `uow.store`, the repositories of
-`worker.services.repositories`, here held in dicts. Rows are the store's entities, given their
-id when they are added. What it does not do: roll back (a unit that fails keeps what it
-changed, so tests of rollbacks and races use a real database), lock, or enforce constraints.
+`worker.services.repositories`, here held in dicts. The write paths' rows (`worker.store.rows`)
+are given their id when they are added; outbox rows become `OutboxMessage`s, as the delivery
+path reads them, when the unit of work ends (or the store flushes). What it does not do: roll
+back (a unit that fails keeps what it changed, so tests of rollbacks and races use a real
+database), lock, or enforce constraints.
 """
 
 from __future__ import annotations
@@ -23,27 +25,22 @@ from worker.domain.states import DeadlineState, OutboxState, is_writeback
 from worker.services.outbox import Outbox as OutboxWriter
 from worker.services.repositories import Held, Key
 from worker.services.uow import AfterCommit, Effects, UnitOfWork, Units, ignore
-from worker.store.models import (
-    Deadline,
-    Issue,
-    OutboxMessage,
-    ParkedEvent,
-    ProcessedEvent,
-    TimelineEntry,
-)
+from worker.store.models import OutboxMessage, TimelineEntry
 from worker.store.policy_versions import version_of
+from worker.store.rows import DeadlineRow, IssueRow, OutboxRow, ParkedRow
 
 
 class MemoryStore:
     """Every table the write paths use, as dicts; one instance is the whole database."""
 
     def __init__(self) -> None:
-        self.issue_rows: dict[int, Issue] = {}
-        self.deadline_rows: dict[int, Deadline] = {}
-        self.processed_rows: dict[str, ProcessedEvent] = {}
-        self.parked_rows: dict[int, ParkedEvent] = {}
+        self.issue_rows: dict[int, IssueRow] = {}
+        self.deadline_rows: dict[int, DeadlineRow] = {}
+        self.processed_rows: dict[str, int | None] = {}  # event id -> its issue's id
+        self.parked_rows: dict[int, ParkedRow] = {}
         self.timeline_rows: list[TimelineEntry] = []
         self.outbox_rows: dict[str, OutboxMessage] = {}
+        self.added: list[OutboxRow] = []  # outbox rows of the unit of work under way
         self._ids = count(1)
         self.issues = self
         self.deadlines = _Deadlines(self)
@@ -56,48 +53,76 @@ class MemoryStore:
         """Give a new row its id, and its issue id from the relationship it was built with."""
         if getattr(row, "id", None) is None:
             row.id = next(self._ids)
-        issue = row.__dict__.get("issue")
+        issue = getattr(row, "issue", None)
         if issue is not None:
             row.issue_id = issue.id
 
     # Issues and the timeline
-    def lock(self, keys: Collection[Key]) -> list[Issue]:
+    def lock(self, keys: Collection[Key]) -> list[IssueRow]:
         wanted = set(keys)
         found = (i for i in self.issue_rows.values() if (i.source, i.external_id) in wanted)
-        return sorted(found, key=lambda issue: issue.id)
+        return sorted(found, key=lambda issue: issue.id or 0)
 
     def key_of_deadline(self, deadline_id: int) -> Key | None:
         deadline = self.deadline_rows.get(deadline_id)
         if deadline is None:
             return None
-        issue = self.issue_rows[deadline.issue_id]
+        issue = self.issue_rows[deadline.issue_id or 0]
         return issue.source, issue.external_id
 
     def keys_of_deadlines(self, deadline_ids: Collection[int]) -> dict[int, Key]:
         found = ((i, self.key_of_deadline(i)) for i in deadline_ids)
         return {i: key for i, key in found if key is not None}
 
-    def add(self, row: Issue | TimelineEntry) -> None:
-        self._new(row)
-        if isinstance(row, Issue):
-            self.issue_rows[row.id] = row
-        else:
-            self.timeline_rows.append(row)
+    def add(
+        self,
+        row: IssueRow | int,
+        at: datetime | None = None,
+        kind: str = "",
+        message: str = "",
+        data: dict[str, Any] | None = None,
+    ) -> None:
+        """An issue (`issues.add`), or a timeline line of one (`timeline.add`)."""
+        if isinstance(row, IssueRow) and at is None:
+            self._new(row)
+            self.issue_rows[row.id or 0] = row
+            return
+        issue_id = row.id if isinstance(row, IssueRow) else row
+        entry = TimelineEntry(issue_id=issue_id, at=at, kind=kind, message=message, data=data or {})
+        self.timeline_rows.append(entry)
 
     def under(self, version: str, current: PolicyFile) -> PolicyFile:
         return current
 
     def flush(self) -> None:
-        """Rows have their ids from the moment they are added."""
+        """Rows have their ids from the moment they are added; the outbox rows written are
+        stored as the delivery path reads them."""
+        for row in self.added:
+            self.outbox_rows[row.id] = OutboxMessage(
+                id=row.id,
+                issue_id=row.issue.id,
+                channel=row.channel,
+                kind=row.kind,
+                target=row.target,
+                payload=row.payload,
+                state=row.state,
+                attempts=row.attempts,
+                next_attempt_at=row.next_attempt_at,
+                lease_until=None,
+                last_error=row.last_error,
+                created_at=row.created_at,
+                sent_at=None,
+            )
+        self.added.clear()
 
     def savepoint(self) -> AbstractContextManager[object]:
         return nullcontext()
 
     # What tests look at
-    def timeline_of(self, issue: Issue) -> list[TimelineEntry]:
+    def timeline_of(self, issue: IssueRow) -> list[TimelineEntry]:
         return sorted((e for e in self.timeline_rows if e.issue_id == issue.id), key=lambda e: e.at)
 
-    def issue(self, external_id: str, source: str = "jira") -> Issue:
+    def issue(self, external_id: str, source: str = "jira") -> IssueRow:
         [found] = self.lock([(source, external_id)])
         return found
 
@@ -106,14 +131,14 @@ class _Deadlines:
     def __init__(self, store: MemoryStore) -> None:
         self.store = store
 
-    def armed(self, issue_ids: Collection[int]) -> list[Deadline]:
+    def armed(self, issue_ids: Collection[int]) -> list[DeadlineRow]:
         rows = self.store.deadline_rows.values()
         return [d for d in rows if d.issue_id in issue_ids and d.state == DeadlineState.ARMED]
 
-    def lock(self, deadline_id: int) -> Deadline:
+    def lock(self, deadline_id: int) -> DeadlineRow:
         return self.store.deadline_rows[deadline_id]
 
-    def lock_many(self, deadline_ids: Collection[int]) -> dict[int, Deadline]:
+    def lock_many(self, deadline_ids: Collection[int]) -> dict[int, DeadlineRow]:
         rows = self.store.deadline_rows
         return {i: rows[i] for i in sorted(deadline_ids) if i in rows}
 
@@ -124,34 +149,43 @@ class _Deadlines:
         deadline.state, deadline.fired_at = DeadlineState.FIRED, now
         return True
 
-    def add(self, deadline: Deadline) -> None:
+    def add(self, deadline: DeadlineRow) -> None:
         self.store._new(deadline)
-        self.store.deadline_rows[deadline.id] = deadline
+        self.store.deadline_rows[deadline.id or 0] = deadline
 
 
 class _Events:
     def __init__(self, store: MemoryStore) -> None:
         self.store = store
 
-    def processed(self, event_ids: Collection[str]) -> dict[str, Issue | None]:
+    def processed(self, event_ids: Collection[str]) -> dict[str, int | None]:
         rows = self.store.processed_rows
-        return {e: rows[e].issue for e in event_ids if e in rows}
+        return {e: rows[e] for e in event_ids if e in rows}
 
-    def add_processed(self, row: ProcessedEvent) -> None:
-        self.store._new(row)
-        self.store.processed_rows[row.event_id] = row
+    def add_processed(
+        self,
+        event_id: str,
+        issue: IssueRow,
+        stream_id: str | None,
+        type: str,
+        occurred_at: datetime,
+        outcome: str,
+        processed_at: datetime,
+    ) -> None:
+        self.store.processed_rows[event_id] = issue.id
 
-    def parked(self, keys: Collection[Key]) -> list[ParkedEvent]:
+    def parked(self, keys: Collection[Key]) -> list[ParkedRow]:
         wanted = set(keys)
         rows = self.store.parked_rows.values()
-        return sorted((r for r in rows if (r.source, r.external_id) in wanted), key=lambda r: r.id)
+        found = (r for r in rows if (r.source, r.external_id) in wanted)
+        return sorted(found, key=lambda r: r.id or 0)
 
-    def park(self, row: ParkedEvent) -> None:
+    def park(self, row: ParkedRow) -> None:
         self.store._new(row)
-        self.store.parked_rows[row.id] = row
+        self.store.parked_rows[row.id or 0] = row
 
-    def unpark(self, row: ParkedEvent) -> None:
-        self.store.parked_rows.pop(row.id, None)
+    def unpark(self, row: ParkedRow) -> None:
+        self.store.parked_rows.pop(row.id or 0, None)
 
 
 class _Outbox:
@@ -162,9 +196,8 @@ class _Outbox:
         issue = self.store.issue_rows[row.issue_id]
         return row, issue.lifecycle, list(issue.clocks or [])
 
-    def add(self, row: OutboxMessage) -> None:
-        self.store._new(row)
-        self.store.outbox_rows[row.id] = row
+    def add(self, row: OutboxRow) -> None:
+        self.store.added.append(row)
 
     def window_end(self, channel: str, now: datetime) -> datetime | None:
         ends = [
@@ -260,10 +293,7 @@ class _Outbox:
             row.state, row.sent_at = OutboxState.SENT, done
             row.lease_until = row.last_error = None
             data = {"message_id": row.id, "attempts": row.attempts}
-            entry = TimelineEntry(
-                issue_id=row.issue_id, at=done, kind="notified", message=line, data=data
-            )
-            self.store.add(entry)
+            self.store.add(row.issue_id, done, "notified", line, data)
 
 
 class MemoryUnitOfWork(UnitOfWork):
@@ -285,6 +315,7 @@ class MemoryUnitOfWork(UnitOfWork):
         error: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
+        self.memory.flush()
         if kind is None and self.effects:
             self._after_commit(self.effects)
 

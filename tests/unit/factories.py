@@ -86,6 +86,11 @@ def run_effects(c: Container, effects: Effects) -> None:
 def issue_row(external_id: str = "OPS-1", **fields: Any) -> Issue:
     """An issue row as the store holds one, open at L1 since T0 (for tests of the store and
     the unit of work, which need a row, not an issue's history)."""
+    return Issue(**issue_fields(external_id, **fields))
+
+
+def issue_fields(external_id: str = "OPS-1", **fields: Any) -> dict[str, Any]:
+    """The columns of `issue_row`: also what a write path's `IssueRow` is built from."""
     values: dict[str, Any] = {
         "source": "jira",
         "external_id": external_id,
@@ -100,4 +105,4 @@ def issue_row(external_id: str = "OPS-1", **fields: Any) -> Issue:
         "created_at": T0,
         "updated_at": T0,
     }
-    return Issue(**(values | fields))
+    return values | fields

@@ -18,6 +18,7 @@ from worker.services.outbox import Outbox, queue_notifications
 from worker.services.uow import Units
 from worker.store import repository as repo
 from worker.store.models import Issue, ProcessedEvent
+from worker.store.rows import IssueRow
 
 
 def test_an_event_that_trips_an_error_is_dead_lettered_alone(
@@ -29,7 +30,7 @@ def test_an_event_that_trips_an_error_is_dead_lettered_alone(
     """One event failing unexpectedly: the batch is redone per event; only that one is dead."""
     real = queue_notifications
 
-    def flaky(outbox: Outbox, issue: Issue, *args: Any) -> list[str]:
+    def flaky(outbox: Outbox, issue: IssueRow, *args: Any) -> list[str]:
         if issue.external_id == "BAD-1":
             raise RuntimeError("channel table corrupt")
         return real(outbox, issue, *args)

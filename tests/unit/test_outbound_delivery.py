@@ -134,13 +134,11 @@ def test_acknowledged_during_backoff_the_retry_sends_nothing(
     channel = FakeChannel(fails(DeliveryError("down")), ok)
     assert deliver(Units(sessions), {"log": channel}, clock, settings, mid).state == "retry"
     with sessions() as s, s.begin():
-        issue = s.scalars(select(Issue)).one()
-        assert (
-            cancel_pending(
-                Outbox(SqlStore(s).outbox), issue, frozenset({"acknowledge"}), clock.now()
-            )
-            == 1
-        )
+        store = SqlStore(s)
+        [issue] = store.issues.lock([("jira", "OPS-1")])
+        met = frozenset({"acknowledge"})
+        assert cancel_pending(Outbox(store.outbox), issue, met, clock.now()) == 1
+        store.flush()
     clock.advance(timedelta(hours=1))
     assert deliver(Units(sessions), {"log": channel}, clock, settings, mid).state == "skipped"
     assert len(channel.received) == 1 and state(sessions, mid).state == "cancelled"

@@ -18,7 +18,7 @@ from worker.services.deliver import deliver, deliver_many
 from worker.services.fire import fire
 from worker.services.ingest import Outcome, apply_batch
 from worker.services.uow import Effects
-from worker.store.models import Deadline
+from worker.store.rows import DeadlineRow
 
 from .factories import T0, event_json
 from .test_dispatcher import FakeChannel, fails, ok
@@ -55,9 +55,16 @@ def open_issue(units: MemoryUnits, policies: PolicyFile, clock: ManualClock) -> 
     return opened.effects.outbox
 
 
-def armed(memory: MemoryStore) -> list[Deadline]:
+def armed(memory: MemoryStore) -> list[DeadlineRow]:
     rows = memory.deadline_rows.values()
     return sorted((d for d in rows if d.state == DeadlineState.ARMED), key=lambda d: d.due_at)
+
+
+def due_escalation(memory: MemoryStore) -> tuple[int, DeadlineRow]:
+    """The first armed escalation, with its id."""
+    due = next(d for d in armed(memory) if d.kind == "escalate")
+    assert due.id is not None
+    return due.id, due
 
 
 def test_ingest_opens_an_issue_arms_its_ladder_and_queues_its_messages(
@@ -119,9 +126,9 @@ def test_firing_the_due_deadline_escalates_once(
     """Past the acknowledge step, the fired deadline moves the issue to L2 and queues the
     escalation notice; firing it again does nothing."""
     apply_batch(units, [("1-0", event_json(issue_id="OPS-1", at=T0))], policies, clock)
-    due = next(d for d in armed(units.memory) if d.kind == "escalate")
+    due_id, due = due_escalation(units.memory)
     clock.set(due.due_at + timedelta(seconds=1))
-    result = fire(units, policies, clock, due.id)
+    result = fire(units, policies, clock, due_id)
     assert result.fired
     issue = units.memory.issue("OPS-1")
     assert issue.tier == "L2"
@@ -130,7 +137,7 @@ def test_firing_the_due_deadline_escalates_once(
     assert result.effects.outbox == committed.runs[-1].outbox
     timeline = [e.kind for e in units.memory.timeline_of(issue)]
     assert "escalate" in timeline
-    again = fire(units, policies, clock, due.id)
+    again = fire(units, policies, clock, due_id)
     assert not again.fired and again.note == "already fired"
     assert units.memory.issue("OPS-1").tier == "L2"
 
@@ -199,9 +206,9 @@ def test_a_message_made_moot_before_it_is_sent_is_cancelled(
 ) -> None:
     """Resolved before its escalation notice went out: the notice is cancelled, not sent."""
     apply_batch(units, [("1-0", event_json(issue_id="OPS-1", at=T0))], policies, clock)
-    due = next(d for d in armed(units.memory) if d.kind == "escalate")
+    due_id, due = due_escalation(units.memory)
     clock.set(due.due_at)
-    notices = fire(units, policies, clock, due.id).effects.outbox
+    notices = fire(units, policies, clock, due_id).effects.outbox
     assert notices
     resolve = event_json("issue.resolved", issue_id="OPS-1", at=due.due_at)
     apply_batch(units, [("2-0", resolve)], policies, clock)

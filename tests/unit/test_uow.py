@@ -11,8 +11,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from worker.services.uow import Effects, Units
 from worker.store.models import Issue
+from worker.store.rows import IssueRow
 
-from .factories import T0, issue_row
+from .factories import T0, issue_fields
 
 
 class Recorder:
@@ -29,9 +30,9 @@ class Recorder:
         self.runs.append((effects, committed))
 
 
-def issue(n: int = 1) -> Issue:
+def issue(n: int = 1) -> IssueRow:
     """A bare issue row (what the unit commits does not matter here, only that it does)."""
-    return issue_row(f"OPS-{n}")
+    return IssueRow(**issue_fields(f"OPS-{n}"))
 
 
 def test_effects_run_once_after_the_commit(sessions: sessionmaker[Session]) -> None:

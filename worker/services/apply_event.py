@@ -19,8 +19,8 @@ from worker.errors import PermanentError
 from worker.services.history import Loaded, Outcome
 from worker.services.outbox import queue_notifications
 from worker.store import repository as repo
-from worker.store.models import Issue, ParkedEvent, ProcessedEvent, TimelineEntry
 from worker.store.policy_versions import version_of
+from worker.store.rows import IssueRow, ParkedRow
 
 log = structlog.get_logger("escalator.apply")
 
@@ -61,11 +61,14 @@ def apply_one(
     snap = event.issue
     opened = issue is None
     if issue is None:
-        issue = Issue(
+        issue = IssueRow(
             source=event.source,
             external_id=snap.id,
             created_at=now,
-            tier="",
+            updated_at=now,
+            cycle_started_at=now,  # the clocks' times are written with them, below
+            lifecycle_at=now,
+            snapshot_at=now,
             policy_version=version,
         )
         store.issues.add(issue)
@@ -94,29 +97,23 @@ def apply_one(
             loaded.writer, issue, kind, under, event.occurred_at, now, reason, loaded.armed[issue]
         )
     for note in transition.notes:
-        store.timeline.add(
-            TimelineEntry(issue=issue, at=event.occurred_at, kind="clock", message=note)
-        )
+        store.timeline.add(issue, event.occurred_at, "clock", note)
     outcome = Outcome.APPLIED if transition.applied else Outcome.IGNORED
     store.timeline.add(
-        TimelineEntry(
-            issue=issue,
-            at=event.occurred_at,
-            kind="event" if transition.applied else "ignored",
-            message=f"{event.type.value}: {transition.note}",
-            data={"event_id": event.event_id, "source": event.source},
-        )
+        issue,
+        event.occurred_at,
+        "event" if transition.applied else "ignored",
+        f"{event.type.value}: {transition.note}",
+        {"event_id": event.event_id, "source": event.source},
     )
     store.events.add_processed(
-        ProcessedEvent(
-            event_id=event.event_id,
-            issue=issue,
-            stream_id=stream_id,
-            type=event.type.value,
-            occurred_at=event.occurred_at,
-            outcome=outcome.value,
-            processed_at=now,
-        )
+        event.event_id,
+        issue,
+        stream_id,
+        event.type.value,
+        event.occurred_at,
+        outcome.value,
+        now,
     )
     loaded.seen[event.event_id] = issue
     if opened:  # what was parked for it is applied in order of time, by the end of the batch
@@ -125,7 +122,11 @@ def apply_one(
 
 
 def unpark(
-    loaded: Loaded, issue: Issue, policies: PolicyFile, now: datetime, upto: datetime | None = None
+    loaded: Loaded,
+    issue: IssueRow,
+    policies: PolicyFile,
+    now: datetime,
+    upto: datetime | None = None,
 ) -> None:
     """Apply the events parked for an issue that is open now, in order of occurrence, those
     up to `upto` (the time of the event about to be applied: history stays in order) or all.
@@ -135,7 +136,7 @@ def unpark(
     key = (issue.source, issue.external_id)
     start = issue.cycle_started_at
 
-    def at(row: ParkedEvent) -> datetime:
+    def at(row: ParkedRow) -> datetime:
         return max(row.occurred_at, start)
 
     waiting = loaded.parked.pop(key, [])

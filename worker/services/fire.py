@@ -41,31 +41,8 @@ class FireResult:
 def fire(units: Units, policies: PolicyFile, clock: Clock, deadline_id: int) -> FireResult:
     """Fire one deadline, at most once in effect however often it is called; what it arms,
     cancels and queues is indexed and dispatched after the commit (the unit of work)."""
-    with units() as uow:
-        store, effects = uow.store, uow.effects
-        key = store.issues.key_of_deadline(deadline_id)
-        if key is None:
-            return FireResult(False, "no such deadline", effects)
-        # Lock the issue first (loading it with its armed deadlines), then the deadline: the
-        # same order as ingest, so the two never deadlock on PostgreSQL.
-        loaded = Loaded(uow, (), [key])
-        issue = loaded.issues[key]
-        deadline = store.deadlines.lock(deadline_id)
-        if deadline.state != repo.ARMED:
-            # A repeat: make sure what the first firing armed is indexed, then do nothing.
-            effects.arm = [(d.id, d.due_at) for d in loaded.armed[issue]]
-            return FireResult(False, f"already {deadline.state}", effects, issue.key)
-        now = clock.now()
-        under = store.policies.under(issue.policy_version, policies)
-        firing = loaded.fire(issue, deadline, under, now, now)
-        if firing is None:
-            return FireResult(False, "lost the race", effects, issue.key)
-        if not firing.changes:  # the fence: nothing to do
-            return FireResult(False, firing.message, effects, issue.key)
-        # the deadline fired here is acked by its task, not dropped from the index
-        loaded.disarm.remove(deadline.id)
-        effects.merge(loaded.effects())
-    return FireResult(True, firing.message, effects, issue.key)
+    [result] = _fire_together(units, policies, clock, [deadline_id])
+    return result
 
 
 def fire_many(
@@ -75,8 +52,8 @@ def fire_many(
     order of due time. If the lot fails (a bug tripped by one of them), each is fired again
     in a transaction of its own, so one bad deadline never holds up the others."""
     ids = list(dict.fromkeys(deadline_ids))
-    if len(ids) == 1:
-        return [fire(units, policies, clock, ids[0])]
+    if len(ids) <= 1:
+        return [fire(units, policies, clock, deadline_id) for deadline_id in ids]
     try:
         return _fire_together(units, policies, clock, ids)
     except (OperationalError, DBAPIError) as exc:
@@ -95,31 +72,30 @@ def _fire_together(
     with units() as uow:
         store, effects = uow.store, uow.effects
         keys = store.issues.keys_of_deadlines(ids)
-        # the issues first, in id order, then their deadlines: the order every writer takes
+        # Lock the issues first (loading them with their armed deadlines), in id order, then
+        # the deadlines: the order ingest takes, so the two never deadlock on PostgreSQL.
         loaded = Loaded(uow, (), set(keys.values()))
-        deadlines = store.deadlines.lock_many(sorted(keys))
+        deadlines = store.deadlines.lock_many(keys)
         now = clock.now()
-        fired: list[int] = []
-        for deadline in sorted(deadlines.values(), key=lambda d: (d.due_at, d.id)):
-            issue = loaded.issues[keys[deadline.id]]
+        for deadline_id, deadline in sorted(deadlines.items(), key=lambda d: d[1].due_at):
+            issue = loaded.issues[keys[deadline_id]]
             if deadline.state != repo.ARMED:
-                # a repeat (or cancelled by a firing before it): index what is armed
-                effects.arm += [(d.id, d.due_at) for d in loaded.armed[issue]]
+                # A repeat (or cancelled by a firing before it in this transaction): make sure
+                # what the first firing armed is indexed, then do nothing.
+                effects.arm += loaded.armed_ids(issue)
                 note = f"already {deadline.state}"
-                results[deadline.id] = FireResult(False, note, effects, issue.key)
+                results[deadline_id] = FireResult(False, note, effects, issue.key)
                 continue
             under = store.policies.under(issue.policy_version, policies)
             firing = loaded.fire(issue, deadline, under, now, now)
             if firing is None:
-                results[deadline.id] = FireResult(False, "lost the race", effects, issue.key)
-            elif not firing.changes:
-                results[deadline.id] = FireResult(False, firing.message, effects, issue.key)
+                results[deadline_id] = FireResult(False, "lost the race", effects, issue.key)
+            elif not firing.changes:  # the fence: nothing to do
+                results[deadline_id] = FireResult(False, firing.message, effects, issue.key)
             else:
-                fired.append(deadline.id)
-                results[deadline.id] = FireResult(True, firing.message, effects, issue.key)
-        # the deadlines fired here are acked by their task, not dropped from the index
-        done = set(fired)
-        loaded.disarm[:] = [i for i in loaded.disarm if i not in done]
+                # the deadline fired here is acked by its task, not dropped from the index
+                loaded.disarm.remove(deadline_id)
+                results[deadline_id] = FireResult(True, firing.message, effects, issue.key)
         effects.merge(loaded.effects())
     missing = FireResult(False, "no such deadline", effects)
     return [results.get(deadline_id, missing) for deadline_id in ids]

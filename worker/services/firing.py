@@ -28,7 +28,7 @@ from worker.domain import (
 from worker.services.outbox import Outbox, queue_notifications
 from worker.services.repositories import Store
 from worker.store import repository as repo
-from worker.store.models import Deadline, Issue, TimelineEntry
+from worker.store.rows import DeadlineRow, IssueRow
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,12 +47,12 @@ class Firing:
         return self.notify is not None or bool(self.arm) or bool(self.cancel)
 
 
-def late_ms(deadline: Deadline, now: datetime) -> int:
+def late_ms(deadline: DeadlineRow, now: datetime) -> int:
     return int((now - deadline.due_at).total_seconds() * 1000)
 
 
 def decide_firing(
-    store: Store, issue: Issue, deadline: Deadline, policies: PolicyFile, now: datetime
+    store: Store, issue: IssueRow, deadline: DeadlineRow, policies: PolicyFile, now: datetime
 ) -> Firing:
     """Decide what firing the (claimed) deadline does and write it onto the issue's clock.
 
@@ -68,26 +68,19 @@ def decide_firing(
 def record_firing(
     store: Store,
     outbox: Outbox,
-    issue: Issue,
-    deadline: Deadline,
+    issue: IssueRow,
+    deadline: DeadlineRow,
     firing: Firing,
     policies: PolicyFile,
     now: datetime,
-    armed: list[Deadline],
+    armed: list[DeadlineRow],
 ) -> list[str]:
     """The timeline line (at the due time, where the firing belongs in history) and the
     notifications of a firing that changed something; returns the outbox ids."""
     issue.updated_at = now
     late = late_ms(deadline, now)
-    store.timeline.add(
-        TimelineEntry(
-            issue=issue,
-            at=deadline.due_at,
-            kind=deadline.kind,
-            message=firing.message,
-            data={"deadline_id": deadline.id, "late_ms": late},
-        )
-    )
+    data = {"deadline_id": deadline.id, "late_ms": late}
+    store.timeline.add(issue, deadline.due_at, deadline.kind, firing.message, data)
     if firing.notify is None:
         return []
     return queue_notifications(
@@ -104,7 +97,7 @@ def record_firing(
 
 
 def _fire_target(
-    issue: Issue, deadline: Deadline, state: IssueClock, policies: PolicyFile, now: datetime
+    issue: IssueRow, deadline: DeadlineRow, state: IssueClock, policies: PolicyFile, now: datetime
 ) -> Firing:
     """A target's deadline: warn, breach, escalate or remind, if the fence lets it."""
     policy = policies.policy(state.policy_name)
@@ -140,8 +133,8 @@ def _fire_target(
 
 def _resume(
     store: Store,
-    issue: Issue,
-    deadline: Deadline,
+    issue: IssueRow,
+    deadline: DeadlineRow,
     state: IssueClock,
     policies: PolicyFile,
 ) -> Firing:
@@ -153,7 +146,5 @@ def _resume(
         return Firing(transition.note)
     repo.write_clock(issue, transition.clock, policies)
     for note in transition.notes:
-        store.timeline.add(
-            TimelineEntry(issue=issue, at=deadline.due_at, kind="clock", message=note)
-        )
+        store.timeline.add(issue, deadline.due_at, "clock", note)
     return Firing(transition.note, arm=transition.arm, cancel=transition.cancel | {SNOOZE})

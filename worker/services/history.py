@@ -23,7 +23,8 @@ from worker.services.outbox import cancel_fresh, cancel_stored
 from worker.services.repositories import Store
 from worker.services.uow import Effects, UnitOfWork
 from worker.store import repository as repo
-from worker.store.models import Deadline, Issue, Key, ParkedEvent
+from worker.store.models import Key
+from worker.store.rows import DeadlineRow, IssueRow, ParkedRow
 
 log = structlog.get_logger("escalator.apply")
 
@@ -53,21 +54,25 @@ class Loaded:
         wanted = list(set(keys))
         issues = store.issues.lock(wanted)  # in id order: writers never deadlock
         self.issues = {(i.source, i.external_id): i for i in issues}
-        self.armed: dict[Issue, list[Deadline]] = {i: [] for i in issues}
-        by_id = {i.id: i for i in issues}
+        self.armed: dict[IssueRow, list[DeadlineRow]] = {i: [] for i in issues}
+        by_id = {i.id: i for i in issues if i.id is not None}
         for d in store.deadlines.armed(list(by_id)):
-            self.armed[by_id[d.issue_id]].append(d)
-        self.parked: dict[Key, list[ParkedEvent]] = {}
+            d.issue = by_id[d.issue_id or 0]
+            self.armed[d.issue].append(d)
+        self.parked: dict[Key, list[ParkedRow]] = {}
         unknown = [k for k in wanted if parked or k not in self.issues]
         for row in store.events.parked(unknown):
             self.parked.setdefault((row.source, row.external_id), []).append(row)
         # the processed ones among these events and the parked ones (a parked event may have
         # been applied meanwhile, delivered again to a consumer that knew its issue)
         ids = {*event_ids, *(r.event_id for rows in self.parked.values() for r in rows)}
-        self.seen: dict[str, Issue | None] = store.events.processed(ids)
-        self.new: list[Deadline] = []
+        self.seen: dict[str, IssueRow | None] = {
+            event_id: by_id.get(issue_id) if issue_id is not None else None
+            for event_id, issue_id in store.events.processed(ids).items()
+        }
+        self.new: list[DeadlineRow] = []
         self.disarm: list[int] = []
-        self.rearm: set[Issue] = set()
+        self.rearm: set[IssueRow] = set()
         self.outbox: list[str] = []
         self.mooted: dict[frozenset[str] | None, list[int]] = {}
         self.recheck: set[Key] = set()
@@ -81,12 +86,16 @@ class Loaded:
         """What to index and drop, and which messages to dispatch (new rows flushed first,
         so that each deadline to index has its id)."""
         self.store.flush()
-        arm = {d.id: d.due_at for d in self.new if d.state == repo.ARMED}
+        arm = {d.id: d.due_at for d in self.new if d.state == repo.ARMED and d.id is not None}
         for issue in self.rearm:
-            arm.update((d.id, d.due_at) for d in self.armed.get(issue, []))
+            arm.update(self.armed_ids(issue))
         return Effects(arm=list(arm.items()), disarm=self.disarm, outbox=self.outbox)
 
-    def moot(self, issue: Issue, targets: frozenset[str] | None, now: datetime) -> None:
+    def armed_ids(self, issue: IssueRow) -> list[tuple[int, datetime]]:
+        """The issue's armed deadlines that have ids, as the index holds them: (id, due)."""
+        return [(d.id, d.due_at) for d in self.armed.get(issue, []) if d.id is not None]
+
+    def moot(self, issue: IssueRow, targets: frozenset[str] | None, now: datetime) -> None:
         """Cancel the issue's unsent messages about these met targets (None: resolved, all that
         can be moot): this transaction's at once, the stored ones in one statement per target
         set when the batch is done (`cancel_moot`)."""
@@ -99,7 +108,7 @@ class Loaded:
             cancel_stored(self.writer, issue_ids, targets, now)
         self.mooted.clear()
 
-    def cancel(self, issue: Issue, targets: frozenset[str], note: str) -> None:
+    def cancel(self, issue: IssueRow, targets: frozenset[str], note: str) -> None:
         """Cancel the issue's armed deadlines of these targets (and snoozes)."""
         if not targets:
             return
@@ -113,7 +122,9 @@ class Loaded:
                 keep.append(d)
         self.armed[issue] = keep
 
-    def catch_up(self, issue: Issue, until: datetime, policies: PolicyFile, now: datetime) -> None:
+    def catch_up(
+        self, issue: IssueRow, until: datetime, policies: PolicyFile, now: datetime
+    ) -> None:
         """Fire, in order of due time, the issue's armed deadlines due by `until` (the time of
         the event about to be applied): history is time-ordered, whatever the processing order.
 
@@ -131,8 +142,8 @@ class Loaded:
 
     def fire(
         self,
-        issue: Issue,
-        deadline: Deadline,
+        issue: IssueRow,
+        deadline: DeadlineRow,
         policies: PolicyFile,
         now: datetime,
         at: datetime,
@@ -143,6 +154,7 @@ class Loaded:
         first (a scheduler's task, or a concurrent ingest on PostgreSQL)."""
         if deadline.id is None:
             self.store.flush()  # armed in this batch: give it its id
+        assert deadline.id is not None
         if not self.store.deadlines.claim(deadline.id, now):
             return None
         deadline.state, deadline.fired_at = repo.FIRED, now
@@ -170,7 +182,7 @@ class Loaded:
         return firing
 
     def arm(
-        self, issue: Issue, specs: Iterable[DeadlineSpec], not_before: datetime | None = None
+        self, issue: IssueRow, specs: Iterable[DeadlineSpec], not_before: datetime | None = None
     ) -> None:
         """Arm deadlines for the issue; one that a re-plan puts before `not_before` is due at
         that time (the time of what armed it: history never has an effect before its cause)."""
@@ -189,7 +201,7 @@ class Loaded:
         self.recheck.add(key)
         if any(row.event_id == event.event_id for row in waiting):
             return Outcome.DUPLICATE, "event id already parked"
-        row = ParkedEvent(
+        row = ParkedRow(
             event_id=event.event_id,
             source=event.source,
             external_id=event.issue.id,

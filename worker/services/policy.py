@@ -22,11 +22,12 @@ from worker.services.history import Loaded
 from worker.services.uow import Effects, Units
 from worker.store import repository as repo
 from worker.store.db import SessionFactory
-from worker.store.models import Deadline, Issue, Key, TimelineEntry
+from worker.store.models import Deadline, Issue, Key
 from worker.store.policy_versions import policies_for, version_of
+from worker.store.rows import IssueRow
 
 
-def facts_of_issue(issue: Issue) -> IssueFacts:
+def facts_of_issue(issue: Issue | IssueRow) -> IssueFacts:
     """What policy matching sees of a stored issue."""
     return IssueFacts.of(
         Severity(issue.severity),
@@ -110,16 +111,9 @@ def _replan_one(
         loaded.arm(issue, transition.arm)  # a deadline now past fires at once
         after = f"{issue.policy_name}@{report.version}"
         timeline = uow.store.timeline
-        timeline.add(
-            TimelineEntry(
-                issue=issue,
-                at=now,
-                kind="policy",
-                message=wording.policy_applied(before, after, transition.note),
-            )
-        )
+        timeline.add(issue, now, "policy", wording.policy_applied(before, after, transition.note))
         for note in transition.notes:
-            timeline.add(TimelineEntry(issue=issue, at=now, kind="clock", message=note))
+            timeline.add(issue, now, "clock", note)
         uow.effects.merge(loaded.effects())
         report.replanned += 1
         report.effects.merge(uow.effects)

@@ -18,20 +18,13 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from schemas.policy import PolicyFile
-from worker.store.models import (
-    Deadline,
-    Issue,
-    Key,
-    OutboxMessage,
-    ParkedEvent,
-    ProcessedEvent,
-    TimelineEntry,
-)
+from worker.store.models import Key, OutboxMessage
 from worker.store.outbox import Held
+from worker.store.rows import DeadlineRow, IssueRow, OutboxRow, ParkedRow
 
 
 class Issues(Protocol):
-    def lock(self, keys: Collection[Key]) -> list[Issue]:
+    def lock(self, keys: Collection[Key]) -> list[IssueRow]:
         """The issues of these keys that exist, locked for update, in id order."""
         ...
 
@@ -43,19 +36,19 @@ class Issues(Protocol):
         """The (source, external id) of each of these deadlines' issues (those that exist)."""
         ...
 
-    def add(self, issue: Issue) -> None: ...
+    def add(self, issue: IssueRow) -> None: ...
 
 
 class Deadlines(Protocol):
-    def armed(self, issue_ids: Collection[int]) -> list[Deadline]:
+    def armed(self, issue_ids: Collection[int]) -> list[DeadlineRow]:
         """The armed deadlines of these issues."""
         ...
 
-    def lock(self, deadline_id: int) -> Deadline:
+    def lock(self, deadline_id: int) -> DeadlineRow:
         """One deadline, locked for update."""
         ...
 
-    def lock_many(self, deadline_ids: Collection[int]) -> dict[int, Deadline]:
+    def lock_many(self, deadline_ids: Collection[int]) -> dict[int, DeadlineRow]:
         """These deadlines (those that exist), locked for update in id order."""
         ...
 
@@ -63,33 +56,53 @@ class Deadlines(Protocol):
         """Armed to fired if it is still armed: True for the one caller that wins."""
         ...
 
-    def add(self, deadline: Deadline) -> None: ...
+    def add(self, deadline: DeadlineRow) -> None: ...
 
 
 class Events(Protocol):
-    def processed(self, event_ids: Collection[str]) -> dict[str, Issue | None]:
-        """Which of these event ids were processed before, with their issue."""
+    def processed(self, event_ids: Collection[str]) -> dict[str, int | None]:
+        """Which of these event ids were processed before, with their issue's id."""
         ...
 
-    def add_processed(self, row: ProcessedEvent) -> None: ...
+    def add_processed(
+        self,
+        event_id: str,
+        issue: IssueRow,
+        stream_id: str | None,
+        type: str,
+        occurred_at: datetime,
+        outcome: str,
+        processed_at: datetime,
+    ) -> None:
+        """The dedup record of an event applied or ignored."""
+        ...
 
-    def parked(self, keys: Collection[Key]) -> list[ParkedEvent]:
+    def parked(self, keys: Collection[Key]) -> list[ParkedRow]:
         """The events parked for these issues, in the order they were parked."""
         ...
 
-    def park(self, row: ParkedEvent) -> None: ...
+    def park(self, row: ParkedRow) -> None: ...
 
-    def unpark(self, row: ParkedEvent) -> None:
+    def unpark(self, row: ParkedRow) -> None:
         """Forget a parked event (applied now)."""
         ...
 
 
 class Timeline(Protocol):
-    def add(self, entry: TimelineEntry) -> None: ...
+    def add(
+        self,
+        issue: IssueRow | int,
+        at: datetime,
+        kind: str,
+        message: str,
+        data: dict[str, Any] | None = None,
+    ) -> None:
+        """A line of the issue's (a row, or its id) history."""
+        ...
 
 
 class Outbox(Protocol):
-    def add(self, row: OutboxMessage) -> None: ...
+    def add(self, row: OutboxRow) -> None: ...
 
     def window_end(self, channel: str, now: datetime) -> datetime | None:
         """When the open digest window of the channel closes (its rows' send time), if any."""
@@ -170,7 +183,7 @@ class Store(Protocol):
     def policies(self) -> PolicyVersions: ...
 
     def flush(self) -> None:
-        """Give new rows their ids (and write what changed so far)."""
+        """Write what was added and changed so far, in bulk; new rows get their ids."""
         ...
 
     def savepoint(self) -> AbstractContextManager[object]:

@@ -64,7 +64,8 @@ class UnitOfWork:
 
     ```
     with units() as uow:
-        uow.store.issues.add(issue)
+        issue = uow.store.issues.lock([key])[0]
+        issue.assignee = "alice"
         uow.effects.outbox.append(message_id)
     ```
     """
@@ -95,6 +96,7 @@ class UnitOfWork:
         assert self._transaction is not None
         try:
             if kind is None:
+                self.store.flush()  # what the repositories hold back is written in bulk
                 self._transaction.commit()
             else:
                 self._transaction.rollback()

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from worker.domain.states import WRITEBACK, OutboxState
 from worker.store.models import Issue, OutboxMessage, TimelineEntry
+from worker.store.rows import OutboxRow
 
 Held = tuple[OutboxMessage, str, list[Any]]  # an outbox row, its issue's lifecycle and clocks
 
@@ -23,11 +24,14 @@ def _with_issue() -> Any:
 
 
 class SqlOutbox:
-    def __init__(self, session: Session) -> None:
-        self.session = session
+    """`added`: where new rows wait for the store's next flush (`worker.store.sql.Pending`)."""
 
-    def add(self, row: OutboxMessage) -> None:
-        self.session.add(row)
+    def __init__(self, session: Session, added: list[OutboxRow] | None = None) -> None:
+        self.session = session
+        self.added = [] if added is None else added
+
+    def add(self, row: OutboxRow) -> None:
+        self.added.append(row)
 
     def window_end(self, channel: str, now: datetime) -> datetime | None:
         with self.session.no_autoflush:

@@ -14,6 +14,7 @@ from schemas.policy import PolicyFile
 from worker.domain import ClockState, DeadlineSpec, IssueClock, Lifecycle, TargetClock
 from worker.domain.states import DeadlineState
 from worker.store.models import Deadline, Issue
+from worker.store.rows import DeadlineRow, IssueRow
 
 ARMED, FIRED, CANCELLED, STALE = (
     DeadlineState.ARMED,
@@ -75,7 +76,7 @@ def _data_of(clock: TargetClock) -> dict[str, Any]:
     }
 
 
-def clock_of(issue: Issue) -> IssueClock:
+def clock_of(issue: Issue | IssueRow) -> IssueClock:
     """The domain's view of an issue's SLA clocks."""
     return IssueClock(
         lifecycle=Lifecycle(issue.lifecycle),
@@ -92,33 +93,20 @@ def clock_of(issue: Issue) -> IssueClock:
     )
 
 
-def _assign(row: object, values: dict[str, Any]) -> None:
-    """Set only what changed: most events touch one or two fields of a row (cheaper for the ORM)."""
-    state = row.__dict__
-    for name, value in values.items():
-        if name not in state or state[name] != value:
-            setattr(row, name, value)
-
-
-def write_clock(issue: Issue, clock: IssueClock, policies: PolicyFile) -> None:
+def write_clock(issue: IssueRow, clock: IssueClock, policies: PolicyFile) -> None:
     """Copy a domain clock back onto the issue and its target clocks' rows."""
-    _assign(
-        issue,
-        {
-            "lifecycle": clock.lifecycle.value,
-            "severity": clock.severity.value,
-            "policy_name": clock.policy_name,
-            "tier": clock.tier,
-            "tier_index": tier_rank(policies, clock.tier),
-            "clock_version": clock.clock_version,
-            "cycle_started_at": clock.cycle_started_at,
-            "lifecycle_at": clock.lifecycle_at,
-            "snapshot_at": clock.snapshot_at,
-            "status": clock.status,
-            "snoozed_until": clock.snoozed_until,
-            "clocks": [_data_of(target) for target in clock.targets],
-        },
-    )
+    issue.lifecycle = clock.lifecycle.value
+    issue.severity = clock.severity.value
+    issue.policy_name = clock.policy_name
+    issue.tier = clock.tier
+    issue.tier_index = tier_rank(policies, clock.tier)
+    issue.clock_version = clock.clock_version
+    issue.cycle_started_at = clock.cycle_started_at
+    issue.lifecycle_at = clock.lifecycle_at
+    issue.snapshot_at = clock.snapshot_at
+    issue.status = clock.status
+    issue.snoozed_until = clock.snoozed_until
+    issue.clocks = [_data_of(target) for target in clock.targets]
 
 
 def tier_rank(policies: PolicyFile, tier: str) -> int:
@@ -127,9 +115,9 @@ def tier_rank(policies: PolicyFile, tier: str) -> int:
     return names.index(tier) if tier in names else 0
 
 
-def deadline_row(issue: Issue, spec: DeadlineSpec) -> Deadline:
+def deadline_row(issue: IssueRow, spec: DeadlineSpec) -> DeadlineRow:
     """A row for a deadline armed for the issue's current clock version."""
-    return Deadline(
+    return DeadlineRow(
         issue=issue,
         kind=spec.kind.value,
         target=spec.target,

@@ -1,155 +1,357 @@
 """The repositories of one transaction over SQLAlchemy (`worker.services.repositories`); the
 outbox's are in `worker.store.outbox`.
 
-Every query the write paths run lives here: ingest, firing and delivery change rows in memory
-and call these for what they read, lock, claim, lease and write in bulk.
+Every query the write paths run lives here: ingest, firing and re-planning change rows in
+memory (`worker.store.rows`) and call these for what they read, lock, claim and add. What they
+add and change is written when the store flushes (before a query that must see it, at a
+savepoint, and at the commit) with a few set-based statements per table: one executemany
+INSERT per table (with RETURNING for the ids the database makes) and one executemany UPDATE
+by primary key for the rows that changed since they were loaded or last written.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection
-from contextlib import AbstractContextManager
+from collections.abc import Collection, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from datetime import datetime
+from operator import attrgetter
+from typing import Any, cast
 
-from sqlalchemy import select, tuple_, update
+from sqlalchemy import Table, delete, select, tuple_, update
 from sqlalchemy.orm import Session
 
 from schemas.policy import PolicyFile
 from worker.domain.states import DeadlineState
+from worker.store.bulk import Bulk
 from worker.store.models import (
     Deadline,
     Issue,
     Key,
+    OutboxMessage,
     ParkedEvent,
     ProcessedEvent,
     TimelineEntry,
 )
 from worker.store.outbox import SqlOutbox
 from worker.store.policy_versions import policies_for
+from worker.store.rows import DeadlineRow, IssueRow, OutboxRow, ParkedRow
+
+ISSUES = cast(Table, Issue.__table__)
+DEADLINES = cast(Table, Deadline.__table__)
+OUTBOX = cast(Table, OutboxMessage.__table__)
+PARKED = cast(Table, ParkedEvent.__table__)
+TIMELINE = cast(Table, TimelineEntry.__table__)
+PROCESSED = cast(Table, ProcessedEvent.__table__)
+
+_ISSUE_COLUMNS = tuple(c.name for c in ISSUES.columns if c.name != "id")
+_ISSUE_CHANGING = tuple(
+    c for c in _ISSUE_COLUMNS if c not in ("source", "external_id", "created_at")
+)
+_DEADLINE_COLUMNS = tuple(c.name for c in DEADLINES.columns if c.name != "id")
+_DEADLINE_CHANGING = ("state", "fired_at", "note")
+_OUTBOX_CHANGING = ("state", "last_error")
+_PARKED_COLUMNS = tuple(c.name for c in PARKED.columns if c.name != "id")
+
+
+def _snapshot(row: Any, columns: Sequence[str]) -> tuple[Any, ...]:
+    # lists are copied: a change in place must not change the snapshot too
+    return tuple(
+        list(value) if isinstance(value := getattr(row, name), list) else value for name in columns
+    )
+
+
+class Tracked:
+    """Rows of one table as last written, to find those that changed since. The services
+    change a row's attributes by assignment, never in place (a list is replaced, not
+    appended to): the snapshot holds the values, not copies."""
+
+    def __init__(self, table: Table, columns: Sequence[str]) -> None:
+        self.table, self.columns = table, tuple(columns)
+        self.snapshot = attrgetter(*self.columns)
+        self.rows: dict[int, tuple[Any, tuple[Any, ...]]] = {}
+
+    def watch(self, row: Any) -> None:
+        self.rows[id(row)] = (row, self.snapshot(row))
+
+    def write(self, bulk: Bulk) -> None:
+        """One UPDATE of the rows that changed."""
+        changed = []
+        snapshot = self.snapshot
+        for key, (row, before) in self.rows.items():
+            now = snapshot(row)
+            if now != before:
+                changed.append(row)
+                self.rows[key] = (row, now)
+        if changed:
+            columns = self.columns
+            values = [{"id": r.id, **{name: getattr(r, name) for name in columns}} for r in changed]
+            bulk.update(self.table, columns, values)
+
+
+class Pending:
+    """What one transaction added and changed, written in bulk at each flush."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+        self.bulk = Bulk(session)
+        self.outbox: list[OutboxRow] = []  # `SqlOutbox` adds to this list: never replaced
+        self._empty()
+
+    def _empty(self) -> None:
+        self.outbox.clear()
+        self.issues: list[IssueRow] = []
+        self.deadlines: list[DeadlineRow] = []
+        self.parked: list[ParkedRow] = []
+        self.unparked: list[int] = []
+        self.timeline: list[dict[str, Any]] = []
+        self.processed: list[dict[str, Any]] = []
+        self.issue_rows: dict[int, IssueRow] = {}  # the identity maps: one row per id
+        self.deadline_rows: dict[int, DeadlineRow] = {}
+        self.tracked = (
+            Tracked(ISSUES, _ISSUE_CHANGING),
+            Tracked(DEADLINES, _DEADLINE_CHANGING),
+            Tracked(OUTBOX, _OUTBOX_CHANGING),
+        )
+
+    def flush(self) -> None:
+        """Write what was added and changed, parents before children: issues, deadlines,
+        outbox rows, parked events, timeline lines, processed event ids."""
+        bulk = self.bulk
+        issues, deadlines, outbox = self.tracked
+        if self.issues:
+            new_issues, self.issues = self.issues, []
+            self._insert(ISSUES, _ISSUE_COLUMNS, new_issues)
+            for issue in new_issues:
+                self.issue_rows[issue.id or 0] = issue
+                issues.watch(issue)
+        issues.write(bulk)
+        if self.deadlines:
+            new_deadlines, self.deadlines = self.deadlines, []
+            for deadline in new_deadlines:
+                if deadline.issue is not None:
+                    deadline.issue_id = deadline.issue.id
+            self._insert(DEADLINES, _DEADLINE_COLUMNS, new_deadlines)
+            for deadline in new_deadlines:
+                self.deadline_rows[deadline.id or 0] = deadline
+                deadlines.watch(deadline)
+        deadlines.write(bulk)
+        if self.outbox:
+            new_messages = self.outbox[:]
+            self.outbox.clear()
+            bulk.insert(OUTBOX, [_outbox_values(row) for row in new_messages])
+            for message in new_messages:
+                outbox.watch(message)
+        outbox.write(bulk)
+        if self.parked:
+            parked, self.parked = self.parked, []
+            self._insert(PARKED, _PARKED_COLUMNS, parked)
+        if self.unparked:
+            gone, self.unparked = self.unparked, []
+            self.session.execute(delete(PARKED).where(PARKED.c.id.in_(gone)))
+        for table, lines in ((TIMELINE, self.timeline), (PROCESSED, self.processed)):
+            for line in lines:
+                if isinstance(issue := line["issue_id"], IssueRow):
+                    line["issue_id"] = issue.id
+            bulk.insert(table, lines)
+        self.timeline, self.processed = [], []
+        self.session.flush()  # ORM rows of the delivery path (`SqlOutbox`)
+
+    def _insert(self, table: Table, columns: Sequence[str], rows: Sequence[Any]) -> None:
+        """Give the rows their ids, reserved in one statement, then insert them in one."""
+        for row, row_id in zip(rows, self.bulk.reserve(table, len(rows)), strict=True):
+            row.id = row_id
+        self.bulk.insert(table, [{"id": r.id, **{c: getattr(r, c) for c in columns}} for r in rows])
+
+    def pending(self) -> bool:
+        return bool(
+            self.issues
+            or self.deadlines
+            or self.outbox
+            or self.parked
+            or self.unparked
+            or self.timeline
+            or self.processed
+        )
+
+    def forget(self) -> None:
+        """A savepoint rolled back: drop what was added since, and every row in memory (the
+        next load reads them again as the database holds them)."""
+        self._empty()
+
+    def issue(self, values: Any) -> IssueRow:
+        """The row of these column values, or the one this transaction already holds."""
+        row = self.issue_rows.get(values.id)
+        if row is None:
+            row = self.issue_rows[values.id] = IssueRow(**values._mapping)
+            self.tracked[0].watch(row)
+        return row
+
+    def deadline(self, values: Any) -> DeadlineRow:
+        row = self.deadline_rows.get(values.id)
+        if row is None:
+            row = DeadlineRow(issue=self.issue_rows.get(values.issue_id), **values._mapping)
+            self.deadline_rows[values.id] = row
+            self.tracked[1].watch(row)
+        return row
+
+
+def _outbox_values(row: OutboxRow) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "issue_id": row.issue.id,
+        "channel": row.channel,
+        "kind": row.kind,
+        "target": row.target,
+        "payload": row.payload,
+        "state": row.state,
+        "attempts": row.attempts,
+        "next_attempt_at": row.next_attempt_at,
+        "lease_until": None,
+        "last_error": row.last_error,
+        "created_at": row.created_at,
+        "sent_at": None,
+    }
 
 
 class SqlIssues:
-    def __init__(self, session: Session) -> None:
-        self.session = session
+    def __init__(self, session: Session, pending: Pending) -> None:
+        self.session, self.pending = session, pending
 
-    def lock(self, keys: Collection[Key]) -> list[Issue]:
+    def lock(self, keys: Collection[Key]) -> list[IssueRow]:
         wanted = list(set(keys))
         if not wanted:
             return []
         # Locked in id order, so concurrent writers on PostgreSQL never deadlock.
-        return list(
-            self.session.scalars(
-                select(Issue)
-                .where(tuple_(Issue.source, Issue.external_id).in_(wanted))
-                .order_by(Issue.id)
-                .with_for_update()
-            )
+        query = (
+            select(ISSUES)
+            .where(tuple_(ISSUES.c.source, ISSUES.c.external_id).in_(wanted))
+            .order_by(ISSUES.c.id)
+            .with_for_update()
         )
+        return [self.pending.issue(values) for values in self.session.execute(query)]
 
     def key_of_deadline(self, deadline_id: int) -> Key | None:
-        found = self.session.execute(
-            select(Issue.source, Issue.external_id)
-            .join(Deadline, Deadline.issue_id == Issue.id)
-            .where(Deadline.id == deadline_id)
-        ).one_or_none()
-        return None if found is None else (found.source, found.external_id)
+        return self.keys_of_deadlines([deadline_id]).get(deadline_id)
 
     def keys_of_deadlines(self, deadline_ids: Collection[int]) -> dict[int, Key]:
         rows = self.session.execute(
-            select(Deadline.id, Issue.source, Issue.external_id)
-            .join(Deadline, Deadline.issue_id == Issue.id)
-            .where(Deadline.id.in_(list(deadline_ids)))
+            select(DEADLINES.c.id, ISSUES.c.source, ISSUES.c.external_id)
+            .join(ISSUES, DEADLINES.c.issue_id == ISSUES.c.id)
+            .where(DEADLINES.c.id.in_(list(deadline_ids)))
         )
         return {row.id: (row.source, row.external_id) for row in rows}
 
-    def add(self, issue: Issue) -> None:
-        self.session.add(issue)
+    def add(self, issue: IssueRow) -> None:
+        self.pending.issues.append(issue)
 
 
 class SqlDeadlines:
-    def __init__(self, session: Session) -> None:
-        self.session = session
+    def __init__(self, session: Session, pending: Pending) -> None:
+        self.session, self.pending = session, pending
 
-    def armed(self, issue_ids: Collection[int]) -> list[Deadline]:
+    def armed(self, issue_ids: Collection[int]) -> list[DeadlineRow]:
         if not issue_ids:
             return []
-        return list(
-            self.session.scalars(
-                select(Deadline).where(
-                    Deadline.issue_id.in_(list(issue_ids)), Deadline.state == DeadlineState.ARMED
-                )
-            )
+        query = select(DEADLINES).where(
+            DEADLINES.c.issue_id.in_(list(issue_ids)), DEADLINES.c.state == DeadlineState.ARMED
         )
+        return [self.pending.deadline(values) for values in self.session.execute(query)]
 
-    def lock(self, deadline_id: int) -> Deadline:
-        return self.session.scalars(
-            select(Deadline).where(Deadline.id == deadline_id).with_for_update()
-        ).one()
+    def lock(self, deadline_id: int) -> DeadlineRow:
+        [row] = self.lock_many([deadline_id]).values()
+        return row
 
-    def lock_many(self, deadline_ids: Collection[int]) -> dict[int, Deadline]:
+    def lock_many(self, deadline_ids: Collection[int]) -> dict[int, DeadlineRow]:
         query = (
-            select(Deadline)
-            .where(Deadline.id.in_(list(deadline_ids)))
-            .order_by(Deadline.id)
+            select(DEADLINES)
+            .where(DEADLINES.c.id.in_(list(deadline_ids)))
+            .order_by(DEADLINES.c.id)
             .with_for_update()
         )
-        return {d.id: d for d in self.session.scalars(query)}
+        rows = (self.pending.deadline(values) for values in self.session.execute(query))
+        return {row.id: row for row in rows if row.id is not None}
 
     def claim(self, deadline_id: int, now: datetime) -> bool:
         won = self.session.execute(
-            update(Deadline)
-            .where(Deadline.id == deadline_id, Deadline.state == DeadlineState.ARMED)
+            update(DEADLINES)
+            .where(DEADLINES.c.id == deadline_id, DEADLINES.c.state == DeadlineState.ARMED)
             .values(state=DeadlineState.FIRED, fired_at=now)
-            .execution_options(synchronize_session=False)
         ).rowcount  # type: ignore[attr-defined]
         return bool(won)
 
-    def add(self, deadline: Deadline) -> None:
-        self.session.add(deadline)
+    def add(self, deadline: DeadlineRow) -> None:
+        self.pending.deadlines.append(deadline)
 
 
 class SqlEvents:
-    def __init__(self, session: Session) -> None:
-        self.session = session
+    def __init__(self, session: Session, pending: Pending) -> None:
+        self.session, self.pending = session, pending
 
-    def processed(self, event_ids: Collection[str]) -> dict[str, Issue | None]:
+    def processed(self, event_ids: Collection[str]) -> dict[str, int | None]:
         if not event_ids:
             return {}
-        rows = self.session.scalars(
-            select(ProcessedEvent).where(ProcessedEvent.event_id.in_(list(event_ids)))
+        query = select(PROCESSED.c.event_id, PROCESSED.c.issue_id).where(
+            PROCESSED.c.event_id.in_(list(event_ids))
         )
-        return {row.event_id: row.issue for row in rows}
+        return {row.event_id: row.issue_id for row in self.session.execute(query)}
 
-    def add_processed(self, row: ProcessedEvent) -> None:
-        self.session.add(row)
+    def add_processed(
+        self,
+        event_id: str,
+        issue: IssueRow,
+        stream_id: str | None,
+        type: str,
+        occurred_at: datetime,
+        outcome: str,
+        processed_at: datetime,
+    ) -> None:
+        self.pending.processed.append(
+            {
+                "event_id": event_id,
+                "issue_id": issue,
+                "stream_id": stream_id,
+                "type": type,
+                "occurred_at": occurred_at,
+                "outcome": outcome,
+                "processed_at": processed_at,
+            }
+        )
 
-    def parked(self, keys: Collection[Key]) -> list[ParkedEvent]:
+    def parked(self, keys: Collection[Key]) -> list[ParkedRow]:
         if not keys:
             return []
-        return list(
-            self.session.scalars(
-                select(ParkedEvent)
-                .where(tuple_(ParkedEvent.source, ParkedEvent.external_id).in_(list(keys)))
-                .order_by(ParkedEvent.id)
-            )
+        query = (
+            select(PARKED)
+            .where(tuple_(PARKED.c.source, PARKED.c.external_id).in_(list(keys)))
+            .order_by(PARKED.c.id)
         )
+        return [ParkedRow(**values._mapping) for values in self.session.execute(query)]
 
-    def park(self, row: ParkedEvent) -> None:
-        self.session.add(row)
+    def park(self, row: ParkedRow) -> None:
+        self.pending.parked.append(row)
 
-    def unpark(self, row: ParkedEvent) -> None:
-        if row in self.session.new:
-            self.session.expunge(row)
-        else:
-            self.session.delete(row)
+    def unpark(self, row: ParkedRow) -> None:
+        if row in self.pending.parked:
+            self.pending.parked.remove(row)
+        elif row.id is not None:
+            self.pending.unparked.append(row.id)
 
 
 class SqlTimeline:
-    def __init__(self, session: Session) -> None:
-        self.session = session
+    def __init__(self, pending: Pending) -> None:
+        self.pending = pending
 
-    def add(self, entry: TimelineEntry) -> None:
-        self.session.add(entry)
+    def add(
+        self,
+        issue: IssueRow | int,
+        at: datetime,
+        kind: str,
+        message: str,
+        data: dict[str, Any] | None = None,
+    ) -> None:
+        self.pending.timeline.append(
+            {"issue_id": issue, "at": at, "kind": kind, "message": message, "data": data or {}}
+        )
 
 
 class SqlPolicies:
@@ -165,15 +367,29 @@ class SqlStore:
 
     def __init__(self, session: Session) -> None:
         self.session = session
-        self.issues = SqlIssues(session)
-        self.deadlines = SqlDeadlines(session)
-        self.events = SqlEvents(session)
-        self.timeline = SqlTimeline(session)
-        self.outbox = SqlOutbox(session)
+        self.pending = pending = Pending(session)
+        self.issues = SqlIssues(session, pending)
+        self.deadlines = SqlDeadlines(session, pending)
+        self.events = SqlEvents(session, pending)
+        self.timeline = SqlTimeline(pending)
+        self.outbox = SqlOutbox(session, pending.outbox)
         self.policies = SqlPolicies(session)
 
     def flush(self) -> None:
-        self.session.flush()
+        self.pending.flush()
 
     def savepoint(self) -> AbstractContextManager[object]:
-        return self.session.begin_nested()
+        return self._savepoint()
+
+    @contextmanager
+    def _savepoint(self) -> Iterator[object]:
+        self.flush()  # what came before is not the savepoint's to undo
+        nested = self.session.begin_nested()
+        try:
+            yield nested
+            self.flush()
+        except BaseException:
+            nested.rollback()
+            self.pending.forget()
+            raise
+        nested.commit()

@@ -4,7 +4,6 @@ the backoff; the plain successes of a batch in two statements."""
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Any
 
 import structlog
 
@@ -16,7 +15,7 @@ from worker.domain.states import OutboxState, is_writeback
 from worker.services.outbox import digest
 from worker.services.outbox.outcomes import Attempt, Delivery, Sent
 from worker.services.repositories import Store
-from worker.store.models import OutboxMessage, TimelineEntry
+from worker.store.models import OutboxMessage
 
 log = structlog.get_logger("escalator.dispatcher")
 
@@ -29,10 +28,6 @@ def sent_line(row: OutboxMessage, message: Notification) -> str:
     """The timeline line of a message sent."""
     digest = row.id if message.covers else None
     return wording.sent(what_of(row, message), message.tier, row.channel, digest)
-
-
-def _line(issue_id: int, at: datetime, kind: str, message: str, **data: Any) -> TimelineEntry:
-    return TimelineEntry(issue_id=issue_id, at=at, kind=kind, message=message, data=data)
 
 
 def record(
@@ -72,7 +67,7 @@ def record_sent(
     for carried in [row, *digest.merged_rows(store.outbox, message)]:
         carried.state, carried.sent_at = OutboxState.SENT, done
         data = {"message_id": carried.id, "attempts": attempts}
-        store.timeline.add(_line(carried.issue_id, done, "notified", line, **data))
+        store.timeline.add(carried.issue_id, done, "notified", line, data)
 
 
 def record_failure(
@@ -93,7 +88,7 @@ def record_failure(
         row.state = OutboxState.DEAD
         what = what_of(row, message)
         line = wording.dead(what, channel_name, attempts, error)
-        store.timeline.add(_line(row.issue_id, done, "notification_dead", line, message_id=row.id))
+        store.timeline.add(row.issue_id, done, "notification_dead", line, {"message_id": row.id})
         log.error("notification.dead", message_id=row.id, channel=channel_name, error=error)
         return Delivery(OutboxState.DEAD)
     delay = jittered(attempts, settings.delivery_backoff_s, settings.delivery_backoff_max_s)
@@ -102,7 +97,7 @@ def record_failure(
     row.next_attempt_at = done + timedelta(seconds=delay)
     if is_writeback(row.channel):
         line = wording.writeback_failed(channel_name, attempts, delay, error)
-        store.timeline.add(_line(row.issue_id, done, "writeback_failed", line, message_id=row.id))
+        store.timeline.add(row.issue_id, done, "writeback_failed", line, {"message_id": row.id})
     log.warning(
         "notification.retry",
         message_id=row.id,

@@ -17,8 +17,8 @@ from schemas.policy import PolicyFile
 from worker.domain import MOOT_WHEN_MET, MOOT_WHEN_RESOLVED, message_text, people, wording
 from worker.domain.states import OutboxState, is_writeback, writeback_channel
 from worker.services import repositories
-from worker.store.models import Deadline, Issue, OutboxMessage
 from worker.store.repository import ARMED
+from worker.store.rows import DeadlineRow, IssueRow, OutboxRow
 
 WRITEBACK_KINDS = (NotificationKind.ASSIGNED, NotificationKind.ESCALATED)
 
@@ -35,11 +35,13 @@ class Outbox:
 
     def __init__(self, rows: repositories.Outbox) -> None:
         self.rows = rows
-        self.fresh: dict[Issue, list[OutboxMessage]] = {}
+        self.fresh: dict[IssueRow, list[OutboxRow]] = {}
         self.windows: dict[str, datetime] = {}
 
 
-def _due_at(deadlines: Iterable[Deadline], kind: NotificationKind, at: datetime) -> datetime | None:
+def _due_at(
+    deadlines: Iterable[DeadlineRow], kind: NotificationKind, at: datetime
+) -> datetime | None:
     """The deadline the message is about: the holding tier's next one, or the breached one."""
     if kind is NotificationKind.RESOLVED:
         return None
@@ -72,13 +74,13 @@ def _send_at(outbox: Outbox, policies: PolicyFile, channel: str, now: datetime) 
 
 def queue_notifications(
     outbox: Outbox,
-    issue: Issue,
+    issue: IssueRow,
     kind: NotificationKind,
     policies: PolicyFile,
     at: datetime,
     now: datetime,
     reason: str = "",
-    deadlines: Iterable[Deadline] = (),
+    deadlines: Iterable[DeadlineRow] = (),
     target: str | None = None,
 ) -> list[str]:
     """One outbox row per channel the tier routes `kind` to (and a write-back); their ids.
@@ -120,7 +122,7 @@ def queue_notifications(
             due_at=due_at,
             target=target,
         )
-        row = OutboxMessage(
+        row = OutboxRow(
             id=message.id,
             issue=issue,
             channel=channel,
@@ -143,7 +145,7 @@ def _kinds(targets: frozenset[str] | None) -> tuple[str, ...]:
 
 
 def cancel_fresh(
-    outbox: Outbox, issue: Issue, targets: frozenset[str] | None, now: datetime
+    outbox: Outbox, issue: IssueRow, targets: frozenset[str] | None, now: datetime
 ) -> int:
     """Cancel the issue's unsent messages written in this transaction that are now moot: those
     about one of `targets` (met), or with `targets` None (resolved) all that can be moot."""
@@ -182,7 +184,7 @@ def cancel_stored(
 
 
 def cancel_pending(
-    outbox: Outbox, issue: Issue, targets: frozenset[str] | None, now: datetime
+    outbox: Outbox, issue: IssueRow, targets: frozenset[str] | None, now: datetime
 ) -> int:
     """Cancel the issue's moot unsent messages, wherever written; how many."""
     count = cancel_fresh(outbox, issue, targets, now)
