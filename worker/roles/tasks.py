@@ -34,9 +34,11 @@ def fire_deadlines(deadline_ids: list[int]) -> None:
     c = current()
     with c.keepers.fires.holding(deadline_ids):  # their leases live as long as the firing
         results = fire_many(c.units, c.policies, c.clock, deadline_ids)
-    c.index.ack(*deadline_ids)
-    for deadline_id, result in zip(dict.fromkeys(deadline_ids), results, strict=True):
-        if not result.fired:
+    done = dict(zip(dict.fromkeys(deadline_ids), results, strict=True))
+    # one that failed stays claimed: its lease runs out and a scheduler sends it again
+    c.index.ack(*(deadline_id for deadline_id, result in done.items() if not result.failed))
+    for deadline_id, result in done.items():
+        if not result.fired and not result.failed:
             log.debug("escalation.fenced", deadline_id=deadline_id, reason=result.note)
 
 

@@ -30,12 +30,14 @@ log = structlog.get_logger("escalator.escalation")
 
 @dataclass(frozen=True, slots=True)
 class FireResult:
-    """What one firing did: `fired` is False for a fenced no-op."""
+    """What one firing did: `fired` is False for a fenced no-op; `failed` when it raised (it
+    stays armed and claimed: its lease runs out and a scheduler sends it again)."""
 
     fired: bool
     note: str
     effects: Effects
     issue_key: str | None = None
+    failed: bool = False
 
 
 def fire(units: Units, policies: PolicyFile, clock: Clock, deadline_id: int) -> FireResult:
@@ -62,7 +64,25 @@ def fire_many(
         log.info("escalation.fire_one_by_one", reason=str(exc), count=len(ids))
     except Exception:
         log.warning("escalation.fire_one_by_one", count=len(ids), exc_info=True)
-    return [fire(units, policies, clock, deadline_id) for deadline_id in ids]
+    return [_fire_alone(units, policies, clock, deadline_id) for deadline_id in ids]
+
+
+def _fire_alone(units: Units, policies: PolicyFile, clock: Clock, deadline_id: int) -> FireResult:
+    """One of a lot that failed, in a transaction of its own: if it fails again, the others
+    still fire, and it is left claimed (retried when its lease runs out)."""
+    error: Exception
+    try:
+        return fire(units, policies, clock, deadline_id)
+    except (OperationalError, DBAPIError) as exc:
+        if not isinstance(exc, IntegrityError):
+            raise
+        error = exc
+    except Exception as exc:
+        error = exc
+    log.error(
+        "escalation.fire_failed", deadline_id=deadline_id, error=f"{type(error).__name__}: {error}"
+    )
+    return FireResult(False, f"failed: {type(error).__name__}: {error}", Effects(), failed=True)
 
 
 def _fire_together(
