@@ -93,3 +93,45 @@ def test_a_lost_index_is_rebuilt_at_once(
     assert s.tick() == 0  # nothing indexed any more
     s.housekeeping()
     assert s.tick() == 2
+
+
+def test_claims_start_while_the_start_up_reconcile_runs(
+    container: Container,
+    clock: ManualClock,
+    fired: Sent,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The claim loop does not wait for the reconcile: what the index holds is claimed at once,
+    and the outbox sweep does not wait behind the reconcile either."""
+    import threading
+
+    from worker.roles import scheduler as role
+
+    open_issues(container, 2)
+    clock.set(T0 + timedelta(minutes=5))
+    container.index.mark_intact(clock.now())
+    running, release = threading.Event(), threading.Event()
+    swept = threading.Event()
+
+    def slow_reconcile(*_: Any) -> None:
+        running.set()
+        release.wait(10)
+
+    monkeypatch.setattr(role, "reconcile", slow_reconcile)
+    monkeypatch.setattr(role, "sweep_outbox", lambda _c: swept.set())
+    s = scheduler(container, scheduler_poll_s=0.01)
+    runner = threading.Thread(target=s.run)
+    runner.start()
+    try:
+        assert running.wait(5)
+        for _ in range(500):
+            if len(fired) == 2:
+                break
+            s.stop.wait(0.01)
+        assert sorted(fired) == sorted(container.index.in_flight())
+        assert len(fired) == 2 and not release.is_set()
+        assert swept.wait(5)
+    finally:
+        release.set()
+        s.stop.set()
+        runner.join(10)

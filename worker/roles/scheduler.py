@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from datetime import datetime, timedelta
 
 import structlog
@@ -78,32 +79,51 @@ class Scheduler:
         return max(oldest, now - hold)
 
     def housekeeping(self) -> None:
-        """Reconcile the index and sweep the outbox when their time comes; a failed reconcile
-        is tried again within seconds."""
+        """Reconcile the index and sweep the outbox when their time comes."""
+        self.reconcile_when_due()
+        self.sweep_when_due()
+
+    def reconcile_when_due(self) -> None:
+        """Reconcile at start, every `reconcile_every_s`, and at once when the index was lost
+        (`tick` asks for it); a failed reconcile is tried again within seconds."""
         now = time.monotonic()
         settings = self.c.settings
         if now >= self._next_reconcile:
             self._next_reconcile = now + settings.reconcile_retry_s
             reconcile(self.c.index, self.c.readers, self.c.clock)
             self._next_reconcile = time.monotonic() + settings.reconcile_every_s
+
+    def sweep_when_due(self) -> None:
+        now = time.monotonic()
         if now >= self._next_sweep:
-            self._next_sweep = now + settings.outbox_sweep_every_s
+            self._next_sweep = now + self.c.settings.outbox_sweep_every_s
             sweep_outbox(self.c)
 
-    def _housekeeping_loop(self) -> None:
-        # Apart from the claim loop, so a long reconcile (about 1.6 s per 100,000 armed
-        # deadlines) never delays a claim.
+    def _loop(self, step: Callable[[], None]) -> None:
         while not self.stop.is_set():
             try:
-                self.housekeeping()
+                step()
             except Exception as exc:
                 log.error("scheduler.housekeeping_failed", error=f"{type(exc).__name__}: {exc}")
             self.stop.wait(0.25)
 
+    def _threads(self) -> list[threading.Thread]:
+        # Each beside the claim loop, which starts at once: claims of what the index holds
+        # never wait for a reconcile (one from empty arms the earliest deadlines first), and
+        # the outbox sweep never waits behind one.
+        return [
+            threading.Thread(target=self._loop, args=(step,), name=name, daemon=True)
+            for name, step in (
+                ("reconcile", self.reconcile_when_due),
+                ("housekeeping", self.sweep_when_due),
+            )
+        ]
+
     def run(self) -> None:
         log.info("scheduler.started")
-        keeper = threading.Thread(target=self._housekeeping_loop, name="housekeeping", daemon=True)
-        keeper.start()
+        threads = self._threads()
+        for thread in threads:
+            thread.start()
         failures = 0
         while not self.stop.is_set():
             try:
@@ -118,7 +138,8 @@ class Scheduler:
                     "scheduler.failed", error=f"{type(exc).__name__}: {exc}", retry_in_s=delay
                 )
                 self.stop.wait(delay)
-        keeper.join(timeout=10)
+        for thread in threads:
+            thread.join(timeout=10)
         log.info("scheduler.stopped", dispatched=self.dispatched)
 
     def _sleep(self) -> float:
