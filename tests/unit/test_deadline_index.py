@@ -9,7 +9,7 @@ from datetime import timedelta
 import fakeredis
 
 from worker.broker.deadline_index import DeadlineIndex, score
-from worker.broker.keys import DUE, INFLIGHT
+from worker.broker.keys import DUE, EPOCH, INFLIGHT, LEGACY_INDEX
 
 from .factories import T0
 
@@ -190,3 +190,60 @@ def test_the_index_says_when_it_was_lost(redis: fakeredis.FakeRedis) -> None:
     assert index.intact()
     redis.flushall()
     assert not index.intact()
+
+
+def test_the_index_keys_share_one_hash_tag() -> None:
+    """Every key of the deadline index hashes to one Redis Cluster slot: one `{tag}` each."""
+    import re
+
+    tags = {re.findall(r"\{([^}]*)\}", key)[0] for key in (DUE, INFLIGHT, EPOCH)}
+    assert tags == {"deadlines"}
+
+
+def test_the_lua_scripts_touch_only_the_keys_they_are_given() -> None:
+    """A script names a key only as KEYS[n] (no key built from an argument or a literal), and
+    DeadlineIndex passes DUE and INFLIGHT, which share the tag, as those keys."""
+    import re
+    from pathlib import Path
+
+    import worker.broker.deadline_index as module
+
+    for script in Path(module.__file__).parent.glob("deadline_*.lua"):
+        for call in re.findall(r"redis\.call\(([^)]*)\)", script.read_text()):
+            key = call.split(",")[1].strip()
+            assert re.fullmatch(r"KEYS\[\d\]", key), (script.name, call)
+    calls = re.findall(
+        r"self\._(?:arm|claim)\(\s*keys=\[([^\]]*)\]", Path(module.__file__).read_text()
+    )
+    assert calls == ["DUE, INFLIGHT", "DUE, INFLIGHT"]
+
+
+def test_a_lost_index_deletes_the_keys_of_before_the_hash_tag(redis: fakeredis.FakeRedis) -> None:
+    """The old names are abandoned: a scheduler on the new ones finds no epoch (the index is
+    rebuilt) and the old keys go, so their memory is not kept for nothing."""
+    redis.zadd(LEGACY_INDEX[0], {"1": 1.0})
+    redis.set(LEGACY_INDEX[2], "then")
+    index = DeadlineIndex(redis)
+    assert index.mark_intact(T0) is False
+    assert not any(redis.exists(key) for key in LEGACY_INDEX)
+    assert index.mark_intact(T0) is True
+
+
+def test_due_between_reads_a_slice_of_due_entries_with_their_scores(
+    redis: fakeredis.FakeRedis,
+) -> None:
+    index = DeadlineIndex(redis)
+    index.arm([(i, T0 + secs(i)) for i in range(1, 8)])
+    low, high = score(T0 + secs(2)), score(T0 + secs(5))
+    assert index.due_between(low, high) == [(i, score(T0 + secs(i))) for i in range(2, 6)]
+    assert [i for i, _ in index.due_between(None, high, 1, 2)] == [2, 3]
+    assert [i for i, _ in index.due_between(low, None)] == [2, 3, 4, 5, 6, 7]
+    index.claim(T0 + secs(1), LEASE, 1)
+    assert index.in_flight() == [1]
+    assert [i for i, _ in index.due_between(None, None)] == [2, 3, 4, 5, 6, 7]
+
+
+def test_due_between_reads_resp2_replies_too(server: fakeredis.FakeServer) -> None:
+    index = DeadlineIndex(fakeredis.FakeRedis(server=server, decode_responses=True, protocol=2))
+    index.arm([(1, T0), (2, T0 + secs(1))])
+    assert index.due_between(None, None) == [(1, score(T0)), (2, score(T0 + secs(1)))]

@@ -22,7 +22,7 @@ from typing import Any
 
 from redis import Redis
 
-from worker.broker.keys import DUE, EPOCH, INFLIGHT
+from worker.broker.keys import DUE, EPOCH, INFLIGHT, LEGACY_INDEX
 
 _LUA = Path(__file__).parent
 ARM_CHUNK = 2000
@@ -91,13 +91,44 @@ class DeadlineIndex:
             pipe.zadd(DUE, {str(i): score(now) for i in deadline_ids})
             pipe.execute()
 
-    def mark_intact(self, now: datetime) -> None:
-        """Say that the index is being rebuilt from the database (a reconcile starts)."""
-        self.redis.set(EPOCH, now.isoformat())
+    def mark_intact(self, now: datetime) -> bool:
+        """Say that the index is being rebuilt from the database (a reconcile starts); False if
+        it had been lost since the last reconcile (then the abandoned keys of before the hash
+        tag, `LEGACY_INDEX`, are deleted too: nothing reads them)."""
+        if self.redis.set(EPOCH, now.isoformat(), get=True) is not None:
+            return True
+        self.redis.unlink(*LEGACY_INDEX)
+        return False
 
     def intact(self) -> bool:
         """False once the index was lost (FLUSHALL, a new Redis) since the last reconcile."""
         return bool(self.redis.exists(EPOCH))
+
+    def due_between(
+        self, low: float | None, high: float | None, offset: int = 0, count: int = -1
+    ) -> list[tuple[int, float]]:
+        """(id, score) of due entries scored from `low` to `high`, both included (None: no
+        bound), in score order; `offset` and `count` take a slice of them."""
+        # WITHSCORES as a plain argument: the reply as parsed, without redis-py's callback per
+        # score (most of the cost of reading a million of them)
+        flat: list[Any] = self.redis.execute_command(  # type: ignore[no-untyped-call]
+            "ZRANGEBYSCORE",
+            DUE,
+            "-inf" if low is None else repr(low),
+            "+inf" if high is None else repr(high),
+            "WITHSCORES",
+            "LIMIT",
+            offset,
+            count,
+        )
+        if flat and isinstance(flat[0], list):  # RESP3: [member, score] pairs
+            return [(int(member), float(value)) for member, value in flat]
+        pairs = iter(flat)  # RESP2: member, score, member, score, ...
+        return [(int(member), float(value)) for member, value in zip(pairs, pairs, strict=True)]
+
+    def in_flight(self) -> list[int]:
+        """Every deadline id in flight (a bounded window)."""
+        return [int(str(member)) for member in self.redis.zrange(INFLIGHT, 0, -1)]
 
     def ack(self, *deadline_ids: int) -> None:
         """The firings are committed: forget their in-flight entries."""
