@@ -11,7 +11,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from celery import Celery
-from celery.bin.celery import celery as celery_command
 
 from config.settings import Settings
 from worker.broker.connection import broker_url
@@ -81,9 +80,21 @@ def run_worker(argv: Sequence[str]) -> int:
     Neither `Celery.worker_main` nor `Celery.start` returns it (click hands the code back in
     non-standalone mode and `start` drops it), so a worker that died of an "Unrecoverable
     error" used to exit 0, and a restart-on-failure policy never brought it back. This calls
-    the same command line and keeps the code. Call `configure` first: the app is this module's.
+    the same `worker` command and keeps the code. Call `configure` first: the app is this
+    module's. Only the `worker` command is loaded, here: `celery`'s whole command line also
+    loads its shell and REPL (click_repl, prompt_toolkit), 9 MB in each worker process, and
+    the other roles, which only send tasks, load neither.
     """
-    code = celery_command.main(
-        args=["--app", f"{__name__}:app", *argv], prog_name="celery", standalone_mode=False
+    from celery.bin.base import CLIContext
+    from celery.bin.worker import worker as worker_command
+
+    command, *args = argv
+    if command != "worker":
+        raise ValueError(f"not a worker command line: {list(argv)!r}")
+    code = worker_command.main(
+        args=args,
+        prog_name="celery worker",
+        standalone_mode=False,
+        obj=CLIContext(app=app, no_color=False, workdir=None),
     )
     return code if isinstance(code, int) else 0
