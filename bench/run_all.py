@@ -31,7 +31,10 @@ from typing import Any
 
 HERE = Path(__file__).resolve().parent
 PREFIX = "BENCH-SUMMARY "
-CONDITION = re.compile(r"^\s*(<=|>=|==|<|>)\s*([-+]?[\d,]*\.?\d+(?:[eE][-+]?\d+)?)")
+NUMBER = r"([-+]?[\d,]*\.?\d+(?:[eE][-+]?\d+)?)"
+CONDITION = re.compile(rf"^\s*(<=|>=|==|<|>)?\s*{NUMBER}")  # no operator: equal to
+PLAIN = re.compile(rf"^\s*(<=|>=|==|<|>)?\s*{NUMBER}\s*$")  # nothing after the number
+WIDEST = 48  # a longer cell is cut
 
 
 @dataclass
@@ -148,7 +151,8 @@ def number(value: Any, unit: str = "") -> str:
 
 
 def verdict(value: Any, target: Any) -> str:
-    """'met' / 'MISSED' for a target such as '< 5' or '>= 1,000'; '' if it cannot be read."""
+    """'met' / 'MISSED' for a target such as '< 5', '>= 1,000' or '0' (equal to); '' if it
+    does not start with a condition."""
     if not isinstance(target, str):
         return ""
     match = CONDITION.match(target)
@@ -156,7 +160,7 @@ def verdict(value: Any, target: Any) -> str:
         return ""
     if not isinstance(value, int | float) or not math.isfinite(value):
         return "MISSED"
-    op, limit = match.group(1), float(match.group(2).replace(",", ""))
+    op, limit = match.group(1) or "==", float(match.group(2).replace(",", ""))
     met = {
         "<": value < limit,
         "<=": value <= limit,
@@ -186,7 +190,11 @@ def table(runs: list[Run]) -> None:
             target_text = ""
             if target is not None:
                 mark = verdict(line.get("value"), target)
-                target_text = f"{target} {unit}".rstrip() + (f": {mark}" if mark else "")
+                shown = f"{target} {unit}".rstrip() if PLAIN.match(str(target)) else str(target)
+                room = WIDEST - len(f": {mark}") if mark else WIDEST
+                if len(shown) > room:  # cut the text, keep the verdict
+                    shown = shown[: room - 3] + "..."
+                target_text = shown + (f": {mark}" if mark else "")
             ratio = line.get("ratio")
             vs = (
                 f"{ratio:.2f}x"
@@ -208,11 +216,14 @@ def table(runs: list[Run]) -> None:
         seen |= benches
     heads = ("bench", "metric", "value", "target", "vs baseline", "run")
     widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(heads)]
-    widths = [min(w, 48) for w in widths]
+    widths = [min(w, WIDEST) for w in widths]
+
+    def fit(cell: str, width: int) -> str:
+        return cell if len(cell) <= width else cell[: width - 3] + "..."
 
     def fmt(cells: tuple[str, ...]) -> str:
         return "   " + "  ".join(
-            c.rjust(w) if i == 2 else c.ljust(w)
+            fit(c, w).rjust(w) if i == 2 else fit(c, w).ljust(w)
             for i, (c, w) in enumerate(zip(cells, widths, strict=True))
         )
 
