@@ -55,7 +55,6 @@ class IssueRow:
 class DeadlineRow:
     """A point in time at which something must happen (the `deadlines` table)."""
 
-    issue: IssueRow | None
     kind: str
     target: str
     tier_index: int
@@ -68,6 +67,7 @@ class DeadlineRow:
     note: str | None = None
     issue_id: int | None = None
     id: int | None = None
+    issue: IssueRow | None = None  # not a column: the row it belongs to, in memory
 
 
 @dataclass(eq=False, slots=True)

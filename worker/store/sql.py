@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
+from dataclasses import fields
 from datetime import datetime
 from operator import attrgetter
 from typing import Any, cast
@@ -51,6 +52,34 @@ _DEADLINE_COLUMNS = tuple(c.name for c in DEADLINES.columns if c.name != "id")
 _DEADLINE_CHANGING = ("state", "fired_at", "note")
 _OUTBOX_CHANGING = ("state", "last_error")
 _PARKED_COLUMNS = tuple(c.name for c in PARKED.columns if c.name != "id")
+_OUTBOX_COLUMNS = (
+    "id",
+    "issue_id",
+    "channel",
+    "kind",
+    "target",
+    "payload",
+    "state",
+    "attempts",
+    "next_attempt_at",
+    "lease_until",
+    "last_error",
+    "created_at",
+    "sent_at",
+)
+_TIMELINE_COLUMNS = ("issue_id", "at", "kind", "message", "data")
+_PROCESSED_COLUMNS = (
+    "issue_id",
+    "event_id",
+    "stream_id",
+    "type",
+    "occurred_at",
+    "outcome",
+    "processed_at",
+)
+# What a row is built from, in the order of its class's fields (the id last)
+ISSUE_FIELDS = tuple(f.name for f in fields(IssueRow))
+DEADLINE_FIELDS = tuple(f.name for f in fields(DeadlineRow) if f.name != "issue")
 
 
 def _snapshot(row: Any, columns: Sequence[str]) -> tuple[Any, ...]:
@@ -80,12 +109,9 @@ class Tracked:
         for key, (row, before) in self.rows.items():
             now = snapshot(row)
             if now != before:
-                changed.append(row)
+                changed.append((row.id, *now) if len(self.columns) > 1 else (row.id, now))
                 self.rows[key] = (row, now)
-        if changed:
-            columns = self.columns
-            values = [{"id": r.id, **{name: getattr(r, name) for name in columns}} for r in changed]
-            bulk.update(self.table, columns, values)
+        bulk.update(self.table, self.columns, changed)
 
 
 class Pending:
@@ -103,8 +129,8 @@ class Pending:
         self.deadlines: list[DeadlineRow] = []
         self.parked: list[ParkedRow] = []
         self.unparked: list[int] = []
-        self.timeline: list[dict[str, Any]] = []
-        self.processed: list[dict[str, Any]] = []
+        self.timeline: list[list[Any]] = []  # rows of _TIMELINE_COLUMNS, the issue's row first
+        self.processed: list[list[Any]] = []  # rows of _PROCESSED_COLUMNS, likewise
         self.issue_rows: dict[int, IssueRow] = {}  # the identity maps: one row per id
         self.deadline_rows: dict[int, DeadlineRow] = {}
         self.tracked = (
@@ -138,7 +164,7 @@ class Pending:
         if self.outbox:
             new_messages = self.outbox[:]
             self.outbox.clear()
-            bulk.insert(OUTBOX, [_outbox_values(row) for row in new_messages])
+            bulk.insert(OUTBOX, _OUTBOX_COLUMNS, [_outbox_values(row) for row in new_messages])
             for message in new_messages:
                 outbox.watch(message)
         outbox.write(bulk)
@@ -148,11 +174,14 @@ class Pending:
         if self.unparked:
             gone, self.unparked = self.unparked, []
             self.session.execute(delete(PARKED).where(PARKED.c.id.in_(gone)))
-        for table, lines in ((TIMELINE, self.timeline), (PROCESSED, self.processed)):
+        for table, columns, lines in (
+            (TIMELINE, _TIMELINE_COLUMNS, self.timeline),
+            (PROCESSED, _PROCESSED_COLUMNS, self.processed),
+        ):
             for line in lines:
-                if isinstance(issue := line["issue_id"], IssueRow):
-                    line["issue_id"] = issue.id
-            bulk.insert(table, lines)
+                if isinstance(issue := line[0], IssueRow):
+                    line[0] = issue.id
+            bulk.insert(table, columns, lines)
         self.timeline, self.processed = [], []
         self.session.flush()  # ORM rows of the delivery path (`SqlOutbox`)
 
@@ -160,7 +189,8 @@ class Pending:
         """Give the rows their ids, reserved in one statement, then insert them in one."""
         for row, row_id in zip(rows, self.bulk.reserve(table, len(rows)), strict=True):
             row.id = row_id
-        self.bulk.insert(table, [{"id": r.id, **{c: getattr(r, c) for c in columns}} for r in rows])
+        values = attrgetter("id", *columns)
+        self.bulk.insert(table, ("id", *columns), [values(row) for row in rows])
 
     def pending(self) -> bool:
         return bool(
@@ -178,39 +208,41 @@ class Pending:
         next load reads them again as the database holds them)."""
         self._empty()
 
-    def issue(self, values: Any) -> IssueRow:
-        """The row of these column values, or the one this transaction already holds."""
-        row = self.issue_rows.get(values.id)
+    def issue(self, values: Sequence[Any]) -> IssueRow:
+        """The row of these values (`ISSUE_FIELDS`, the id last), or the one this
+        transaction already holds."""
+        row = self.issue_rows.get(values[-1])
         if row is None:
-            row = self.issue_rows[values.id] = IssueRow(**values._mapping)
+            row = self.issue_rows[values[-1]] = IssueRow(*values)
             self.tracked[0].watch(row)
         return row
 
-    def deadline(self, values: Any) -> DeadlineRow:
-        row = self.deadline_rows.get(values.id)
+    def deadline(self, values: Sequence[Any]) -> DeadlineRow:
+        """Likewise for a deadline (`DEADLINE_FIELDS`, the id last)."""
+        row = self.deadline_rows.get(values[-1])
         if row is None:
-            row = DeadlineRow(issue=self.issue_rows.get(values.issue_id), **values._mapping)
-            self.deadline_rows[values.id] = row
+            row = self.deadline_rows[values[-1]] = DeadlineRow(*values)
+            row.issue = self.issue_rows.get(row.issue_id or 0)
             self.tracked[1].watch(row)
         return row
 
 
-def _outbox_values(row: OutboxRow) -> dict[str, Any]:
-    return {
-        "id": row.id,
-        "issue_id": row.issue.id,
-        "channel": row.channel,
-        "kind": row.kind,
-        "target": row.target,
-        "payload": row.payload,
-        "state": row.state,
-        "attempts": row.attempts,
-        "next_attempt_at": row.next_attempt_at,
-        "lease_until": None,
-        "last_error": row.last_error,
-        "created_at": row.created_at,
-        "sent_at": None,
-    }
+def _outbox_values(row: OutboxRow) -> tuple[Any, ...]:
+    return (
+        row.id,
+        row.issue.id,
+        row.channel,
+        row.kind,
+        row.target,
+        row.payload,
+        row.state,
+        row.attempts,
+        row.next_attempt_at,
+        None,  # lease_until
+        row.last_error,
+        row.created_at,
+        None,  # sent_at
+    )
 
 
 class SqlIssues:
@@ -223,7 +255,7 @@ class SqlIssues:
             return []
         # Locked in id order, so concurrent writers on PostgreSQL never deadlock.
         query = (
-            select(ISSUES)
+            select(*(ISSUES.c[name] for name in ISSUE_FIELDS))
             .where(tuple_(ISSUES.c.source, ISSUES.c.external_id).in_(wanted))
             .order_by(ISSUES.c.id)
             .with_for_update()
@@ -252,7 +284,7 @@ class SqlDeadlines:
     def armed(self, issue_ids: Collection[int]) -> list[DeadlineRow]:
         if not issue_ids:
             return []
-        query = select(DEADLINES).where(
+        query = select(*(DEADLINES.c[name] for name in DEADLINE_FIELDS)).where(
             DEADLINES.c.issue_id.in_(list(issue_ids)), DEADLINES.c.state == DeadlineState.ARMED
         )
         return [self.pending.deadline(values) for values in self.session.execute(query)]
@@ -263,7 +295,7 @@ class SqlDeadlines:
 
     def lock_many(self, deadline_ids: Collection[int]) -> dict[int, DeadlineRow]:
         query = (
-            select(DEADLINES)
+            select(*(DEADLINES.c[name] for name in DEADLINE_FIELDS))
             .where(DEADLINES.c.id.in_(list(deadline_ids)))
             .order_by(DEADLINES.c.id)
             .with_for_update()
@@ -306,15 +338,7 @@ class SqlEvents:
         processed_at: datetime,
     ) -> None:
         self.pending.processed.append(
-            {
-                "event_id": event_id,
-                "issue_id": issue,
-                "stream_id": stream_id,
-                "type": type,
-                "occurred_at": occurred_at,
-                "outcome": outcome,
-                "processed_at": processed_at,
-            }
+            [issue, event_id, stream_id, type, occurred_at, outcome, processed_at]
         )
 
     def parked(self, keys: Collection[Key]) -> list[ParkedRow]:
@@ -349,9 +373,7 @@ class SqlTimeline:
         message: str,
         data: dict[str, Any] | None = None,
     ) -> None:
-        self.pending.timeline.append(
-            {"issue_id": issue, "at": at, "kind": kind, "message": message, "data": data or {}}
-        )
+        self.pending.timeline.append([issue, at, kind, message, data or {}])
 
 
 class SqlPolicies:
