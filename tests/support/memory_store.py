@@ -41,6 +41,7 @@ class MemoryStore:
         self.timeline_rows: list[TimelineEntry] = []
         self.outbox_rows: dict[str, OutboxMessage] = {}
         self.added: list[OutboxRow] = []  # outbox rows of the unit of work under way
+        self.claimed: set[int] = set()  # deadlines claimed for a firing
         self._ids = count(1)
         self.issues = self
         self.deadlines = _Deadlines(self)
@@ -142,11 +143,16 @@ class _Deadlines:
         rows = self.store.deadline_rows
         return {i: rows[i] for i in sorted(deadline_ids) if i in rows}
 
+    def claim_many(self, deadline_ids: Collection[int], now: datetime) -> set[int]:
+        return {i for i in deadline_ids if self.claim(i, now)}
+
     def claim(self, deadline_id: int, now: datetime) -> bool:
+        """As the database's conditional UPDATE: the first claim of an armed row wins. (The
+        row itself is the service's to change, as it changes the rows it loads.)"""
         deadline = self.store.deadline_rows[deadline_id]
-        if deadline.state != DeadlineState.ARMED:
+        if deadline.state != DeadlineState.ARMED or deadline_id in self.store.claimed:
             return False
-        deadline.state, deadline.fired_at = DeadlineState.FIRED, now
+        self.store.claimed.add(deadline_id)
         return True
 
     def add(self, deadline: DeadlineRow) -> None:

@@ -97,6 +97,10 @@ def _fire_together(
         loaded = Loaded(uow, (), set(keys.values()))
         deadlines = store.deadlines.lock_many(keys)
         now = clock.now()
+        # every armed one claimed in one statement, each still fenced by its own row
+        won = store.deadlines.claim_many(
+            [i for i, d in deadlines.items() if d.state == repo.ARMED], now
+        )
         for deadline_id, deadline in sorted(deadlines.items(), key=lambda d: d[1].due_at):
             issue = loaded.issues[keys[deadline_id]]
             if deadline.state != repo.ARMED:
@@ -106,9 +110,12 @@ def _fire_together(
                 note = f"already {deadline.state}"
                 results[deadline_id] = FireResult(False, note, effects, issue.key)
                 continue
+            if deadline_id not in won:
+                results[deadline_id] = FireResult(False, "lost the race", effects, issue.key)
+                continue
             under = store.policies.under(issue.policy_version, policies)
-            firing = loaded.fire(issue, deadline, under, now, now)
-            if firing is None:
+            firing = loaded.fire(issue, deadline, under, now, now, claimed=True)
+            if firing is None:  # pragma: no cover - claimed above
                 results[deadline_id] = FireResult(False, "lost the race", effects, issue.key)
             elif not firing.changes:  # the fence: nothing to do
                 results[deadline_id] = FireResult(False, firing.message, effects, issue.key)

@@ -148,14 +148,16 @@ class Loaded:
         now: datetime,
         at: datetime,
         before_event: bool = False,
+        claimed: bool = False,
     ) -> Firing | None:
-        """Claim one of the issue's armed deadlines and fire it as of `at`: decide, write it onto
-        the issue, cancel and arm what it says, record it. None if another firing claimed it
-        first (a scheduler's task, or a concurrent ingest on PostgreSQL)."""
+        """Claim one of the issue's armed deadlines (unless the caller `claimed` it already)
+        and fire it as of `at`: decide, write it onto the issue, cancel and arm what it says,
+        record it. None if another firing claimed it first (a scheduler's task, or a
+        concurrent ingest on PostgreSQL)."""
         if deadline.id is None:
             self.store.flush()  # armed in this batch: give it its id
         assert deadline.id is not None
-        if not self.store.deadlines.claim(deadline.id, now):
+        if not claimed and not self.store.deadlines.claim(deadline.id, now):
             return None
         deadline.state, deadline.fired_at = repo.FIRED, now
         self.disarm.append(deadline.id)

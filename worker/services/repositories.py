@@ -56,6 +56,10 @@ class Deadlines(Protocol):
         """Armed to fired if it is still armed: True for the one caller that wins."""
         ...
 
+    def claim_many(self, deadline_ids: Collection[int], now: datetime) -> set[int]:
+        """`claim` for many in one statement: the ids this caller won."""
+        ...
+
     def add(self, deadline: DeadlineRow) -> None: ...
 
 

@@ -304,12 +304,18 @@ class SqlDeadlines:
         return {row.id: row for row in rows if row.id is not None}
 
     def claim(self, deadline_id: int, now: datetime) -> bool:
-        won = self.session.execute(
+        return deadline_id in self.claim_many([deadline_id], now)
+
+    def claim_many(self, deadline_ids: Collection[int], now: datetime) -> set[int]:
+        if not deadline_ids:
+            return set()
+        won = self.session.scalars(
             update(DEADLINES)
-            .where(DEADLINES.c.id == deadline_id, DEADLINES.c.state == DeadlineState.ARMED)
+            .where(DEADLINES.c.id.in_(list(deadline_ids)), DEADLINES.c.state == DeadlineState.ARMED)
             .values(state=DeadlineState.FIRED, fired_at=now)
-        ).rowcount  # type: ignore[attr-defined]
-        return bool(won)
+            .returning(DEADLINES.c.id)
+        )
+        return set(won)
 
     def add(self, deadline: DeadlineRow) -> None:
         self.pending.deadlines.append(deadline)
