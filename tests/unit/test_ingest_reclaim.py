@@ -59,3 +59,30 @@ def test_an_entry_that_keeps_failing_with_the_database_up_is_given_up(
     [(_, fields)] = entries(redis.xrange(DEAD_STREAM))
     assert fields["error"].startswith("gave up after")
     assert redis.xpending(STREAM, GROUP)["pending"] == 0
+
+
+def test_a_slow_batch_is_not_taken_over_by_another_consumer(
+    container: Container, redis: fakeredis.FakeRedis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A batch that takes longer than the claim idle time to apply keeps its entries claimed:
+    another consumer's reclaim meanwhile finds nothing idle, and it is applied once."""
+    c = dataclasses.replace(
+        container, settings=container.settings.model_copy(update={"ingest_claim_idle_ms": 300})
+    )
+    ensure_group(c)
+    redis.xadd(STREAM, {STREAM_FIELD: event_json(at=T0)})
+    slow, other = Ingest(c, name="slow"), Ingest(c, name="other")
+    taken: list[int] = []
+    real = ingest.apply_batch
+
+    def applying(*args: Any, **kwargs: Any) -> Any:
+        for _ in range(4):  # 1.2 s: four times the claim idle time
+            time.sleep(0.3)
+            taken.append(other.reclaim())
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(ingest, "apply_batch", applying)
+    assert slow.step(block_ms=0) == 1
+    assert taken == [0, 0, 0, 0]
+    assert redis.xpending(STREAM, GROUP)["pending"] == 0
+    assert slow.applied == 1 and other.applied == 0

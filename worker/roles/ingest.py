@@ -12,6 +12,7 @@ import os
 import socket
 import threading
 import time
+from collections.abc import Sequence
 from typing import Any
 
 import structlog
@@ -23,6 +24,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from schemas.events import EventWindow
 from worker.bootstrap import Container
 from worker.broker.keys import DEAD_STREAM, GROUP, STREAM, STREAM_FIELD
+from worker.broker.leases import LeaseKeeper
 from worker.domain.retry import backoff
 from worker.roles.policy_reload import Reloader
 from worker.services import parking
@@ -95,6 +97,15 @@ class Ingest:
         self.name = name or consumer_name()
         self.stop = stop or threading.Event()
         self.applied = 0
+        # While a batch is applied, its entries are claimed again every third of the claim
+        # idle time (XCLAIM JUSTID, min idle 0), so a slow batch is never taken over by another
+        # consumer's XAUTOCLAIM: only the entries of a consumer that stopped go idle.
+        self.keeper = LeaseKeeper[str](
+            "ingest-entries",
+            self._keep,
+            c.clock,
+            c.settings.ingest_claim_idle_ms / 1000,
+        )
         self._next_reclaim = 0.0
         self._next_trim = 0.0
         self._next_parked = 0.0
@@ -177,7 +188,8 @@ class Ingest:
             (entry_id, raw[entry_id]) for entry_id, _ in entries if entry_id not in (reasons or {})
         ]
         if todo:
-            batch = apply_batch(self.c.units, todo, self.c.policies, self.c.clock, self.window)
+            with self.keeper.holding([entry_id for entry_id, _ in todo]):
+                batch = apply_batch(self.c.units, todo, self.c.policies, self.c.clock, self.window)
             results += batch.results
             if batch.recheck:  # another consumer may have parked an event for these meanwhile
                 self._settle(batch.recheck)
@@ -199,6 +211,9 @@ class Ingest:
         pipe.xack(STREAM, GROUP, *raw.keys())
         pipe.execute()
         self.applied += sum(r.outcome is Outcome.APPLIED for r in results)
+
+    def _keep(self, entry_ids: Sequence[str], _until: object) -> None:
+        self.c.redis.xclaim(STREAM, GROUP, self.name, 0, list(entry_ids), justid=True)
 
     def settle_parked(self) -> None:
         """Apply parked events whose issue opened; dead-letter those that waited too long."""
