@@ -73,7 +73,7 @@ def test_a_slow_batch_is_not_taken_over_by_another_consumer(
     redis.xadd(STREAM, {STREAM_FIELD: event_json(at=T0)})
     slow, other = Ingest(c, name="slow"), Ingest(c, name="other")
     taken: list[int] = []
-    real = ingest.apply_batch
+    real = ingest.apply_batch  # type: ignore[attr-defined]
 
     def applying(*args: Any, **kwargs: Any) -> Any:
         for _ in range(4):  # 1.2 s: four times the claim idle time

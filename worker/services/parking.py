@@ -15,13 +15,14 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 import structlog
-from sqlalchemy import delete, select, tuple_
+from sqlalchemy import delete, select
 
 from schemas.policy import PolicyFile
 from worker.domain.clock import Clock
 from worker.services.history import lock_issues
 from worker.services.ingest import unpark_safely
 from worker.services.uow import Effects, Units
+from worker.store import repository as repo
 from worker.store.db import SessionFactory
 from worker.store.models import Issue, Key, ParkedEvent
 
@@ -63,7 +64,7 @@ def settle(
         (ParkedEvent.source == Issue.source) & (ParkedEvent.external_id == Issue.external_id),
     )
     if wanted is not None:
-        query = query.where(tuple_(ParkedEvent.source, ParkedEvent.external_id).in_(wanted))
+        query = query.where(repo.by_key(ParkedEvent.__table__, wanted))
     with units.readers() as session:
         opened = list({(source, external_id) for source, external_id in session.execute(query)})
     if not opened:

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from worker.domain.states import WRITEBACK, OutboxState
 from worker.store.models import Issue, OutboxMessage, TimelineEntry
+from worker.store.repository import unindexed
 from worker.store.rows import OutboxRow
 
 Held = tuple[OutboxMessage, str, list[Any]]  # an outbox row, its issue's lifecycle and clocks
@@ -56,7 +57,7 @@ class SqlOutbox:
             rows = self.session.execute(
                 select(OutboxMessage.id, OutboxMessage.payload).where(
                     OutboxMessage.issue_id.in_(list(issue_ids)),
-                    OutboxMessage.state == OutboxState.PENDING,
+                    unindexed(OutboxMessage.state) == OutboxState.PENDING,
                     OutboxMessage.kind.in_(list(kinds)),
                     *about,
                     OutboxMessage.channel.not_like(f"{WRITEBACK}%"),

@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import Session
 
 from schemas.events import Severity
 from schemas.policy import PolicyFile
 from worker.domain import ClockState, DeadlineSpec, IssueClock, Lifecycle, TargetClock
 from worker.domain.states import DeadlineState
-from worker.store.models import Deadline, Issue
+from worker.store.models import Deadline, Issue, Key
 from worker.store.rows import DeadlineRow, IssueRow
 
 ARMED, FIRED, CANCELLED, STALE = (
@@ -22,6 +22,29 @@ ARMED, FIRED, CANCELLED, STALE = (
     DeadlineState.CANCELLED,
     DeadlineState.STALE,
 )
+
+
+def by_key(table: Any, keys: Collection[Key]) -> Any:
+    """Rows of these (source, external id) keys, as one `source = ? AND external_id IN (...)`
+    per source: SQLite answers a row-value `(source, external_id) IN (VALUES ...)` by scanning
+    the whole table, and this from the (source, external_id) index."""
+    ids: dict[str, list[str]] = {}
+    for source, external_id in keys:
+        ids.setdefault(source, []).append(external_id)
+    return or_(
+        *(
+            and_(table.c.source == source, table.c.external_id.in_(sorted(set(wanted))))
+            for source, wanted in sorted(ids.items())
+        )
+    )
+
+
+def unindexed(column: Any) -> Any:
+    """The column as a term no index serves (`coalesce(column, '')`): where a query also names
+    a selective indexed column (an issue id), the planner must take that index, not one on a
+    state that a large share of the table holds (SQLite keeps no statistics to tell them
+    apart)."""
+    return func.coalesce(column, "")
 
 
 def issue_by_key(

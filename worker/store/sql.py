@@ -18,7 +18,7 @@ from datetime import datetime
 from operator import attrgetter
 from typing import Any, cast
 
-from sqlalchemy import Table, delete, select, tuple_, update
+from sqlalchemy import Table, delete, select, update
 from sqlalchemy.orm import Session
 
 from schemas.policy import PolicyFile
@@ -35,6 +35,7 @@ from worker.store.models import (
 )
 from worker.store.outbox import SqlOutbox
 from worker.store.policy_versions import policies_for
+from worker.store.repository import by_key, unindexed
 from worker.store.rows import DeadlineRow, IssueRow, OutboxRow, ParkedRow
 
 ISSUES = cast(Table, Issue.__table__)
@@ -256,7 +257,7 @@ class SqlIssues:
         # Locked in id order, so concurrent writers on PostgreSQL never deadlock.
         query = (
             select(*(ISSUES.c[name] for name in ISSUE_FIELDS))
-            .where(tuple_(ISSUES.c.source, ISSUES.c.external_id).in_(wanted))
+            .where(by_key(ISSUES, wanted))
             .order_by(ISSUES.c.id)
             .with_for_update()
         )
@@ -285,7 +286,8 @@ class SqlDeadlines:
         if not issue_ids:
             return []
         query = select(*(DEADLINES.c[name] for name in DEADLINE_FIELDS)).where(
-            DEADLINES.c.issue_id.in_(list(issue_ids)), DEADLINES.c.state == DeadlineState.ARMED
+            DEADLINES.c.issue_id.in_(list(issue_ids)),
+            unindexed(DEADLINES.c.state) == DeadlineState.ARMED,
         )
         return [self.pending.deadline(values) for values in self.session.execute(query)]
 
@@ -350,11 +352,7 @@ class SqlEvents:
     def parked(self, keys: Collection[Key]) -> list[ParkedRow]:
         if not keys:
             return []
-        query = (
-            select(PARKED)
-            .where(tuple_(PARKED.c.source, PARKED.c.external_id).in_(list(keys)))
-            .order_by(PARKED.c.id)
-        )
+        query = select(PARKED).where(by_key(PARKED, keys)).order_by(PARKED.c.id)
         return [ParkedRow(**values._mapping) for values in self.session.execute(query)]
 
     def park(self, row: ParkedRow) -> None:
