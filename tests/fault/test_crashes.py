@@ -13,6 +13,7 @@ from standardwebhooks import Webhook
 from tests.support.fixtures import StackFactory
 from tests.support.sink import Sink
 from tests.support.stack import SECRET, event
+from worker.broker.keys import INFLIGHT
 from worker.store.db import make_engine
 
 pytestmark = [pytest.mark.integration, pytest.mark.fault]
@@ -52,7 +53,7 @@ def test_worker_sigkilled_mid_escalation_escalates_exactly_once(
     assert held.wait(10), "the write lock was not taken"
     assert "escalate" not in stack.kinds("KILL-1"), "escalated before the lock: test too slow"
     # The escalation comes due at t0 + 12 s; the worker blocks inside its transaction.
-    stack.wait_for(lambda: stack.redis.zcard("escalator:deadlines:inflight") >= 1, 20, "claim")
+    stack.wait_for(lambda: stack.redis.zcard(INFLIGHT) >= 1, 20, "claim")
     time.sleep(1.0)
     stack.kill(first)
     release.set()

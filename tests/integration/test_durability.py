@@ -8,6 +8,7 @@ import pytest
 
 from tests.support.fixtures import StackFactory
 from tests.support.stack import event
+from worker.broker.keys import DUE
 
 pytestmark = pytest.mark.integration
 
@@ -19,9 +20,9 @@ def test_flushing_redis_and_reconciling_loses_no_deadline(make_stack: StackFacto
     ids = [f"FL-{n}" for n in range(5)]
     stack.producer.send_many(event("issue.opened", i, at=t0) for i in ids)
     stack.wait_for(lambda: all(stack.issue(i) for i in ids), 10, "issues opened")
-    stack.wait_for(lambda: stack.redis.zcard("escalator:deadlines:due") == 5, 5, "index armed")
+    stack.wait_for(lambda: stack.redis.zcard(DUE) == 5, 5, "index armed")
     stack.redis.flushdb()
-    assert stack.redis.zcard("escalator:deadlines:due") == 0
+    assert stack.redis.zcard(DUE) == 0
     # The scheduler reconciles every 2 s here; every issue still escalates, on time.
     stack.wait_for(lambda: all(stack.tier(i) == "L2" for i in ids), 15, "escalations after flush")
     for i in ids:
