@@ -11,7 +11,6 @@ take it (WAL lets them read beside the writer).
 
 from __future__ import annotations
 
-import fcntl
 import threading
 from pathlib import Path
 from typing import Any
@@ -20,6 +19,11 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
 from worker.store.models import Base
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - not POSIX: writers wait in SQLite's busy handler
+    fcntl = None  # type: ignore[assignment]
 
 SessionFactory = sessionmaker[Session]
 READONLY = "escalator_readonly"
@@ -34,7 +38,7 @@ def normalize_url(url: str) -> str:
 
 
 def _sqlite_setup(engine: Engine, path: str | None) -> None:
-    lock_path = f"{path}.writer.lock" if path else None
+    lock_path = f"{path}.writer.lock" if path and fcntl is not None else None
 
     @event.listens_for(engine, "connect")
     def _connect(dbapi_conn: Any, record: Any) -> None:
