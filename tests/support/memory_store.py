@@ -64,16 +64,10 @@ class MemoryStore:
         found = (i for i in self.issue_rows.values() if (i.source, i.external_id) in wanted)
         return sorted(found, key=lambda issue: issue.id or 0)
 
-    def key_of_deadline(self, deadline_id: int) -> Key | None:
-        deadline = self.deadline_rows.get(deadline_id)
-        if deadline is None:
-            return None
-        issue = self.issue_rows[deadline.issue_id or 0]
-        return issue.source, issue.external_id
-
     def keys_of_deadlines(self, deadline_ids: Collection[int]) -> dict[int, Key]:
-        found = ((i, self.key_of_deadline(i)) for i in deadline_ids)
-        return {i: key for i, key in found if key is not None}
+        found = (self.deadline_rows.get(i) for i in deadline_ids)
+        issues = ((d.id, self.issue_rows[d.issue_id or 0]) for d in found if d is not None)
+        return {i or 0: (issue.source, issue.external_id) for i, issue in issues}
 
     def add(
         self,
@@ -135,9 +129,6 @@ class _Deadlines:
     def armed(self, issue_ids: Collection[int]) -> list[DeadlineRow]:
         rows = self.store.deadline_rows.values()
         return [d for d in rows if d.issue_id in issue_ids and d.state == DeadlineState.ARMED]
-
-    def lock(self, deadline_id: int) -> DeadlineRow:
-        return self.store.deadline_rows[deadline_id]
 
     def lock_many(self, deadline_ids: Collection[int]) -> dict[int, DeadlineRow]:
         rows = self.store.deadline_rows

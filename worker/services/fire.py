@@ -115,9 +115,8 @@ def _fire_together(
                 continue
             under = store.policies.under(issue.policy_version, policies)
             firing = loaded.fire(issue, deadline, under, now, now, claimed=True)
-            if firing is None:  # pragma: no cover - claimed above
-                results[deadline_id] = FireResult(False, "lost the race", effects, issue.key)
-            elif not firing.changes:  # the fence: nothing to do
+            assert firing is not None  # claimed above
+            if not firing.changes:  # the fence: nothing to do
                 results[deadline_id] = FireResult(False, firing.message, effects, issue.key)
             else:
                 # the deadline fired here is acked by its task, not dropped from the index

@@ -28,10 +28,6 @@ class Issues(Protocol):
         """The issues of these keys that exist, locked for update, in id order."""
         ...
 
-    def key_of_deadline(self, deadline_id: int) -> Key | None:
-        """The (source, external id) of the deadline's issue, if the deadline exists."""
-        ...
-
     def keys_of_deadlines(self, deadline_ids: Collection[int]) -> dict[int, Key]:
         """The (source, external id) of each of these deadlines' issues (those that exist)."""
         ...
@@ -42,10 +38,6 @@ class Issues(Protocol):
 class Deadlines(Protocol):
     def armed(self, issue_ids: Collection[int]) -> list[DeadlineRow]:
         """The armed deadlines of these issues."""
-        ...
-
-    def lock(self, deadline_id: int) -> DeadlineRow:
-        """One deadline, locked for update."""
         ...
 
     def lock_many(self, deadline_ids: Collection[int]) -> dict[int, DeadlineRow]:

@@ -15,17 +15,19 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from enum import Enum
 from typing import Any
 
 from sqlalchemy import JSON, Table, func, select, text
-from sqlalchemy.dialects import postgresql
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from worker.store.models import UtcDateTime
 
 _PG = postgresql.dialect()  # type: ignore[no-untyped-call]
+_SQLITE = sqlite.dialect()
+_UTC = UtcDateTime()
 
 
 class Bulk:
@@ -84,12 +86,16 @@ class Bulk:
         )
         self._unnest(statement, _arrays(table, names, rows))
 
+    def _driver(self) -> Any:
+        """The driver's connection, in this session's transaction."""
+        driver = self.session.connection().connection.driver_connection
+        assert driver is not None
+        return driver
+
     def _unnest(self, statement: str, arrays: list[list[Any]]) -> None:
         """One statement over arrays, sent in binary (`%b`: psycopg quotes text arrays element
         by element with regular expressions, several times the cost)."""
-        driver = self.session.connection().connection.driver_connection
-        assert driver is not None
-        with driver.cursor() as cursor:
+        with self._driver().cursor() as cursor:
             cursor.execute(statement, arrays)
 
     def _executemany(
@@ -103,9 +109,7 @@ class Bulk:
             for i, convert in converts:
                 columns[i] = tuple(map(convert, columns[i]))
             values = zip(*columns, strict=True)
-        driver = self.session.connection().connection.driver_connection
-        assert driver is not None
-        driver.executemany(statement, values)
+        self._driver().executemany(statement, values)
 
 
 def _sqlite_value(table: Table, name: str) -> Callable[[Any], Any] | None:
@@ -121,11 +125,8 @@ def _sqlite_value(table: Table, name: str) -> Callable[[Any], Any] | None:
 
 
 def _sqlite_time(value: datetime | None) -> str | None:
-    if value is None:
-        return None
-    if value.tzinfo is None:
-        raise ValueError("naive datetime given to the store; times must be timezone-aware")
-    return value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
+    stored = _UTC.process_bind_param(value, _SQLITE)  # naive UTC; refuses a naive value
+    return None if stored is None else stored.isoformat(" ", "microseconds")
 
 
 def _array(table: Table, name: str) -> str:

@@ -4,9 +4,9 @@ outbox's are in `worker.store.outbox`.
 Every query the write paths run lives here: ingest, firing and re-planning change rows in
 memory (`worker.store.rows`) and call these for what they read, lock, claim and add. What they
 add and change is written when the store flushes (before a query that must see it, at a
-savepoint, and at the commit) with a few set-based statements per table: one executemany
-INSERT per table (with RETURNING for the ids the database makes) and one executemany UPDATE
-by primary key for the rows that changed since they were loaded or last written.
+savepoint, and at the commit) with set-based statements (`worker.store.bulk`): per table, one
+INSERT of the new rows (their ids reserved first) and one UPDATE by primary key of the rows
+that changed since they were loaded or last written.
 """
 
 from __future__ import annotations
@@ -83,13 +83,6 @@ ISSUE_FIELDS = tuple(f.name for f in fields(IssueRow))
 DEADLINE_FIELDS = tuple(f.name for f in fields(DeadlineRow) if f.name != "issue")
 
 
-def _snapshot(row: Any, columns: Sequence[str]) -> tuple[Any, ...]:
-    # lists are copied: a change in place must not change the snapshot too
-    return tuple(
-        list(value) if isinstance(value := getattr(row, name), list) else value for name in columns
-    )
-
-
 class Tracked:
     """Rows of one table as last written, to find those that changed since. The services
     change a row's attributes by assignment, never in place (a list is replaced, not
@@ -122,9 +115,11 @@ class Pending:
         self.session = session
         self.bulk = Bulk(session)
         self.outbox: list[OutboxRow] = []  # `SqlOutbox` adds to this list: never replaced
-        self._empty()
+        self.forget()
 
-    def _empty(self) -> None:
+    def forget(self) -> None:
+        """Nothing added, nothing in memory (also when a savepoint rolled back: the next load
+        reads the rows again as the database holds them)."""
         self.outbox.clear()
         self.issues: list[IssueRow] = []
         self.deadlines: list[DeadlineRow] = []
@@ -193,22 +188,6 @@ class Pending:
         values = attrgetter("id", *columns)
         self.bulk.insert(table, ("id", *columns), [values(row) for row in rows])
 
-    def pending(self) -> bool:
-        return bool(
-            self.issues
-            or self.deadlines
-            or self.outbox
-            or self.parked
-            or self.unparked
-            or self.timeline
-            or self.processed
-        )
-
-    def forget(self) -> None:
-        """A savepoint rolled back: drop what was added since, and every row in memory (the
-        next load reads them again as the database holds them)."""
-        self._empty()
-
     def issue(self, values: Sequence[Any]) -> IssueRow:
         """The row of these values (`ISSUE_FIELDS`, the id last), or the one this
         transaction already holds."""
@@ -263,9 +242,6 @@ class SqlIssues:
         )
         return [self.pending.issue(values) for values in self.session.execute(query)]
 
-    def key_of_deadline(self, deadline_id: int) -> Key | None:
-        return self.keys_of_deadlines([deadline_id]).get(deadline_id)
-
     def keys_of_deadlines(self, deadline_ids: Collection[int]) -> dict[int, Key]:
         rows = self.session.execute(
             select(DEADLINES.c.id, ISSUES.c.source, ISSUES.c.external_id)
@@ -290,10 +266,6 @@ class SqlDeadlines:
             unindexed(DEADLINES.c.state) == DeadlineState.ARMED,
         )
         return [self.pending.deadline(values) for values in self.session.execute(query)]
-
-    def lock(self, deadline_id: int) -> DeadlineRow:
-        [row] = self.lock_many([deadline_id]).values()
-        return row
 
     def lock_many(self, deadline_ids: Collection[int]) -> dict[int, DeadlineRow]:
         query = (
