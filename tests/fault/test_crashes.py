@@ -39,9 +39,10 @@ def test_worker_sigkilled_mid_escalation_escalates_exactly_once(
     make_stack: StackFactory, sink: Sink, database_url: str
 ) -> None:
     """A worker killed inside the escalation transaction: one escalation, its message delivered."""
-    # Tiers of 12 s: the worker's start-up and the lock below both happen before the first
-    # deadline, and the restarted worker fires it before L2's turn, however slow the machine.
-    stack = make_stack(roles=("ingest", "scheduler"), webhook_url=sink.url, tier_s=12.0)
+    # Tiers of 20 s: the worker's start-up and the lock below both happen before the first
+    # deadline, and the restarted worker fires it before L2's turn, however slow the machine
+    # (12 s was not always enough on a 2-core machine running a second suite beside this one).
+    stack = make_stack(roles=("ingest", "scheduler"), webhook_url=sink.url, tier_s=20.0)
     t0 = datetime.now(UTC)
     stack.producer.send(event("issue.opened", "KILL-1", at=t0))
     stack.wait_for(lambda: stack.issue("KILL-1"), 10, "issue opened")
@@ -53,7 +54,7 @@ def test_worker_sigkilled_mid_escalation_escalates_exactly_once(
     assert held.wait(10), "the write lock was not taken"
     assert "escalate" not in stack.kinds("KILL-1"), "escalated before the lock: test too slow"
     # The escalation comes due at t0 + 12 s; the worker blocks inside its transaction.
-    stack.wait_for(lambda: stack.redis.zcard(INFLIGHT) >= 1, 20, "claim")
+    stack.wait_for(lambda: stack.redis.zcard(INFLIGHT) >= 1, 30, "claim")
     time.sleep(1.0)
     stack.kill(first)
     release.set()
