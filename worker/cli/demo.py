@@ -7,6 +7,7 @@ paths: the stream, ingest, the deadline index, the scheduler, Celery, the outbox
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 import threading
@@ -15,9 +16,11 @@ from datetime import timedelta
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 from rich.panel import Panel
 from rich.table import Table
 from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
 from config.logging import configure_logging
 from config.settings import DEMO_POLICY, Settings
@@ -50,6 +53,7 @@ def _free_port() -> int:
 
 
 def _event(kind: str, issue: str, severity: str, title: str, n: int) -> IssueEvent:
+    """The event, stamped now: build it when it is sent, never ahead."""
     return IssueEvent.model_validate(
         {
             "event_id": f"demo-{issue}-{n}",
@@ -100,7 +104,7 @@ def run_demo(settings: Settings, console: Console, seconds: float) -> int:
             "  DEMO-1  P1, nobody acknowledges: it escalates tier by tier\n"
             "  DEMO-2  P1, acknowledged after 3 s: it stays with L1\n"
             "  DEMO-3  P2, resolved after 5 s\n"
-            f"Data and role logs: {data_dir}",
+            "Everything lives in a temporary folder, removed when the demo ends.",
             title="escalator demo",
         )
     )
@@ -113,9 +117,10 @@ def run_demo(settings: Settings, console: Console, seconds: float) -> int:
                 supervisor.start()
                 watcher.start()
                 if not _wait_ready(log_path, 60):
-                    console.print(f"[red]the roles did not start; see {log_path}[/red]")
-                    return 1
-            return _show(demo, console, seconds, data_dir)
+                    console.print("[red]the roles did not start[/red]")
+                    return _keep_log(console, log_path, 1)
+            code = _show(demo, console, seconds, data_dir)
+            return code if code == 0 else _keep_log(console, log_path, code)
         except KeyboardInterrupt:
             console.print("interrupted")
             return 130
@@ -123,6 +128,14 @@ def run_demo(settings: Settings, console: Console, seconds: float) -> int:
             with console.status("stopping every role ..."):
                 supervisor.shutdown()
             shutil.rmtree(data_dir, ignore_errors=True)
+
+
+def _keep_log(console: Console, log_path: Path, code: int) -> int:
+    """Copy the role logs out of the folder about to be removed, and say where they are."""
+    kept = Path(tempfile.gettempdir()) / f"escalator-demo-{os.getpid()}.log"
+    shutil.copyfile(log_path, kept)
+    console.print(f"the role logs are kept in {kept}", highlight=False, soft_wrap=True)
+    return code
 
 
 def _show(settings: Settings, console: Console, seconds: float, data_dir: Path) -> int:
@@ -139,16 +152,16 @@ def _watch(producer: Producer, readers: SessionFactory, console: Console, second
             _event("issue.opened", "DEMO-3", "P2", "Search latency above 2 s", 1),
         ]
     )
-    pending = [
-        (3.0, _event("issue.acknowledged", "DEMO-2", "P1", "Payment webhooks backing up", 2)),
-        (5.0, _event("issue.resolved", "DEMO-3", "P2", "Search latency above 2 s", 2)),
+    pending = [  # (after s, the event's fields): each is stamped when it is sent
+        (3.0, ("issue.acknowledged", "DEMO-2", "P1", "Payment webhooks backing up", 2)),
+        (5.0, ("issue.resolved", "DEMO-3", "P2", "Search latency above 2 s", 2)),
     ]
     last_id = 0
     done = False
     while not done and time.monotonic() - start < seconds:
         elapsed = time.monotonic() - start
         while pending and pending[0][0] <= elapsed:
-            producer.send(pending.pop(0)[1])
+            producer.send(_event(*pending.pop(0)[1]))
         with readers() as session:
             rows = session.execute(
                 select(TimelineEntry, Issue.external_id)
@@ -160,10 +173,13 @@ def _watch(producer: Producer, readers: SessionFactory, console: Console, second
                 last_id = entry.id
                 at = entry.at.astimezone().strftime("%H:%M:%S")
                 style = STYLE.get(entry.kind, "")
-                console.print(
-                    f"{at}  [bold]{issue_id}[/bold]  [{style}]{entry.kind:<9}[/{style}] "
-                    f"{entry.message}"
-                )
+                line = Table.grid(padding=(0, 1))  # the message wraps under itself
+                line.add_column(no_wrap=True)
+                line.add_column(no_wrap=True, style="bold")
+                line.add_column(no_wrap=True, min_width=9, style=style)
+                line.add_column(overflow="fold")
+                line.add_row(at, issue_id, entry.kind, escape(_line(session, entry)))
+                console.print(line, highlight=False)
             reminders = session.scalar(
                 select(func.count())
                 .select_from(TimelineEntry)
@@ -175,18 +191,22 @@ def _watch(producer: Producer, readers: SessionFactory, console: Console, second
     return _summary(readers, console, timedelta(seconds=time.monotonic() - start))
 
 
+def _line(session: Session, entry: TimelineEntry) -> str:
+    """The entry's line; for a message sent, who was paged, where, and its headline."""
+    message_id = (entry.data or {}).get("message_id") if entry.kind == "notified" else None
+    row = session.get(OutboxMessage, message_id) if message_id else None
+    if row is None:
+        return entry.message
+    payload = row.payload or {}
+    who = ", ".join(payload.get("people") or ()) or payload.get("assignee") or row.channel
+    headline = str(payload.get("text", "")).strip().splitlines()[:1]
+    return f"paged {who} via {row.channel}: " + (headline[0] if headline else row.kind)
+
+
 def _summary(readers: SessionFactory, console: Console, took: timedelta) -> int:
     table = Table(title=f"Summary after {took.total_seconds():.0f} s")
-    for column in (
-        "Issue",
-        "Sev",
-        "State",
-        "Tier",
-        "Assignee",
-        "Escalations",
-        "Notifications sent",
-    ):
-        table.add_column(column)
+    for column in ("Issue", "Sev", "State", "Tier", "Assignee", "Escalated", "Sent"):
+        table.add_column(column, no_wrap=column != "Assignee")
     outcome: dict[str, tuple[str, int]] = {}
     with readers() as session:
         for issue in session.scalars(select(Issue).order_by(Issue.external_id)):
@@ -227,7 +247,8 @@ def _summary(readers: SessionFactory, console: Console, took: timedelta) -> int:
     if ok:
         console.print(
             "[green]DEMO-1 escalated through the tiers, DEMO-2 was acknowledged in time, "
-            "DEMO-3 was resolved.[/green] Run `escalator run` to keep it going."
+            "DEMO-3 was resolved.[/green]\nTry it on your own events: `escalator run`, then "
+            "`escalator send` (README: Quick start)."
         )
         return 0
     console.print("[red]the demo did not go as planned; the role logs were in the data dir[/red]")
