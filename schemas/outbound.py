@@ -22,9 +22,13 @@ class TierWriteback(StrictModel):
 
 
 class Override(StrictModel):
-    """`who` is on call from `start` until `end`, whatever the rotation says."""
+    """`who` is on call from `start` until `end`, whatever the rotation says.
 
-    who: str = Field(min_length=1)
+    `who: null` says that nobody is (a planned gap: the team is off); `escalator policy check`
+    warns about it, and the tier's `assignee`, if it has one, is on call instead.
+    """
+
+    who: str | None = Field(min_length=1, description="Who is on call; null: nobody.")
     start: AwareDatetime
     end: AwareDatetime
 
@@ -40,7 +44,8 @@ class Roster(StrictModel):
 
     A rotation hands over every `shift` at `handoff` local time in `timezone`, counted on the
     wall clock from `start` (members[0] holds the first shift), so a daylight-saving change
-    never moves a handoff.
+    never moves a handoff. With `until`, nobody is on call from `handoff` on that date on
+    (the schedule is not planned further), except where an override says who is.
     """
 
     members: tuple[str, ...] = Field(min_length=1)
@@ -48,6 +53,10 @@ class Roster(StrictModel):
     handoff: time = time(9, 0)
     timezone: str = "UTC"
     start: date = date(2026, 1, 5)
+    until: date | None = Field(
+        default=None,
+        description="The roster ends at `handoff` local time on this date; nobody after it.",
+    )
     overrides: tuple[Override, ...] = ()
 
     @field_validator("timezone")
@@ -58,6 +67,12 @@ class Roster(StrictModel):
         except (ZoneInfoNotFoundError, ValueError):
             raise ValueError(f"unknown IANA time zone {value!r}") from None
         return value
+
+    @model_validator(mode="after")
+    def _ends_after_start(self) -> Roster:
+        if self.until is not None and self.until <= self.start:
+            raise ValueError("a roster's `until` must come after its `start`")
+        return self
 
 
 class Person(StrictModel):

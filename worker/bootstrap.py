@@ -26,7 +26,7 @@ from worker.domain.clock import Clock, SystemClock
 from worker.domain.ports import Channel
 from worker.notify.channels import build_channels
 from worker.notify.http import PooledPoster, Poster, tls_context
-from worker.services.policy_loader import PolicyFileError, load_policy
+from worker.services.policy_loader import PolicyFileError, load_policy, warn_gaps
 from worker.services.uow import Units
 from worker.store.db import SessionFactory, make_engine, reader_factory, session_factory
 from worker.writeback import build_writebacks
@@ -145,6 +145,7 @@ def install(settings: Settings) -> None:
     global _settings, _container, _loaded
     _settings, _container = settings, None
     _loaded = load_policy(settings.policy_file)
+    warn_gaps(_loaded, settings.policy_file, SystemClock().now())  # a tier reaching nobody
 
 
 def container() -> Container:

@@ -114,7 +114,7 @@ def oncall(ctx: typer.Context) -> None:
             tier.name,
             on_call(policies, tier.name, now) or "nobody",
             start.astimezone().strftime("%Y-%m-%d %H:%M %Z") if start else "",
-            upcoming.who if upcoming else "",
+            (upcoming.who or "nobody") if upcoming else "",
             ", ".join(people(policies, tier.name)) if tier.roster else "(fixed)",
         )
     console.print(table)

@@ -16,12 +16,14 @@ from rich.table import Table
 
 from config.settings import Settings
 from schemas.events import EventType, SeverityField
-from schemas.policy import IssueFacts
+from schemas.policy import IssueFacts, PolicyFile
 from worker.bootstrap import redis_client, scoped
 from worker.broker.keys import POLICY_GENERATION
-from worker.domain import PlannedEvent, match_policy, simulate
+from worker.domain import Gap, PlannedEvent, coverage_gaps, match_policy, simulate
+from worker.domain.clock import SystemClock
+from worker.domain.wording import gap_text
 from worker.services.policy import explain, open_issue_count, replan_open
-from worker.services.policy_loader import check_policy
+from worker.services.policy_loader import GAP_WINDOW_DAYS, check_policy
 from worker.store.policy_versions import remember
 from worker.store.repository import issue_by_ref
 
@@ -34,13 +36,15 @@ err = Console(stderr=True)
 _SEVERITY: TypeAdapter[SeverityField] = TypeAdapter(SeverityField)
 
 
-def _report(path: Path) -> bool:
+def _report(path: Path, start: datetime | None = None) -> tuple[PolicyFile | None, list[Gap]]:
+    """Print the file's errors, or OK and a warning per tier gap (none fail it); the file if it
+    is valid, and its gaps."""
     policies, problems = check_policy(path)
     for problem in problems:
         err.print(f"[red]{problem}[/red]", highlight=False, soft_wrap=True)
     if policies is None:
         err.print(f"{len(problems)} error(s) in {path}")
-        return False
+        return None, []
     console.print(
         f"{path}: OK: {len(policies.policies)} policies "
         f"({', '.join(p.name for p in policies.policies)}; default {policies.default}), "
@@ -48,13 +52,45 @@ def _report(path: Path) -> bool:
         highlight=False,
         soft_wrap=True,
     )
-    return True
+    gaps = coverage_gaps(policies, start or SystemClock().now(), GAP_WINDOW_DAYS)
+    for gap in gaps:
+        err.print(f"[yellow]WARNING {gap_text(gap)}[/yellow]", highlight=False, soft_wrap=True)
+    if gaps:
+        err.print(f"{len(gaps)} warning(s): a tier reaches nobody (docs/policies.md, On call)")
+    return policies, gaps
 
 
 @policy_app.command("check")
-def check(file: Annotated[Path, typer.Argument(help="The policy file to check.")]) -> None:
-    """Validate FILE; print every error with its line; exit status 1 on errors."""
-    if not _report(file):
+def check(
+    file: Annotated[Path, typer.Argument(help="The policy file to check.")],
+    strict: Annotated[
+        bool, typer.Option("--strict", help="Fail (exit status 1) on warnings too.")
+    ] = False,
+    start: Annotated[
+        str | None,
+        typer.Option(
+            "--from",
+            help="Look for on-call gaps in 14 days from this ISO 8601 time (default: now).",
+        ),
+    ] = None,
+) -> None:
+    """Validate FILE; print every error with its line, and a warning per tier that reaches
+    nobody in the next 14 days; exit status 1 on errors (with --strict, on warnings too)."""
+    at: datetime | None = None
+    if start is not None:
+        try:
+            at = datetime.fromisoformat(start)
+        except ValueError as exc:
+            err.print(f"[red]--from: {exc}[/red]", highlight=False, soft_wrap=True)
+            raise typer.Exit(2) from None
+        if at.tzinfo is None:
+            err.print("[red]--from needs a time zone offset, e.g. 2026-12-05T18:00:00+01:00[/red]")
+            raise typer.Exit(2)
+    policies, gaps = _report(file, at)
+    if policies is None:
+        raise typer.Exit(1)
+    if strict and gaps:
+        err.print("--strict: warnings fail the check")
         raise typer.Exit(1)
 
 
@@ -62,7 +98,7 @@ def check(file: Annotated[Path, typer.Argument(help="The policy file to check.")
 def reload(ctx: typer.Context) -> None:
     """Validate the configured policy file, then ask every running role to reload it."""
     settings: Settings = ctx.obj
-    if not _report(settings.policy_file):
+    if _report(settings.policy_file)[0] is None:
         err.print("refused: the running roles keep the policy they have")
         raise typer.Exit(1)
     with redis_client(settings) as redis:
@@ -184,7 +220,7 @@ def apply_cmd(
     --replan moves them (from their original start: a deadline now past fires at once).
     """
     settings: Settings = ctx.obj
-    if not _report(settings.policy_file):
+    if _report(settings.policy_file)[0] is None:
         err.print("refused: nothing changed")
         raise typer.Exit(1)
     with scoped(settings) as c:

@@ -24,7 +24,7 @@ from worker.domain.events import apply_event, end_snooze
 from worker.domain.firing import Decision, Fired, FiringDeadline, Stale, decide
 from worker.domain.issue import EVERYTHING, IssueClock, Transition
 from worker.domain.moot import MOOT_WHEN_MET, MOOT_WHEN_RESOLVED, moot, moot_reason
-from worker.domain.oncall import Shift, next_shift, on_call, people
+from worker.domain.oncall import Gap, Shift, coverage_gaps, next_shift, on_call, people
 from worker.domain.planning import replan
 from worker.domain.policy_match import explain_match, facts_of, match_policy, matches
 from worker.domain.ports import Channel, Index
@@ -70,6 +70,7 @@ __all__ = [
     "Decision",
     "Fired",
     "FiringDeadline",
+    "Gap",
     "Index",
     "IssueClock",
     "Lifecycle",
@@ -88,6 +89,7 @@ __all__ = [
     "business_calendar",
     "comes_back",
     "comment",
+    "coverage_gaps",
     "decide",
     "duration",
     "elapsed",

@@ -15,7 +15,7 @@ from redis.exceptions import RedisError
 
 from worker.bootstrap import Container, every_channel
 from worker.broker.keys import POLICY_GENERATION
-from worker.services.policy_loader import check_policy
+from worker.services.policy_loader import check_policy, warn_gaps
 
 log = structlog.get_logger("escalator.policy")
 
@@ -64,6 +64,7 @@ class Reloader:
             return False
         self.c.policies, self.c.channels = policies, channels
         log.info("policy.reloaded", file=str(path), policies=[p.name for p in policies.policies])
+        warn_gaps(policies, path, self.c.clock.now())
         return True
 
 

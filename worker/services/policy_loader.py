@@ -4,14 +4,21 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import structlog
 import yaml
 from pydantic import ValidationError
 
 from schemas.policy import PolicyFile
+from worker.domain.oncall import Gap, coverage_gaps
+from worker.domain.wording import gap_text
 from worker.errors import PolicyError
+
+log = structlog.get_logger("escalator.policy")
+GAP_WINDOW_DAYS = 14  # how far ahead `policy check` and the roles look for on-call gaps
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,3 +107,19 @@ def load_policy(path: Path) -> PolicyFile:
     if policies is None:
         raise PolicyFileError(problems)
     return policies
+
+
+def warn_gaps(policies: PolicyFile, path: Path, now: datetime) -> list[Gap]:
+    """Log one warning per tier gap in the next 14 days (`policy.coverage_gap`); the gaps."""
+    gaps = coverage_gaps(policies, now, GAP_WINDOW_DAYS)
+    for gap in gaps:
+        log.warning(
+            "policy.coverage_gap",
+            file=str(path),
+            tier=gap.tier,
+            reason=gap.reason,
+            start=gap.start.isoformat() if gap.start else None,
+            end=gap.end.isoformat() if gap.end else None,
+            text=gap_text(gap),
+        )
+    return gaps

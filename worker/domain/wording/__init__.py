@@ -68,6 +68,7 @@ from worker.domain.wording.notes import (
     SNOOZE_NOT_AFTER,
     UPDATED,
     already,
+    event_line,
     last_tier,
     older_than,
     opened,
@@ -83,6 +84,7 @@ from worker.domain.wording.notes import (
     snoozed,
     status_changed,
 )
+from worker.domain.wording.oncall import NO_CHANNEL, gap_text
 
 __all__ = [
     "ALREADY_RESOLVED",
@@ -90,6 +92,7 @@ __all__ = [
     "FIRST_STILL_DUE",
     "IS_RESOLVED",
     "NEXT_ALREADY_DUE",
+    "NO_CHANNEL",
     "NO_NEXT_RESPONSE",
     "OPENED_AGAIN",
     "OPENED_AGAIN_REASON",
@@ -119,6 +122,8 @@ __all__ = [
     "duration",
     "escalated",
     "escalated_from",
+    "event_line",
+    "gap_text",
     "headline",
     "in_digest",
     "label",
