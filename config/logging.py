@@ -59,5 +59,8 @@ def configure_logging(settings: Settings) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
-    for noisy in ("httpx", "httpcore", "uvicorn.access", "alembic"):
+    # Celery's "Task ... received/succeeded" lines say nothing our own events do not (and the
+    # canary alone would write one pair every few seconds): its failures still come through.
+    chatter = ("celery.worker.strategy", "celery.app.trace")
+    for noisy in ("httpx", "httpcore", "uvicorn.access", "alembic", *chatter):
         logging.getLogger(noisy).setLevel(logging.WARNING)

@@ -67,9 +67,9 @@ def _said(stack: Stack, n: int, words: str) -> bool:
     return words in _log(stack, n)
 
 
-def _healthz(port: int) -> int | None:
+def _readyz(port: int) -> int | None:
     try:
-        return httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=5).status_code
+        return httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=5).status_code
     except httpx.HTTPError:
         return None
 
@@ -106,11 +106,11 @@ def test_every_role_started_while_redis_is_down_waits_for_it_then_works(
     }
     for n, words in complaints.items():
         stack.wait_for(partial(_said, stack, n, words), 60, f"role {n} to say {words}")
-    stack.wait_for(lambda: _healthz(port) == 503, 30, "/healthz to answer 503")
+    stack.wait_for(lambda: _readyz(port) == 503, 30, "/readyz to answer 503")
     assert all(code is None for code in _alive(stack).values()), _alive(stack)
 
     private_redis.start()
-    stack.wait_for(lambda: _healthz(port) == 200, 60, "/healthz to answer 200")
+    stack.wait_for(lambda: _readyz(port) == 200, 60, "/readyz to answer 200")
     stack.wait_for(lambda: _log(stack, 3).count(" ready.") >= 1, 90, "the escalation worker")
     stack.wait_for(lambda: _log(stack, 4).count(" ready.") >= 1, 90, "the outbox worker")
     stack.producer.send(event("issue.opened", "DOWN-1", at=datetime.now(UTC)))

@@ -45,6 +45,14 @@ class Sink:
                 self.send_response(500 if sink.mode == "fail" else 204)
                 self.end_headers()
 
+            def do_GET(self) -> None:  # a dead-man's switch ping
+                sink.received.append(
+                    Received(self.path, {k.lower(): v for k, v in self.headers.items()}, b"")
+                )
+                sink.arrived.set()
+                self.send_response(500 if sink.mode == "fail" else 200)
+                self.end_headers()
+
             def log_message(self, *_: Any) -> None:
                 pass
 

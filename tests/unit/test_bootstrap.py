@@ -101,9 +101,9 @@ def test_redis_client_is_closed_on_exit(
 def test_api_app_disposes_its_engine_at_shutdown(
     on_unit_db: Settings, connections: list[Any]
 ) -> None:
-    """The api app's health check reads the database; shutting the app down closes it."""
+    """The api app's readiness check reads the database; shutting the app down closes it."""
     with TestClient(bootstrap.api_app(on_unit_db)) as client:
-        health = client.get("/healthz").json()
+        health = client.get("/readyz").json()
         assert health["database"] == "ok"
         assert connections
     assert connections == []

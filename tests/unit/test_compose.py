@@ -9,10 +9,14 @@ from __future__ import annotations
 import itertools
 import os
 import re
+import socket
+import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import fakeredis
 import jsonschema
 import pytest
 import typer
@@ -21,14 +25,18 @@ from typer.testing import CliRunner
 
 import worker.cli.main as cli
 from config.settings import Settings
+from worker.broker import canary
 from worker.broker.celery_app import PREFETCH
+from worker.broker.heartbeats import beat
 from worker.broker.keys import ESCALATION_QUEUE, GROUP, OUTBOX_QUEUE, STREAM
+from worker.roles import probe
 from worker.roles.supervisor import ROLES as SUPERVISED
 from worker.services.policy_loader import load_policy
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = ROOT / "docker-compose.yml"
 DOCKERFILE = ROOT / "Dockerfile"
+ENV_EXAMPLE = ROOT / ".env.example"
 # The Compose Specification JSON Schema (draft-07), compose-spec/compose-spec
 # `schema/compose-spec.json` at commit 170098ba07d9 (2026-06-23), Apache License 2.0: a pinned
 # copy, so that the check runs wherever the repository is cloned.
@@ -204,15 +212,98 @@ def test_role_has_a_healthcheck(name: str, services: dict[str, dict[str, Any]]) 
         compile(test[3], f"<{name} healthcheck>", "exec")
 
 
-def test_api_healthcheck_hits_healthz_on_the_published_port(
+def test_api_healthcheck_asks_readyz_on_the_published_port(
     services: dict[str, dict[str, Any]],
 ) -> None:
-    """The API binds 0.0.0.0:8080, publishes 8080, and its health check asks /healthz there."""
+    """The API binds 0.0.0.0:8080, publishes 8080, and its health check asks /readyz there
+    (Redis, the database and its migrations), not /healthz (alive only)."""
     api = services["api"]
     assert api["environment"]["ESCALATOR_API_HOST"] == "0.0.0.0"
     assert Settings.model_fields["api_port"].default == 8080
     assert any(str(p).startswith("8080:8080") for p in api["ports"])
-    assert "http://127.0.0.1:8080/healthz" in " ".join(api["healthcheck"]["test"])
+    assert "http://127.0.0.1:8080/readyz" in " ".join(api["healthcheck"]["test"])
+
+
+def test_scheduler_healthcheck_runs_the_probe_for_real(
+    services: dict[str, dict[str, Any]],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The scheduler's check is `python -m worker.roles.probe scheduler --engine`; run here on
+    a fake Redis it fails without this host's heartbeat, then without a canary, and passes with
+    both."""
+    test = services["scheduler"]["healthcheck"]["test"]
+    assert test[:4] == ["CMD", "python", "-m", "worker.roles.probe"]
+    server = fakeredis.FakeServer()
+
+    @contextmanager
+    def fake(_settings: Settings) -> Iterator[fakeredis.FakeRedis]:
+        yield fakeredis.FakeRedis(server=server, decode_responses=True)
+
+    monkeypatch.setattr(probe, "redis_client", fake)
+    for key in [k for k in os.environ if k.startswith("ESCALATOR_")]:
+        monkeypatch.delenv(key)
+    redis = fakeredis.FakeRedis(server=server, decode_responses=True)
+    assert probe.main(test[4:]) == 1
+    beat(redis, "scheduler", f"{socket.gethostname()}:1", started=time.time())
+    assert probe.main(test[4:]) == 1
+    assert "no canary fired yet" in capsys.readouterr().out
+    now = time.time()
+    canary.record(redis, [canary.canary_id(now)], now)
+    assert probe.main(test[4:]) == 0
+
+
+@pytest.mark.parametrize("name", [r for r in ROLES if r != "api"])
+def test_each_role_serves_metrics_on_9100(name: str, services: dict[str, dict[str, Any]]) -> None:
+    """Every role but the api (which serves /metrics on 8080) sets its metrics port to 9100 and
+    exposes it to the compose network."""
+    service = services[name]
+    assert int(service["environment"]["ESCALATOR_METRICS_PORT"]) == 9100
+    assert "9100" in [str(p) for p in service["expose"]]
+
+
+@pytest.mark.parametrize("name", APP_SERVICES)
+def test_every_app_service_reads_the_env_file(
+    name: str, services: dict[str, dict[str, Any]]
+) -> None:
+    """.env reaches every app service (the workers get ESCALATOR_SECRETS, the public URL and
+    the write-back credentials from it); a missing .env is not an error by itself."""
+    env_files = services[name]["env_file"]
+    assert {"path": "./.env", "required": False} in env_files
+
+
+def test_no_database_password_is_written_in_the_file(
+    compose: dict[str, Any], services: dict[str, dict[str, Any]]
+) -> None:
+    """PostgreSQL's password comes from ${POSTGRES_PASSWORD:?...}, required, and the database
+    URL of the roles is built from the same variable."""
+    required = re.compile(r"^\$\{POSTGRES_PASSWORD:\?[^}]+\}$")
+    assert required.match(services["postgres"]["environment"]["POSTGRES_PASSWORD"])
+    for name in APP_SERVICES:
+        url = services[name]["environment"]["ESCALATOR_DATABASE_URL"]
+        assert "escalator:${POSTGRES_PASSWORD:?" in url, name
+    assert "escalator:escalator@" not in COMPOSE.read_text()
+
+
+def test_env_example_documents_real_settings() -> None:
+    """.env.example names only real settings (and POSTGRES_PASSWORD), requires what compose
+    requires, and shows the variables the workers need."""
+    text = ENV_EXAMPLE.read_text(encoding="utf-8")
+    named = set(re.findall(r"^#? ?([A-Z][A-Z0-9_]+)=", text, flags=re.MULTILINE))
+    fields = {f"ESCALATOR_{field.upper()}" for field in Settings.model_fields}
+    assert named - fields == {"POSTGRES_PASSWORD"}
+    for required in ("POSTGRES_PASSWORD", "ESCALATOR_API_TOKEN"):
+        assert re.search(rf"^{required}=", text, flags=re.MULTILINE), required
+    for worker_needs in (
+        "ESCALATOR_SECRETS",
+        "ESCALATOR_PUBLIC_URL",
+        "ESCALATOR_JIRA_TOKEN",
+        "ESCALATOR_GITHUB_TOKEN",
+        "ESCALATOR_ZENDESK_TOKEN",
+        "ESCALATOR_WRITEBACK_WEBHOOK_SECRET",
+        "ESCALATOR_HEARTBEAT_URL",
+    ):
+        assert worker_needs in named, worker_needs
 
 
 def test_ingest_healthcheck_watches_the_real_stream_and_group(

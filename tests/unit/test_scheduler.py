@@ -124,12 +124,16 @@ def test_claims_start_while_the_start_up_reconcile_runs(
     runner.start()
     try:
         assert running.wait(5)
+
+        def real(ids: list[int]) -> list[int]:
+            return sorted(i for i in ids if i >= 0)  # a canary's id is < 0
+
         for _ in range(500):
-            if len(fired) == 2:
+            if len(real(fired)) == 2:
                 break
             s.stop.wait(0.01)
-        assert sorted(fired) == sorted(container.index.in_flight())
-        assert len(fired) == 2 and not release.is_set()
+        assert real(fired) == real(container.index.in_flight())
+        assert len(real(fired)) == 2 and not release.is_set()
         assert swept.wait(5)
     finally:
         release.set()

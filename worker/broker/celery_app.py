@@ -16,7 +16,9 @@ from config.settings import Settings
 from worker.broker.connection import broker_url
 from worker.broker.keys import ESCALATION_QUEUE, OUTBOX_QUEUE
 
-app = Celery("escalator", include=["worker.roles.tasks", "worker.roles.watchdog"])
+app = Celery(
+    "escalator", include=["worker.roles.tasks", "worker.roles.watchdog", "worker.roles.pulse"]
+)
 
 QUEUES = (ESCALATION_QUEUE, OUTBOX_QUEUE)
 # Tasks a worker reserves per pool process: one, the one it runs. A task reserved but not

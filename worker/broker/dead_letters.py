@@ -43,3 +43,8 @@ def replay(redis: Redis, ids: list[str] | None = None) -> int:
         pipe.xdel(DEAD_STREAM, entry_id)
     pipe.execute()
     return len(entries)
+
+
+def count(redis: Redis) -> int:
+    """How many entries the dead-letter stream holds."""
+    return int(redis.xlen(DEAD_STREAM))

@@ -22,6 +22,12 @@ POLICY_GENERATION = "escalator:policy:generation"  # INCR asks every role to rel
 DELIVERY_PREFIX = "escalator:gateway:delivery:"  # + source:sha256(delivery id): ids it produced
 OUTBOX_INFLIGHT = "escalator:outbox:inflight"  # ZSET message id -> lease of its delivery task
 DELIVERIES_SENT = "escalator:stats:deliveries_sent"  # counter: message ids handed to delivery tasks
+# health: heartbeats and the canary (worker/broker/heartbeats.py, worker/broker/canary.py)
+HEARTBEATS = "escalator:heartbeats"  # HASH "role|instance" -> JSON of its last beat
+CANARY = "escalator:canary"  # HASH: the last canary fired (due_at, fired_at, lateness_s)
+CANARY_ARMED = "escalator:canary:armed"  # ZSET canary id -> due time: canaries not fired yet
+CANARY_SLOT = "escalator:canary:slot:"  # + period number: SET NX, one canary per period
+CANARY_PINGED = "escalator:canary:pinged:"  # + period number: SET NX, one dead-man ping per period
 
 # Celery task names (the queue follows the prefix: see `worker.broker.celery_app`)
 FIRE = "escalation.fire"  # one deadline id (what earlier schedulers sent: still served)

@@ -96,10 +96,13 @@ def demo(
 
 @app.command()
 def api(ctx: typer.Context) -> None:
-    """Role: the HTTP gateway (webhooks, POST /v1/events, /v1/issues, GET /healthz)."""
+    """Role: the HTTP gateway (webhooks, POST /v1/events, /v1/issues, /healthz, /readyz, ...)."""
     import uvicorn
 
+    from worker.roles.observe import start_metrics
+
     settings = settings_of(ctx)
+    start_metrics(settings, port=False)  # /metrics is on the api's own port
     uvicorn.run(
         "worker.roles.serve:app_from_environment",
         factory=True,
@@ -115,7 +118,9 @@ def api(ctx: typer.Context) -> None:
 def ingest(ctx: typer.Context) -> None:
     """Role: consume the event stream into the store (run as many as you like)."""
     from worker.roles.ingest import Ingest
+    from worker.roles.observe import start_metrics
 
+    start_metrics(settings_of(ctx))
     consumer = Ingest(_container(settings_of(ctx)), stop=_stop_on_signals())
 
     def _reload(*_: Any) -> None:
@@ -128,8 +133,10 @@ def ingest(ctx: typer.Context) -> None:
 @app.command()
 def scheduler(ctx: typer.Context) -> None:
     """Role: claim due deadlines and hand them to the workers (several may run)."""
+    from worker.roles.observe import start_metrics
     from worker.roles.scheduler import Scheduler
 
+    start_metrics(settings_of(ctx))
     Scheduler(_container(settings_of(ctx)), stop=_stop_on_signals()).run()
 
 
@@ -171,7 +178,14 @@ def worker(
             ["worker", "--queue", q.value, *extra]
             for q in (WorkerQueue.ESCALATIONS, WorkerQueue.OUTBOX)
         ]
-        raise typer.Exit(run_together(pools))
+        from worker.gateway.metrics import current_directory
+        from worker.roles.observe import start_metrics
+
+        start_metrics(settings)  # one directory and one metrics port for both pools
+        raise typer.Exit(run_together(pools, current_directory()))
+    from worker.roles.observe import start_metrics
+
+    start_metrics(settings)  # before the pool forks: its processes inherit the directory
     install(settings)
     configure(settings)
     argv = worker_argv(
@@ -278,10 +292,12 @@ def db_upgrade(ctx: typer.Context) -> None:
 from worker.cli import inspect as _inspect  # noqa: E402  (registers issues, show, dead, reconcile)
 from worker.cli.notifications import register as _outbound  # noqa: E402
 from worker.cli.policy import policy_app  # noqa: E402
+from worker.cli.status import register as _status  # noqa: E402
 
 _inspect.register(app, dead_app)
 app.add_typer(policy_app, name="policy")
 _outbound(app)  # notifications list|retry, oncall
+_status(app)  # status
 
 
 def main() -> None:

@@ -26,7 +26,9 @@ from worker.bootstrap import Container
 from worker.broker.keys import DEAD_STREAM, GROUP, STREAM, STREAM_FIELD
 from worker.broker.leases import LeaseKeeper
 from worker.domain.retry import backoff
+from worker.gateway import metrics_record as record
 from worker.roles.policy_reload import Reloader
+from worker.roles.pulse import Pulse
 from worker.services import parking
 from worker.services.ingest import EntryResult, Key, Outcome, apply_batch
 from worker.services.parking import settle
@@ -117,6 +119,7 @@ class Ingest:
         """Consume until `stop` is set. Redis or the database away, at start or later, is
         retried with capped backoff (logged at error level), never a reason to exit."""
         log.info("ingest.started", consumer=self.name, stream=STREAM)
+        pulse = Pulse(self.c.redis, "ingest", self.c.settings.heartbeat_every_s).start()
         failures = 0
         grouped = False
         while not self.stop.is_set():
@@ -137,6 +140,7 @@ class Ingest:
                 log.error("ingest.failed", error=str(exc), retry_in_s=delay)
                 self.stop.wait(delay)
         self._leave_group()
+        pulse.stop()
         log.info("ingest.stopped", consumer=self.name, applied=self.applied)
 
     def _leave_group(self) -> None:
@@ -190,6 +194,7 @@ class Ingest:
         if todo:
             with self.keeper.holding([entry_id for entry_id, _ in todo]):
                 batch = apply_batch(self.c.units, todo, self.c.policies, self.c.clock, self.window)
+            record.fired(batch.fired)  # deadlines found overdue, fired before an event
             results += batch.results
             if batch.recheck:  # another consumer may have parked an event for these meanwhile
                 self._settle(batch.recheck)
@@ -210,6 +215,8 @@ class Ingest:
                 )
         pipe.xack(STREAM, GROUP, *raw.keys())
         pipe.execute()
+        record.ingested(results)
+        record.dead_lettered(record.dead_reason(r) for r in results if r.outcome is Outcome.DEAD)
         self.applied += sum(r.outcome is Outcome.APPLIED for r in results)
 
     def _keep(self, entry_ids: Sequence[str], _until: object) -> None:
@@ -232,6 +239,7 @@ class Ingest:
             pipe.xadd(DEAD_STREAM, self._dead(entry.body, entry.reason, entry.stream_id))
             log.warning("event.dead", stream_id=entry.stream_id, error=entry.reason)
         pipe.execute()  # in the dead-letter stream first, then forgotten: never lost
+        record.dead_lettered("expired" for _ in late)
         parking.drop(c.sessions, [entry.row_id for entry in late])
 
     def _settle(self, keys: set[Key] | None) -> None:

@@ -20,6 +20,9 @@ from worker.bootstrap import Container
 from worker.broker.effects import INFRASTRUCTURE
 from worker.broker.watermark import applied_until
 from worker.domain.retry import backoff
+from worker.gateway import metrics_record as record
+from worker.roles.deadman import Deadman
+from worker.roles.pulse import Pulse
 from worker.services.reconcile import reconcile
 from worker.store.outbox import SqlOutbox
 
@@ -38,6 +41,7 @@ class Scheduler:
         self.dispatched = 0
         self._next_reconcile = 0.0
         self._next_sweep = 0.0
+        self.deadman = Deadman(c)  # the canary and the dead-man's switch
 
     def tick(self) -> int:
         """Claim what is due now and send it to the workers; returns how many."""
@@ -65,6 +69,7 @@ class Scheduler:
         if reclaimed:
             log.warning("deadline.reclaimed", count=len(reclaimed), ids=reclaimed[:20])
         self.dispatched += len(claimed)
+        record.claimed(due, reclaimed)
         return len(claimed)
 
     def until(self, now: datetime) -> datetime:
@@ -116,11 +121,13 @@ class Scheduler:
             for name, step in (
                 ("reconcile", self.reconcile_when_due),
                 ("housekeeping", self.sweep_when_due),
+                ("canary", self.deadman.step),
             )
         ]
 
     def run(self) -> None:
         log.info("scheduler.started")
+        pulse = Pulse(self.c.redis, "scheduler", self.c.settings.heartbeat_every_s).start()
         threads = self._threads()
         for thread in threads:
             thread.start()
@@ -140,6 +147,7 @@ class Scheduler:
                 self.stop.wait(delay)
         for thread in threads:
             thread.join(timeout=10)
+        pulse.stop()
         log.info("scheduler.stopped", dispatched=self.dispatched)
 
     def _sleep(self) -> float:

@@ -34,6 +34,7 @@ from worker.broker.embedded import EmbeddedRedis
 from worker.broker.keys import ESCALATION_QUEUE, OUTBOX_QUEUE, POLICY_GENERATION
 from worker.domain.retry import backoff
 from worker.errors import EscalatorError
+from worker.gateway.metrics import clean, process_dead
 from worker.store.migrate import upgrade
 
 log = structlog.get_logger("escalator.supervisor")
@@ -53,6 +54,30 @@ BACKOFF_MAX_S = 30.0
 def command(role: Sequence[str]) -> list[str]:
     """The command line of a role process."""
     return [sys.executable, "-m", "worker.cli.main", *role]
+
+
+def metrics_dir(settings: Settings) -> Path:
+    """The multiprocess directory the roles of `escalator run` share."""
+    return settings.prometheus_multiproc_dir or settings.data_dir / "metrics"
+
+
+def role_env(
+    env: dict[str, str],
+    directory: Path,
+    base_port: int | None,
+    roles: Sequence[Sequence[str]],
+    role: Sequence[str],
+) -> dict[str, str]:
+    """A child's environment: the shared metrics directory (`ESCALATOR_METRICS_DIR`: it must
+    not clean it), and its metrics port: the roles other than api, in the order of `roles`,
+    get the base port + 1, + 2, ...; the api serves /metrics on its own port."""
+    env = dict(env, ESCALATOR_METRICS_DIR=str(directory.resolve()))
+    env.pop("ESCALATOR_METRICS_PORT", None)
+    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    others = [tuple(r) for r in roles if r[0] != "api"]
+    if base_port is not None and tuple(role) in others:
+        env["ESCALATOR_METRICS_PORT"] = str(base_port + 1 + others.index(tuple(role)))
+    return env
 
 
 @dataclass
@@ -80,12 +105,15 @@ class Supervisor:
     monotonic: Callable[[], float] = time.monotonic
     _redis_failures: int = 0
     _redis_retry_at: float = 0.0
+    _metrics: Path | None = None  # the metrics directory the roles share, set by `start`
 
     def start(self) -> None:
         env = dict(os.environ, **self.env)
         if not self.settings.redis_url:
             self.redis = EmbeddedRedis(self.settings.data_dir, self.settings.embedded_socket())
             env["ESCALATOR_REDIS_URL"] = self.redis.start()
+        self._metrics = metrics_dir(self.settings)
+        clean(self._metrics)  # counts of an earlier run are not this one's
         self._env = env
         self._migrate()
         if self.stop_event.is_set():
@@ -110,7 +138,13 @@ class Supervisor:
         name = " ".join(role)
         process = subprocess.Popen(
             command(role),
-            env=self._env,
+            env=role_env(
+                self._env,
+                self._metrics or metrics_dir(self.settings),
+                self.settings.metrics_port,
+                self.roles,
+                role,
+            ),
             stdin=subprocess.DEVNULL,
             stdout=self.output,
             stderr=self.output,
@@ -136,6 +170,7 @@ class Supervisor:
             if code is None or self.stop_event.is_set():
                 continue
             if child.restart_at is None:
+                process_dead(child.process.pid, self._metrics or metrics_dir(self.settings))
                 young = now - child.started < YOUNG_S
                 restarts = child.restarts + 1 if young else 0
                 delay = backoff(restarts) if young else 0.5
@@ -213,18 +248,20 @@ class Supervisor:
                 "escalator.running",
                 data_dir=str(Path(self.settings.data_dir).resolve()),
                 api=f"http://{self.settings.api_host}:{self.settings.api_port}",
+                metrics=f"http://{self.settings.api_host}:{self.settings.api_port}/metrics",
             )
             self.watch()
         finally:
             self.shutdown()
 
 
-def run_together(roles: Sequence[Sequence[str]]) -> int:
+def run_together(roles: Sequence[Sequence[str]], metrics: Path | None = None) -> int:
     """Run role processes side by side until SIGINT/SIGTERM (then 0) or until one of them exits.
 
     A role that exits on its own has failed, whatever its code: the others are stopped and the
     code returned is never 0, so that a restart-on-failure policy brings the lot back. The
-    children stay in our process group: a SIGKILL of the group takes them too.
+    children stay in our process group: a SIGKILL of the group takes them too. With `metrics`,
+    they share that multiprocess directory, and the caller serves their metrics port.
     """
     stop = threading.Event()
 
@@ -233,7 +270,14 @@ def run_together(roles: Sequence[Sequence[str]]) -> int:
 
     previous = {sig: signal.signal(sig, _stop) for sig in (signal.SIGINT, signal.SIGTERM)}
     names = [" ".join(role) for role in roles]
-    processes = [subprocess.Popen(command(role), stdin=subprocess.DEVNULL) for role in roles]
+    envs = [
+        None if metrics is None else role_env(dict(os.environ), metrics, None, roles, role)
+        for role in roles
+    ]
+    processes = [
+        subprocess.Popen(command(role), stdin=subprocess.DEVNULL, env=env)
+        for role, env in zip(roles, envs, strict=True)
+    ]
     code = 0
     try:
         while not stop.wait(0.5):

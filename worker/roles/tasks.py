@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import structlog
+from sqlalchemy import text
 
 from worker.bootstrap import Container, container
+from worker.broker import canary
 from worker.broker.celery_app import app
 from worker.broker.keys import DELIVER, DELIVER_BATCH, FIRE, FIRE_BATCH
+from worker.gateway import metrics_record as record
 from worker.roles.policy_reload import Reloader
 from worker.services.deliver import deliver, deliver_many
 from worker.services.fire import fire_many
@@ -32,8 +35,17 @@ def fire_deadlines(deadline_ids: list[int]) -> None:
     sends them again: one task per deadline at a time, never a chain of retries beside a
     reclaim."""
     c = current()
+    # canaries (worker/broker/canary.py) are recorded as fired and acked; fire_many never sees
+    # one. They count as fired only once the database answers too: escalations need both.
+    if any(canary.is_canary(i) for i in deadline_ids):
+        with c.readers() as session:
+            session.execute(text("SELECT 1"))
+    deadline_ids = canary.fire(c.index, deadline_ids, c.clock.now().timestamp())
+    if not deadline_ids:
+        return
     with c.keepers.fires.holding(deadline_ids):  # their leases live as long as the firing
         results = fire_many(c.units, c.policies, c.clock, deadline_ids)
+    record.fired(r.happened for r in results if r.happened is not None)
     done = dict(zip(dict.fromkeys(deadline_ids), results, strict=True))
     # one that failed stays claimed: its lease runs out and a scheduler sends it again
     c.index.ack(*(deadline_id for deadline_id, result in done.items() if not result.failed))
@@ -68,6 +80,8 @@ def deliver_messages(message_ids: list[str]) -> None:
     with c.units.deferred() as units, c.keepers.deliveries.holding(message_ids):
         if len(message_ids) == 1:
             [only] = message_ids
-            deliver(units, c.channels, c.clock, c.settings, only)
+            outcomes = [deliver(units, c.channels, c.clock, c.settings, only)]
         else:  # two transactions for the lot instead of two per message
-            deliver_many(units, c.channels, c.clock, c.settings, message_ids)
+            many = deliver_many(units, c.channels, c.clock, c.settings, message_ids)
+            outcomes = list(many.values())
+    record.delivered(outcomes)

@@ -14,7 +14,7 @@ import structlog
 
 from schemas.events import EventType, IssueEvent
 from schemas.policy import PolicyFile
-from worker.domain import SNOOZE, apply_event, comes_back, on_call
+from worker.domain import SNOOZE, apply_event, comes_back, on_call, wording
 from worker.errors import PermanentError
 from worker.services.history import Loaded, Outcome
 from worker.services.outbox import queue_notifications
@@ -99,12 +99,15 @@ def apply_one(
     for note in transition.notes:
         store.timeline.add(issue, event.occurred_at, "clock", note)
     outcome = Outcome.APPLIED if transition.applied else Outcome.IGNORED
+    data = {"event_id": event.event_id, "source": event.source}
+    if event.actor:
+        data["actor"] = event.actor
     store.timeline.add(
         issue,
         event.occurred_at,
         "event" if transition.applied else "ignored",
-        f"{event.type.value}: {transition.note}",
-        {"event_id": event.event_id, "source": event.source},
+        wording.event_line(event.type.value, transition.note, event.actor),
+        data,
     )
     store.events.add_processed(
         event.event_id,

@@ -19,7 +19,7 @@ from config.settings import Settings
 from schemas.messages import Notification
 from worker.domain.clock import Clock
 from worker.domain.ports import Channel
-from worker.domain.states import FINISHED, OutboxState
+from worker.domain.states import FINISHED
 from worker.errors import EscalatorError, PermanentError, RateLimited
 from worker.services.outbox import (
     Attempt,
@@ -99,7 +99,7 @@ class Delivering:
             store.outbox.lock_issues([message_id])
             taken = lease(store, [message_id], now, self.settings.delivery_lease_s, heads=True)
             if taken.cancelled:
-                outcome = Delivery(OutboxState.CANCELLED)
+                outcome = taken.moot[message_id]
             elif not taken.rows:  # another task holds it, it is done, or its window is open
                 outcome = waiting(store, [message_id], now)[message_id] or Delivery("skipped")
             else:
@@ -126,7 +126,7 @@ class Delivering:
             store = uow.store
             store.outbox.lock_issues(message_ids)
             taken = lease(store, message_ids, now, self.settings.delivery_lease_s, heads=False)
-            outcomes.update((m, Delivery(OutboxState.CANCELLED)) for m in taken.cancelled)
+            outcomes.update((m, taken.moot[m]) for m in taken.cancelled)
             leased = {row.id for row in taken.rows}
             rest = [m for m in message_ids if m not in leased and m not in outcomes]
             waits = waiting(store, rest, now) if rest else {}

@@ -21,6 +21,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 
 from schemas.policy import PolicyFile
 from worker.domain import Clock
+from worker.services.firing import Happened, happened
 from worker.services.history import Loaded
 from worker.services.uow import Effects, Units
 from worker.store import repository as repo
@@ -38,6 +39,7 @@ class FireResult:
     effects: Effects
     issue_key: str | None = None
     failed: bool = False
+    happened: Happened | None = None  # a firing that counted: what it did, for the metrics
 
 
 def fire(units: Units, policies: PolicyFile, clock: Clock, deadline_id: int) -> FireResult:
@@ -121,7 +123,10 @@ def _fire_together(
             else:
                 # the deadline fired here is acked by its task, not dropped from the index
                 loaded.disarm.remove(deadline_id)
-                results[deadline_id] = FireResult(True, firing.message, effects, issue.key)
+                record = happened(issue, deadline, firing, now)
+                results[deadline_id] = FireResult(
+                    True, firing.message, effects, issue.key, happened=record
+                )
         effects.merge(loaded.effects())
     missing = FireResult(False, "no such deadline", effects)
     return [results.get(deadline_id, missing) for deadline_id in ids]

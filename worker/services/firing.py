@@ -40,11 +40,46 @@ class Firing:
     reason: str = ""
     arm: tuple[DeadlineSpec, ...] = ()
     cancel: frozenset[str] = frozenset()
+    to_tier: str | None = None  # an escalation: the tier that takes the issue
+    breached: bool = False  # this firing marked its target breached
 
     @property
     def changes(self) -> bool:
         """False when the fence turned it into a no-op."""
         return self.notify is not None or bool(self.arm) or bool(self.cancel)
+
+
+@dataclass(frozen=True, slots=True)
+class Happened:
+    """What a firing that counted did, for whoever records it (metrics, logs): the deadline's
+    kind and target, the issue's severity and tier after it, and how late it fired."""
+
+    kind: str
+    target: str
+    severity: str
+    tier: str
+    escalated: bool
+    breached: bool
+    due_at: datetime
+    fired_at: datetime
+
+    @property
+    def lateness_s(self) -> float:
+        return max(0.0, (self.fired_at - self.due_at).total_seconds())
+
+
+def happened(issue: IssueRow, deadline: DeadlineRow, firing: Firing, now: datetime) -> Happened:
+    """The record of a firing that changed something (after `decide_firing` wrote it)."""
+    return Happened(
+        deadline.kind,
+        deadline.target,
+        issue.severity,
+        issue.tier,
+        firing.to_tier is not None,
+        firing.breached,
+        deadline.due_at,
+        now,
+    )
 
 
 def late_ms(deadline: DeadlineRow, now: datetime) -> int:
@@ -120,6 +155,8 @@ def _fire_target(
     )
     if isinstance(decision, Stale):
         return Firing(decision.reason)
+    before = state.target(deadline.target)
+    breached = decision.clock.breached and not (before is not None and before.breached)
     new = state.with_target(decision.clock)
     message = decision.message
     if decision.to_tier is not None:
@@ -128,7 +165,14 @@ def _fire_target(
         issue.assignee = on_call(policies, decision.to_tier, deadline.due_at) or issue.assignee
         message = wording.escalated_from(previous, decision.to_tier, message)
     repo.write_clock(issue, new, policies)
-    return Firing(message, decision.notify, decision.message, decision.arm)
+    return Firing(
+        message,
+        decision.notify,
+        decision.message,
+        decision.arm,
+        to_tier=decision.to_tier,
+        breached=breached,
+    )
 
 
 def _resume(

@@ -18,7 +18,14 @@ import structlog
 from schemas.events import IssueEvent
 from schemas.policy import PolicyFile
 from worker.domain.sla import DeadlineSpec
-from worker.services.firing import Firing, decide_firing, late_ms, record_firing
+from worker.services.firing import (
+    Firing,
+    Happened,
+    decide_firing,
+    happened,
+    late_ms,
+    record_firing,
+)
 from worker.services.outbox import cancel_fresh, cancel_stored
 from worker.services.repositories import Store
 from worker.services.uow import Effects, UnitOfWork
@@ -76,6 +83,7 @@ class Loaded:
         self.outbox: list[str] = []
         self.mooted: dict[frozenset[str] | None, list[int]] = {}
         self.recheck: set[Key] = set()
+        self.happened: list[Happened] = []  # the firings that counted, in order
 
     @classmethod
     def of(cls, uow: UnitOfWork, events: list[IssueEvent], parked: bool = False) -> Loaded:
@@ -172,6 +180,7 @@ class Loaded:
         self.outbox += record_firing(
             self.store, self.writer, issue, deadline, firing, policies, now, self.armed[issue]
         )
+        self.happened.append(happened(issue, deadline, firing, now))
         log.info(
             "escalation.fired",
             issue=issue.key,

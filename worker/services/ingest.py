@@ -22,6 +22,7 @@ from schemas.policy import PolicyFile
 from worker.domain.clock import Clock
 from worker.errors import InvalidEvent, PermanentError
 from worker.services.apply_event import apply_one, unpark_all
+from worker.services.firing import Happened
 from worker.services.history import Loaded, Outcome, lock_issues
 from worker.services.uow import Effects, UnitOfWork, Units
 from worker.store.models import Key
@@ -40,6 +41,7 @@ class EntryResult:
     note: str
     event_id: str | None = None
     issue_key: str | None = None
+    event_type: str | None = None  # None: the entry did not parse
 
 
 @dataclass
@@ -51,6 +53,8 @@ class BatchResult:
     # issues whose events were parked, or that opened, in this batch: checked again after the
     # commit, for an event another consumer parked for them meanwhile (`parking.settle`)
     recheck: set[Key] = field(default_factory=set)
+    # deadlines found overdue and fired before an event (`Loaded.catch_up`), for the metrics
+    fired: list[Happened] = field(default_factory=list)
 
 
 def parse_event(
@@ -74,7 +78,7 @@ def parse_event(
 
 
 def _result(stream_id: str, event: IssueEvent, outcome: Outcome, note: str) -> EntryResult:
-    return EntryResult(stream_id, outcome, note, event.event_id, event.issue_key)
+    return EntryResult(stream_id, outcome, note, event.event_id, event.issue_key, event.type)
 
 
 def _fast(
@@ -96,6 +100,7 @@ def _fast(
         loaded.cancel_moot(now)
         uow.effects.merge(loaded.effects())
         batch.effects, batch.recheck = uow.effects, loaded.recheck
+        batch.fired = loaded.happened
     return batch
 
 
@@ -121,6 +126,7 @@ def _careful(
                         store.flush()
                     batch.effects.merge(loaded.effects())
                     batch.recheck |= loaded.recheck
+                    batch.fired += loaded.happened
                     break
                 except PermanentError as exc:
                     outcome, note = Outcome.DEAD, str(exc)
@@ -140,6 +146,7 @@ def _careful(
         for key in set(keys):
             if unparked := unpark_safely(uow, key, policies, now):
                 batch.effects.merge(unparked.effects())
+                batch.fired += unparked.happened
     return batch
 
 

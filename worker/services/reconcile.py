@@ -75,6 +75,8 @@ class _Pass:
             part = self.index.due_between(low, high, offset, chunk)
             extra = []
             for member, at in part:
+                if member < 0:  # a canary (worker/broker/canary.py): no row, left alone
+                    continue
                 if due.get(member) == at:
                     matched.add(member)
                 elif member not in due and member not in boundary and at != high:
@@ -110,7 +112,7 @@ def reconcile(index: Index, readers: SessionFactory, clock: Clock, page: int = 5
         ties = {i for i, at in rows if at == high}
         boundary = boundary | ties if high == low else ties
         after, low = cursor, high
-    run.drop_stale(index.in_flight())
+    run.drop_stale([i for i in index.in_flight() if i >= 0])  # canaries are the task's to ack
     took = round(time.monotonic() - started, 2)
     report = Report(run.armed, run.rearmed, run.dropped)
     if run.rearmed or run.dropped:

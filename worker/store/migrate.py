@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from functools import cache
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Engine
 
 from worker.store.db import normalize_url
 
@@ -24,3 +28,22 @@ def alembic_config(database_url: str) -> Config:
 def upgrade(database_url: str, revision: str = "head") -> None:
     """Bring the database schema up to `revision`."""
     command.upgrade(alembic_config(database_url), revision)
+
+
+@cache
+def heads() -> frozenset[str]:
+    """The head revisions of the packaged migrations (read once: they never change)."""
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    return frozenset(ScriptDirectory.from_config(config).get_heads())
+
+
+def behind(engine: Engine) -> str | None:
+    """None when the database is at the migrations' head; else what it is at, to be said in a
+    readiness check (`escalator db upgrade` brings it up)."""
+    with engine.connect() as conn:
+        current = frozenset(MigrationContext.configure(conn).get_current_heads())
+    if current == heads():
+        return None
+    at = ", ".join(sorted(current)) or "no schema"
+    return f"at {at}, head is {', '.join(sorted(heads()))}"

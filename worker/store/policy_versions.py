@@ -11,6 +11,7 @@ from __future__ import annotations
 from datetime import datetime
 
 import structlog
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -72,3 +73,14 @@ def policies_for(session: Session, version: str, current: PolicyFile) -> PolicyF
         _parsed.clear()
     _parsed[version] = PolicyFile.model_validate(row.body)
     return _parsed[version]
+
+
+def current(session: Session) -> tuple[str, int] | None:
+    """The latest stored version and its number (1 for the first file stored, ...); None
+    before any is stored."""
+    latest = session.scalars(
+        select(PolicyVersion.version).order_by(PolicyVersion.created_at.desc()).limit(1)
+    ).first()
+    if latest is None:
+        return None
+    return latest, int(session.scalar(select(func.count()).select_from(PolicyVersion)) or 0)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -10,6 +11,7 @@ from typing import Any
 import fakeredis
 import pytest
 import schemathesis
+from alembic import command
 from hypothesis import HealthCheck, given, settings
 from schemathesis.checks import not_a_server_error
 from schemathesis.core.result import Ok
@@ -23,8 +25,10 @@ from starlette.testclient import TestClient
 
 from config.settings import Settings
 from tests.support import webhooks as wh
+from worker.broker import canary
 from worker.gateway import create_app
 from worker.store.db import create_all, make_engine
+from worker.store.migrate import alembic_config
 from worker.store.models import Issue
 
 from .test_management import T0
@@ -43,6 +47,7 @@ def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
     tmp: Path = tmp_path_factory.mktemp("openapi")
     engine = make_engine(f"sqlite:///{tmp / 'gw.db'}")
     create_all(engine)
+    command.stamp(alembic_config(f"sqlite:///{tmp / 'gw.db'}"), "head")  # /readyz: at head
     with Session(engine) as s, s.begin():
         s.add(Issue(source="github", external_id="a#1", title="t", severity="P2", status="open",
                     assignee=None, labels=[], url=None, policy_name="p", lifecycle="open",
@@ -51,7 +56,11 @@ def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
     sources = json.loads(wh.sources_env(zendesk={"insecure": True},
                                         alertmanager={"secrets": [wh.TOKEN]}))  # fmt: skip
     server = fakeredis.FakeServer()
-    config = Settings(_env_file=None, data_dir=tmp, api_token=wh.TOKEN, sources=sources)
+    # /health/engine: a canary fired just now, and a window longer than the test
+    canary.record(fakeredis.FakeRedis(server=server), [canary.canary_id(time.time())], time.time())
+    config = Settings(
+        _env_file=None, data_dir=tmp, api_token=wh.TOKEN, sources=sources, canary_every_s=300
+    )
     yield create_app(
         config, lambda: fakeredis.FakeAsyncRedis(server=server, decode_responses=True), engine
     )
@@ -83,7 +92,7 @@ def test_schemathesis_finds_no_server_error_and_no_off_schema_answer(
     for result in api_schema.get_all_operations():
         assert isinstance(result, Ok), result.err()
         operations.append(result.ok())
-    assert len(operations) == 13  # 6 intake, 2 reads, 4 actions, healthz
+    assert len(operations) == 15  # 6 intake, 2 reads, 4 actions, healthz, readyz, health/engine
 
     for operation in operations:
 

@@ -22,9 +22,10 @@ held messages with FOR UPDATE SKIP LOCKED (a row someone holds is left for its o
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from worker.domain.states import OutboxState
 from worker.services.outbox import digest
 from worker.services.outbox.outcomes import Delivery
 from worker.services.repositories import Store
@@ -37,6 +38,7 @@ class Leased:
 
     rows: list[OutboxMessage]
     cancelled: list[str]
+    moot: dict[str, Delivery] = field(default_factory=dict)  # the cancelled ones' outcomes
 
 
 def lease(
@@ -57,6 +59,7 @@ def lease(
         # its target met or the issue resolved since it was written: checked again here
         if digest.cancel_if_moot(rows, row, lifecycle, clocks):
             taken.cancelled.append(row.id)
+            taken.moot[row.id] = Delivery.of(row, OutboxState.CANCELLED)
         else:
             taken.rows.append(row)
     return taken

@@ -15,6 +15,22 @@ class Delivery:
 
     state: str
     retry_in: float | None = None
+    # what was attempted, for the metrics: the row's channel and kind, and for a message sent,
+    # the seconds from its creation to its sending (None for outcomes decided without a row)
+    channel: str | None = None
+    kind: str | None = None
+    latency_s: float | None = None
+
+    @classmethod
+    def of(
+        cls,
+        row: OutboxMessage,
+        state: str,
+        retry_in: float | None = None,
+        latency_s: float | None = None,
+    ) -> Delivery:
+        """An outcome of an attempt at this row."""
+        return cls(state, retry_in, row.channel, row.kind, latency_s)
 
 
 @dataclass(frozen=True, slots=True)

@@ -41,7 +41,7 @@ def record(
     rows.lock_issues([r.id for r, _, _ in sent] + [i for _, m, _ in sent for i in m.covers])
     plain = [(r, m) for r, m, result in sent if result.error is None and not m.covers]
     rows.mark_sent([(r, sent_line(r, m)) for r, m in plain], done)
-    outcomes = {r.id: Delivery(OutboxState.SENT) for r, _ in plain}
+    outcomes = {r.id: _sent(r, done) for r, _ in plain}
     others = [item for item in sent if item[2].error is not None or item[1].covers]
     if not others:
         return outcomes
@@ -50,12 +50,16 @@ def record(
         row = now_held[leased.id]
         if result.error is None:
             record_sent(store, row, message, leased.attempts, done)
-            outcomes[row.id] = Delivery(OutboxState.SENT)
+            outcomes[row.id] = _sent(row, done)
         else:
             outcomes[row.id] = record_failure(
                 store, row, message, leased.attempts, result, done, settings
             )
     return outcomes
+
+
+def _sent(row: OutboxMessage, done: datetime) -> Delivery:
+    return Delivery.of(row, OutboxState.SENT, latency_s=(done - row.created_at).total_seconds())
 
 
 def record_sent(
@@ -83,14 +87,14 @@ def record_failure(
     error, channel_name = outcome.error or "", row.channel
     row.lease_until, row.last_error = None, error
     if row.state != OutboxState.PENDING:  # cancelled while it was being sent
-        return Delivery(row.state)
+        return Delivery.of(row, row.state)
     if outcome.permanent or attempts >= settings.delivery_max_attempts:
         row.state = OutboxState.DEAD
         what = what_of(row, message)
         line = wording.dead(what, channel_name, attempts, error)
         store.timeline.add(row.issue_id, done, "notification_dead", line, {"message_id": row.id})
         log.error("notification.dead", message_id=row.id, channel=channel_name, error=error)
-        return Delivery(OutboxState.DEAD)
+        return Delivery.of(row, OutboxState.DEAD)
     delay = jittered(attempts, settings.delivery_backoff_s, settings.delivery_backoff_max_s)
     if outcome.retry_after is not None:  # the receiver's rate limit wins over our backoff
         delay = max(delay, outcome.retry_after)
@@ -106,4 +110,4 @@ def record_failure(
         retry_in_s=round(delay, 2),
         error=error,
     )
-    return Delivery("retry", delay)
+    return Delivery.of(row, "retry", delay)
