@@ -1,5 +1,5 @@
 # Everyday commands; each is a thin alias for `python3 dev.py <command>`.
-.PHONY: run demo test lint bench unit integration fault
+.PHONY: run demo test lint bench unit integration fault browser screenshots
 
 run:
 	python3 dev.py run
@@ -18,6 +18,12 @@ integration:
 
 fault:
 	python3 dev.py test -m fault
+
+browser:
+	python3 dev.py test -m browser
+
+screenshots:
+	python3 dev.py screenshots
 
 lint:
 	python3 dev.py lint

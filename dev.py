@@ -6,6 +6,7 @@
     python3 dev.py demo    # watch issues escalate in about a minute
     python3 dev.py lint    # ruff and mypy
     python3 dev.py bench   # the benchmarks in bench/
+    python3 dev.py screenshots  # the README's console screenshots (needs chromium)
 
 The first call creates `.venv` and installs Escalator with its test tools; later calls reuse it
 and reinstall only when pyproject.toml changes.
@@ -50,6 +51,7 @@ def main(argv: list[str]) -> int:
         "test": [str(BIN / "python"), "-m", "pytest"],
         "lint": None,
         "bench": [str(BIN / "python"), str(ROOT / "bench" / "run_all.py")],
+        "screenshots": [str(BIN / "python"), str(ROOT / "docs" / "screenshots" / "make.py")],
     }
     if not argv or argv[0] not in commands:
         print(__doc__)

@@ -127,6 +127,26 @@ class Settings(BaseSettings):
     delivery_concurrency: int = Field(
         default=8, ge=1, description="Messages of one batch sent at once by a worker process."
     )
+    # health: heartbeats, the canary, the dead-man's switch (worker/roles/pulse.py, canary.py)
+    heartbeat_every_s: float = Field(
+        default=5.0, gt=0, le=60, description="How often each role instance records a heartbeat."
+    )
+    canary_every_s: float = Field(
+        default=5.0,
+        ge=0.5,
+        le=300,
+        description="How often a scheduler arms a canary deadline that proves escalations run.",
+    )
+    canary_max_lateness_s: float = Field(
+        default=10.0,
+        gt=0,
+        description="A canary fired later than this after its due time makes the engine unhealthy.",
+    )
+    heartbeat_url: SecretStr | None = Field(
+        default=None,
+        description="Dead-man's switch: GET once per canary period while canaries fire on time.",
+    )
+
     # gateway
     sources: Sources = Field(
         default_factory=Sources, description="Webhook sources, JSON: secrets and field maps."
@@ -138,6 +158,40 @@ class Settings(BaseSettings):
     gateway_replay_window_s: float = Field(default=300.0, gt=0)
     gateway_dedup_ttl_s: int = Field(default=3 * 86400, ge=60)
     api_workers: int = Field(default=1, ge=1, le=64, description="uvicorn worker processes.")
+
+    # metrics: Prometheus, multiprocess mode (worker/gateway/metrics.py, docs/metrics.md)
+    metrics_port: int | None = Field(
+        default=None,
+        ge=1,
+        le=65535,
+        description="Port of /metrics on the roles other than api (unset: none); `escalator "
+        "run` gives its non-api roles this port + 1, + 2, ...",
+    )
+    metrics_dir: Path | None = Field(
+        default=None,
+        description="Set by `escalator run` for its roles: the multiprocess directory they "
+        "share, cleaned by it at start (a role never cleans it).",
+    )
+    prometheus_multiproc_dir: Path | None = Field(
+        default=None,
+        validation_alias="PROMETHEUS_MULTIPROC_DIR",
+        description="A role's multiprocess directory (cleaned at its start); unset: a temp dir.",
+    )
+
+    # console: the web console of the api role (worker/gateway/console/, docs/console.md)
+    viewer_token: SecretStr | None = Field(
+        default=None, description="Read-only sign-in token of the console: it views, never acts."
+    )
+    console_anonymous: bool = Field(
+        default=False, description="Serve the console read-only to anyone, without signing in."
+    )
+    console_session_secret: SecretStr | None = Field(
+        default=None,
+        description="Signs console session cookies; unset: derived from the tokens.",
+    )
+    console_session_hours: float = Field(
+        default=12.0, gt=0, le=24 * 90, description="How long a console sign-in lasts."
+    )
 
     def resolved_database_url(self) -> str:
         """The database URL, defaulting to SQLite in the data dir."""

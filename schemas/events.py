@@ -140,6 +140,13 @@ class IssueEvent(BaseModel):
     snooze_until: UtcDatetime | None = Field(
         default=None, description="With issue.snoozed only: when the acknowledge ladder resumes."
     )
+    actor: Name | None = Field(
+        default=None,
+        description=(
+            "Who did it, when a person acted (the console's sign-in name, the management API's "
+            "X-Escalator-Actor header); shown on the issue's timeline."
+        ),
+    )
 
     @field_validator("*", mode="before")
     @classmethod

@@ -7,21 +7,23 @@ from typing import Any
 
 import structlog
 from fastapi import FastAPI, Request
-from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
 from redis.exceptions import RedisError
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine
 from starlette.exceptions import HTTPException
 
 from config.settings import Settings
 from schemas.events import EventWindow, IssueEvent
 from worker.domain.clock import Clock, SystemClock
 from worker.errors import Rejected
+from worker.gateway import console
 from worker.gateway.fastpath import FastPath
+from worker.gateway.health import router as health_router
 from worker.gateway.intake import BodyLimit, PerLoop, RedisFactory, accept
 from worker.gateway.management import Management, router
+from worker.gateway.metrics_http import mount as mount_metrics
 from worker.gateway.problems import (
     Receipt,
     fix_openapi,
@@ -37,7 +39,7 @@ from worker.gateway.sources.github import GithubAdapter
 from worker.gateway.sources.jira import JiraAdapter
 from worker.gateway.sources.pagerduty import PagerDutyAdapter
 from worker.gateway.sources.zendesk import ZendeskAdapter
-from worker.store.db import READONLY, reader_factory
+from worker.store.db import reader_factory
 
 log = structlog.get_logger("escalator.gateway")
 WEBHOOKS = ("github", "jira", "zendesk", "pagerduty", "alertmanager")
@@ -89,7 +91,9 @@ def create_app(
 ) -> FastAPI:
     """The gateway, reading Redis through `connect` (called once per event loop)."""
     clock = clock or SystemClock()
-    app = FastAPI(title="Escalator", version="0.1.0", description=__doc__)
+    app = FastAPI(
+        title="Escalator", version="0.1.0", description=__doc__, docs_url=None, redoc_url=None
+    )  # /docs and /redoc: the console serves them from packaged assets
     per_loop = PerLoop(connect)
     sources = adapters(settings)
     announce(settings, sources)
@@ -180,24 +184,11 @@ def create_app(
 
     tokens = tuple(t for t in (settings.api_token, settings.management_token) if t)
     readers = reader_factory(engine) if engine is not None else None
-    app.include_router(router(Management(readers, per_loop, clock, ttl), tokens))
+    manager = Management(readers, per_loop, clock, ttl)
+    app.include_router(router(manager, tokens))
+    console.mount(app, settings, manager, engine, clock)
 
-    @app.get("/healthz", responses={503: {"description": "Redis or the database is down."}})
-    async def healthz() -> JSONResponse:
-        """Redis and the database answer."""
-        checks: dict[str, str] = {}
-        try:
-            await per_loop.redis().ping()
-            checks["redis"] = "ok"
-        except (RedisError, OSError) as exc:
-            checks["redis"] = f"error: {type(exc).__name__}"
-        if engine is not None:
-            checks["database"] = await run_in_threadpool(_database_ok, engine)
-        healthy = all(v == "ok" for v in checks.values())
-        return JSONResponse(
-            {"status": "ok" if healthy else "unhealthy", **checks},
-            status_code=200 if healthy else 503,
-        )
+    app.include_router(health_router(settings, per_loop, engine, clock))
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
@@ -222,14 +213,6 @@ def create_app(
         return await _bug(request, exc)
 
     app.add_middleware(FastPath, endpoints=intake, on_error=on_error)
-    app.add_middleware(BodyLimit, limit=settings.gateway_max_body_bytes)  # outermost
+    app.add_middleware(BodyLimit, limit=settings.gateway_max_body_bytes)
+    mount_metrics(app, settings, engine, clock)  # GET /metrics; its middleware is outermost
     return app
-
-
-def _database_ok(engine: Engine) -> str:
-    try:
-        with engine.execution_options(**{READONLY: True}).connect() as conn:
-            conn.execute(text("SELECT 1"))
-    except Exception as exc:
-        return f"error: {type(exc).__name__}"
-    return "ok"

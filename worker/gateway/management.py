@@ -39,6 +39,15 @@ from worker.store.repository import clock_of
 
 TIMELINE_MAX = 1000
 Idem = Annotated[str | None, Header(alias="Idempotency-Key", max_length=200)]
+Actor = Annotated[
+    str | None,
+    Header(
+        alias="X-Escalator-Actor",
+        min_length=1,
+        max_length=200,
+        description="Who acts (a person's name): recorded on the issue's timeline.",
+    ),
+]
 
 
 def _summary(issue: Issue, nxt: Deadline | None) -> dict[str, object]:
@@ -130,10 +139,23 @@ class Management:
         kind: EventType,
         idempotency_key: str | None,
         snooze: SnoozeRequest | None = None,
+        actor: str | None = None,
     ) -> JSONResponse:
+        new, receipt = await self.submit(key, kind, idempotency_key, snooze, actor)
+        return JSONResponse(receipt.model_dump(), status_code=202 if new else 200)
+
+    async def submit(
+        self,
+        key: str,
+        kind: EventType,
+        idempotency_key: str | None,
+        snooze: SnoozeRequest | None = None,
+        actor: str | None = None,
+    ) -> tuple[bool, Receipt]:
+        """Put the action's event on the stream (once per idempotency key): (new, receipt)."""
         issue = await run_in_threadpool(self.detail, key)
         try:
-            event = _action_event(issue, kind, self.clock.now(), snooze)
+            event = _action_event(issue, kind, self.clock.now(), snooze, actor)
         except ValidationError as exc:  # e.g. an `until` whose UTC form leaves year 1-9999
             errors = pydantic_errors(exc.errors())
             for e in errors:  # the caller sent `until`; the event calls it `snooze_until`
@@ -146,11 +168,15 @@ class Management:
         receipt = Receipt(
             status="accepted" if new else "duplicate", event_ids=event_ids, stream_ids=stream_ids
         )
-        return JSONResponse(receipt.model_dump(), status_code=202 if new else 200)
+        return new, receipt
 
 
 def _action_event(
-    issue: IssueDetail, kind: EventType, now: datetime, snooze: SnoozeRequest | None
+    issue: IssueDetail,
+    kind: EventType,
+    now: datetime,
+    snooze: SnoozeRequest | None,
+    actor: str | None = None,
 ) -> IssueEvent:
     """The event an action puts on the stream: happening now, to the issue as it is stored."""
     return IssueEvent.model_validate(
@@ -169,6 +195,7 @@ def _action_event(
                 "url": issue.url,
             },
             "snooze_until": snooze.until if snooze else None,
+            "actor": actor,
         }
     )
 
@@ -212,8 +239,8 @@ def router(manager: Management, tokens: tuple[SecretStr, ...]) -> APIRouter:
             name=f"{what}_issue",
             summary=f"{what.capitalize()} an issue (through the event stream)",
         )
-        async def _act(key: str, idempotency_key: Idem = None) -> JSONResponse:
-            return await manager.act(key, kind, idempotency_key)
+        async def _act(key: str, idempotency_key: Idem = None, actor: Actor = None) -> JSONResponse:
+            return await manager.act(key, kind, idempotency_key, actor=actor)
 
     action(EventType.ACKNOWLEDGED, "acknowledge")
     action(EventType.RESOLVED, "resolve")
@@ -227,8 +254,8 @@ def router(manager: Management, tokens: tuple[SecretStr, ...]) -> APIRouter:
         summary="Snooze an issue's acknowledge ladder until a time",
     )
     async def snooze_issue(
-        key: str, body: SnoozeRequest, idempotency_key: Idem = None
+        key: str, body: SnoozeRequest, idempotency_key: Idem = None, actor: Actor = None
     ) -> JSONResponse:
-        return await manager.act(key, EventType.SNOOZED, idempotency_key, body)
+        return await manager.act(key, EventType.SNOOZED, idempotency_key, body, actor)
 
     return api

@@ -11,6 +11,7 @@ from __future__ import annotations
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from jinja2 import StrictUndefined, TemplateError
 from jinja2.sandbox import SandboxedEnvironment
@@ -111,7 +112,11 @@ class Renderer:
             delta = message.due_at - message.occurred_at
             said = wording.duration(delta)
             left, over = (said, None) if delta >= timedelta(0) else (None, said)
-        escalator_url = f"{self.public_url}/issues/{message.issue.key}" if self.public_url else None
+        escalator_url = (  # the console's issue page; `#` and the like URL-encoded
+            f"{self.public_url}/issues/{quote(message.issue.key, safe=':/@')}"
+            if self.public_url
+            else None
+        )
         return {
             "message": message,
             "kind": message.kind.value,

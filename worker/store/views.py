@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import Select, select
+from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session, aliased
 
 from worker.domain.states import OutboxState
@@ -122,3 +122,87 @@ def outbox(session: Session, dead_only: bool, limit: int) -> list[tuple[OutboxMe
     if dead_only:
         query = query.where(OutboxMessage.state == OutboxState.DEAD)
     return [(message, issue) for message, issue in session.execute(query)]
+
+
+def outbox_counts(session: Session) -> dict[str, int]:
+    """How many outbox rows are pending and dead (`escalator status`, metrics)."""
+    states = (OutboxState.PENDING, OutboxState.DEAD)
+    rows = session.execute(
+        select(OutboxMessage.state, func.count())
+        .where(OutboxMessage.state.in_(states))
+        .group_by(OutboxMessage.state)
+    ).all()
+    counts = {str(state): 0 for state in states}
+    counts.update({str(state): int(n) for state, n in rows})
+    return counts
+
+
+# --- the web console (worker/gateway/console) ---------------------------------------------
+
+
+def open_issues(
+    session: Session,
+    source: str | None = None,
+    severity: str | None = None,
+    tier: str | None = None,
+    policy: str | None = None,
+    limit: int = 500,
+) -> list[Issue]:
+    """Open (not resolved) issues by severity, then clock start, narrowed by what is given."""
+    query = select(Issue).where(Issue.lifecycle != "resolved")
+    for column, value in (
+        (Issue.source, source),
+        (Issue.severity, severity),
+        (Issue.tier, tier),
+        (Issue.policy_name, policy),
+    ):
+        if value:
+            query = query.where(column == value)
+    query = query.order_by(Issue.severity, Issue.cycle_started_at, Issue.id).limit(limit)
+    return list(session.scalars(query).all())
+
+
+def open_choices(session: Session) -> dict[str, list[str]]:
+    """The sources, severities, tiers and policies open issues have: the board's filters."""
+    columns = {
+        "source": Issue.source,
+        "severity": Issue.severity,
+        "tier": Issue.tier,
+        "policy": Issue.policy_name,
+    }
+    return {
+        name: list(
+            session.scalars(
+                select(column).where(Issue.lifecycle != "resolved").distinct().order_by(column)
+            ).all()
+        )
+        for name, column in columns.items()
+    }
+
+
+def issue_messages(session: Session, issue_id: int) -> Sequence[OutboxMessage]:
+    """Every outbox message of the issue (notifications, write-backs), oldest first."""
+    return session.scalars(
+        select(OutboxMessage)
+        .where(OutboxMessage.issue_id == issue_id)
+        .order_by(OutboxMessage.created_at, OutboxMessage.id)
+    ).all()
+
+
+def change_marker(session: Session) -> tuple[object, ...]:
+    """A cheap value that changes whenever an issue or its timeline does (the console's live
+    updates): the newest timeline id, the latest issue update and the number of issues."""
+    newest = session.execute(select(func.max(TimelineEntry.id))).scalar()
+    updated, count = session.execute(select(func.max(Issue.updated_at), func.count(Issue.id))).one()
+    return (newest, str(updated), count)
+
+
+def open_issue_counts(session: Session) -> list[tuple[str, str, int]]:
+    """(severity, tier, count) of the issues not resolved: one grouped statement (the
+    metrics' `escalator_open_issues`)."""
+    rows = session.execute(
+        select(Issue.severity, Issue.tier, func.count(Issue.id))
+        .where(Issue.lifecycle != "resolved")
+        .group_by(Issue.severity, Issue.tier)
+    )
+    return [(severity, tier, count) for severity, tier, count in rows]

@@ -106,3 +106,9 @@ def resolved_again(at: datetime) -> str:
 def older_than(what: str, at: datetime) -> str:
     """An event older than the last `update` or `lifecycle event`: ignored."""
     return f"older than the last {what} ({at.isoformat()})"
+
+
+def event_line(event_type: str, note: str, actor: str | None = None) -> str:
+    """The timeline line of an event: its type and what it did, and who did it if a person."""
+    line = f"{event_type}: {note}"
+    return f"{line} (by {actor})" if actor else line
