@@ -19,6 +19,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 import venv
 from pathlib import Path
 
@@ -26,22 +27,60 @@ ROOT = Path(__file__).resolve().parent
 VENV = ROOT / ".venv"
 BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
 STAMP = VENV / ".escalator-installed"
+LOG = VENV / "install.log"
 
 
 def ensure_env() -> None:
     """Create .venv and install the project (editable, with test extras) when needed."""
     if sys.version_info < (3, 11):  # noqa: UP036 (this script may be started by an older python)
         sys.exit(f"Escalator needs Python 3.11 or newer; this is {sys.version.split()[0]}")
-    if not (BIN / "python").exists():
-        print("creating .venv ...", flush=True)
+    fresh = not (BIN / "python").exists()
+    if fresh:
+        print("[1/3] creating .venv (a few seconds) ...", flush=True)
         venv.EnvBuilder(with_pip=True, clear=True).create(VENV)
     digest = hashlib.sha256((ROOT / "pyproject.toml").read_bytes()).hexdigest()
     if not STAMP.exists() or STAMP.read_text() != digest:
-        print("installing Escalator and its dependencies into .venv ...", flush=True)
-        pip = [str(BIN / "python"), "-m", "pip", "--disable-pip-version-check"]
-        subprocess.run([*pip, "install", "-q", "--upgrade", "pip"], check=True)
-        subprocess.run([*pip, "install", "-q", "-e", f"{ROOT}[test]"], check=True)
+        started = time.monotonic()
+        print("[2/3] upgrading pip ...", flush=True)
+        pip_install(["--upgrade", "pip"])
+        took = "about 2 minutes on a fresh machine" if fresh else "usually under a minute"
+        print(f"[3/3] installing Escalator and ~100 packages ({took}) ...", flush=True)
+        pip_install(["-e", f"{ROOT}[test]"])
+        print(f"ready in {time.monotonic() - started:.0f} s; pip's output: {LOG}", flush=True)
         STAMP.write_text(digest)
+
+
+def pip_install(args: list[str]) -> None:
+    """Run `pip install ARGS`, one progress line per package it collects and one per phase
+    (pip's whole output goes to .venv/install.log, shown if it fails)."""
+    pip = [str(BIN / "python"), "-m", "pip", "--disable-pip-version-check", "install"]
+    tty = sys.stdout.isatty()
+    count, open_line = 0, False  # on a terminal, the package count rewrites one line
+    with LOG.open("a") as log:
+        process = subprocess.Popen(
+            [*pip, "--progress-bar", "off", *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        assert process.stdout is not None
+        for line in process.stdout:
+            log.write(line)
+            words = line.split()
+            if line.startswith(("Collecting ", "Processing ")) and len(words) > 1:
+                count += 1  # a package from an index, or a wheel file (its name before "-")
+                shown = f"      {count:>3} collected: {Path(words[1]).name.split('-')[0]}"
+                print(f"\r{shown:<72}" if tty else shown, end="" if tty else "\n", flush=True)
+                open_line = tty
+            elif line.startswith("Installing collected packages"):
+                print(("\n" if open_line else "") + f"      installing {count} packages ...")
+                open_line = False
+        code = process.wait()
+    if open_line:
+        print()
+    if code:
+        print(LOG.read_text()[-4000:], file=sys.stderr)
+        sys.exit(f"pip failed (exit {code}); its whole output is in {LOG}")
 
 
 def main(argv: list[str]) -> int:

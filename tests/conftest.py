@@ -13,12 +13,16 @@ import structlog
 from redis import Redis
 from sqlalchemy import create_engine, text
 
+from config.settings import Settings
 from worker.broker.embedded import EmbeddedRedis
 from worker.store.db import make_engine
 from worker.store.migrate import upgrade
 from worker.store.models import Base
 
 pytest_plugins = ["tests.support.fixtures"]
+# A `.env` in the working directory (the compose section of the README has readers create one)
+# must not reach the settings that tests build: they say what they configure.
+Settings.model_config["env_file"] = None
 
 
 @pytest.fixture(autouse=True)

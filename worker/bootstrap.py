@@ -28,7 +28,13 @@ from worker.notify.channels import build_channels
 from worker.notify.http import PooledPoster, Poster, tls_context
 from worker.services.policy_loader import PolicyFileError, load_policy, warn_gaps
 from worker.services.uow import Units
-from worker.store.db import SessionFactory, make_engine, reader_factory, session_factory
+from worker.store.db import (
+    SessionFactory,
+    make_engine,
+    make_reader_engine,
+    reader_factory,
+    session_factory,
+)
 from worker.writeback import build_writebacks
 
 if TYPE_CHECKING:
@@ -187,9 +193,13 @@ def store(settings: Settings) -> Iterator[Store]:
 
 @contextmanager
 def readers(settings: Settings) -> Iterator[SessionFactory]:
-    """Read-only sessions on the configured database; the engine is disposed on exit."""
-    with _engine(settings) as engine:
+    """Read-only sessions on the configured database; the engine is disposed on exit. On
+    SQLite the file is opened read-only: looking never creates a database."""
+    engine = make_reader_engine(settings.resolved_database_url())
+    try:
         yield reader_factory(engine)
+    finally:
+        engine.dispose()
 
 
 @contextmanager

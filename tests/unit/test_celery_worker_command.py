@@ -47,3 +47,12 @@ def test_the_roles_do_not_load_celerys_command_line() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_quiet_leaves_out_the_startup_banner(monkeypatch: pytest.MonkeyPatch) -> None:
+    """quiet=True (every log level but DEBUG) reaches Celery's Worker: no banner on stdout."""
+    monkeypatch.setattr(app, "Worker", FakeWorker)
+    run_worker(worker_argv("outbox", 1, "solo", "INFO"), quiet=True)
+    assert FakeWorker.made["quiet"] is True
+    run_worker(worker_argv("outbox", 1, "solo", "DEBUG"))
+    assert FakeWorker.made["quiet"] is False

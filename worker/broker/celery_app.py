@@ -76,7 +76,7 @@ def worker_argv(queue: str, concurrency: int, pool: str, loglevel: str) -> list[
     ]
 
 
-def run_worker(argv: Sequence[str]) -> int:
+def run_worker(argv: Sequence[str], quiet: bool = False) -> int:
     """Run `celery --app worker.broker.celery_app:app ARGV` in this process; returns its exit code.
 
     Neither `Celery.worker_main` nor `Celery.start` returns it (click hands the code back in
@@ -85,7 +85,8 @@ def run_worker(argv: Sequence[str]) -> int:
     the same `worker` command and keeps the code. Call `configure` first: the app is this
     module's. Only the `worker` command is loaded, here: `celery`'s whole command line also
     loads its shell and REPL (click_repl, prompt_toolkit), 9 MB in each worker process, and
-    the other roles, which only send tasks, load neither.
+    the other roles, which only send tasks, load neither. `quiet` leaves out Celery's startup
+    banner (printed to stdout, outside the log).
     """
     from celery.bin.base import CLIContext
     from celery.bin.worker import worker as worker_command
@@ -97,6 +98,6 @@ def run_worker(argv: Sequence[str]) -> int:
         args=args,
         prog_name="celery worker",
         standalone_mode=False,
-        obj=CLIContext(app=app, no_color=False, workdir=None),
+        obj=CLIContext(app=app, no_color=False, workdir=None, quiet=quiet),
     )
     return code if isinstance(code, int) else 0

@@ -6,8 +6,10 @@ from datetime import datetime, timedelta
 from typing import Annotated
 
 import typer
+from rich import box
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from config.settings import Settings
 from worker.bootstrap import readers, redis_client, scoped
@@ -38,28 +40,51 @@ def local(when: datetime) -> str:
     return when.astimezone().strftime("%Y-%m-%d %H:%M:%S")
 
 
-def issues_table(settings: Settings, include_resolved: bool = False) -> Table:
-    """Open issues with their tier and the time left to their next deadline."""
+def _cut(text: str) -> Text:
+    """A cell that is cut with an ellipsis when its column is narrower, never wrapped."""
+    return Text(text, no_wrap=True, overflow="ellipsis")
+
+
+ISSUE_COLUMNS = ("Issue", "Sev", "Title", "Tier", "Assignee", "State", "Next", "Time left")
+WIDE = 110  # narrower terminals leave out the assignee and the state
+
+
+def issues_table(
+    settings: Settings, include_resolved: bool = False, width: int | None = None
+) -> Table:
+    """Open issues with their tier and the time left to their next deadline, fitting `width`.
+
+    Keys, tiers and times never wrap (a "jira:OPS-" / "1" key misleads); the title and the
+    assignee give way (rich shrinks wrappable columns first), cut with an ellipsis (`_cut`).
+    """
     now = SystemClock().now()
-    table = Table(title="Issues" if include_resolved else "Open issues")
-    for column in ("Issue", "Sev", "Title", "Tier", "Assignee", "State", "Next", "Time left"):
-        table.add_column(column, overflow="fold")
+    shown = [c for c in ISSUE_COLUMNS if (width or WIDE) >= WIDE or c not in ("Assignee", "State")]
+    table = Table(
+        title="Issues" if include_resolved else "Open issues",
+        box=box.SIMPLE_HEAD,
+        show_edge=False,
+        pad_edge=False,
+        collapse_padding=True,
+    )
+    for column in shown:
+        table.add_column(column, no_wrap=column not in ("Title", "Assignee"))
     with readers(settings) as sessions, sessions() as session:
         for row in views.issues_by_urgency(session, include_resolved):
             issue, nxt = row.issue, row.next_deadline
             left = nxt.due_at - now if nxt else None
             style = "red" if left is not None and left.total_seconds() < 0 else ""
-            table.add_row(
+            cells: tuple[str | Text, ...] = (
                 issue.key,
                 issue.severity,
-                issue.title[:60],
+                _cut(issue.title[:60]),
                 issue.tier,
-                issue.assignee or "",
+                _cut(issue.assignee or ""),
                 issue.lifecycle,
                 f"{nxt.target} {nxt.kind}" if nxt else "",
                 human(left) if left else "—",
-                style=style,
             )
+            kept = [cell for name, cell in zip(ISSUE_COLUMNS, cells, strict=True) if name in shown]
+            table.add_row(*kept, style=style)
     return table
 
 
@@ -72,7 +97,7 @@ def register(app: typer.Typer, dead_app: typer.Typer) -> None:
         all: Annotated[bool, typer.Option("--all", help="Include resolved issues.")] = False,
     ) -> None:
         """A table of open issues with tier and time left."""
-        console.print(issues_table(ctx.obj, include_resolved=all))
+        console.print(issues_table(ctx.obj, include_resolved=all, width=console.width))
 
     @app.command()
     def show(

@@ -20,6 +20,8 @@ from config.logging import configure_logging
 from config.settings import Settings
 from schemas.events import EventType, IssueEvent, IssueSnapshot
 from worker.bootstrap import Container, build, install, redis_client
+from worker.cli.failures import DEBUG, EscalatorGroup, refuse, settings_lines, validation_lines
+from worker.cli.usage import print_version, role_epilog
 from worker.domain.clock import SystemClock
 from worker.errors import EscalatorError
 
@@ -30,6 +32,7 @@ app = typer.Typer(
     no_args_is_help=True,
     rich_markup_mode="rich",
     pretty_exceptions_enable=False,
+    cls=EscalatorGroup,  # Redis or the database away: one line, exit 2 (worker/cli/failures.py)
 )
 db_app = typer.Typer(help="The database schema.", no_args_is_help=True)
 dead_app = typer.Typer(
@@ -39,7 +42,7 @@ app.add_typer(db_app, name="db")
 app.add_typer(dead_app, name="dead")
 
 console = Console()
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)  # a message is one line, however narrow
 log = structlog.get_logger("escalator.cli")
 
 
@@ -49,13 +52,24 @@ def settings_of(ctx: typer.Context) -> Settings:
 
 
 @app.callback()
-def _main(ctx: typer.Context) -> None:
+def _main(
+    ctx: typer.Context,
+    debug: Annotated[
+        bool, typer.Option("--debug", help="Show the traceback of a failure, not one line.")
+    ] = False,
+    _version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=print_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
+) -> None:
     """Configuration comes from ESCALATOR_* variables and .env (see README: Configuration)."""
+    ctx.meta[DEBUG] = debug
     try:
         ctx.obj = Settings()
     except ValidationError as exc:
-        err.print(f"[red]invalid configuration:[/red]\n{exc}")
-        raise typer.Exit(2) from None
+        raise refuse(settings_lines(exc), "invalid configuration:") from None
     configure_logging(ctx.obj)
 
 
@@ -75,12 +89,12 @@ def _container(settings: Settings) -> Container:
     return build(settings)
 
 
-@app.command()
+@app.command(epilog=role_epilog("api", "ingest", "scheduler", "worker"))
 def run(ctx: typer.Context) -> None:
     """Run every role in one supervised command (embedded Redis unless a URL is set)."""
     from worker.roles.supervisor import Supervisor
 
-    Supervisor(settings_of(ctx)).run_forever()
+    Supervisor(settings_of(ctx), banner=sys.stdout).run_forever()
 
 
 @app.command()
@@ -94,7 +108,7 @@ def demo(
     raise typer.Exit(run_demo(settings_of(ctx), console, seconds))
 
 
-@app.command()
+@app.command(epilog=role_epilog("api"))
 def api(ctx: typer.Context) -> None:
     """Role: the HTTP gateway (webhooks, POST /v1/events, /v1/issues, /healthz, /readyz, ...)."""
     import uvicorn
@@ -114,7 +128,7 @@ def api(ctx: typer.Context) -> None:
     )
 
 
-@app.command()
+@app.command(epilog=role_epilog("ingest"))
 def ingest(ctx: typer.Context) -> None:
     """Role: consume the event stream into the store (run as many as you like)."""
     from worker.roles.ingest import Ingest
@@ -130,7 +144,7 @@ def ingest(ctx: typer.Context) -> None:
     consumer.run()
 
 
-@app.command()
+@app.command(epilog=role_epilog("scheduler"))
 def scheduler(ctx: typer.Context) -> None:
     """Role: claim due deadlines and hand them to the workers (several may run)."""
     from worker.roles.observe import start_metrics
@@ -148,7 +162,7 @@ class WorkerQueue(StrEnum):
     ALL = "all"
 
 
-@app.command()
+@app.command(epilog=role_epilog("worker"))
 def worker(
     ctx: typer.Context,
     queue: Annotated[
@@ -194,7 +208,8 @@ def worker(
         settings.worker_pool,
         settings.log_level,
     )
-    code = run_worker(argv)
+    # Celery's 20-line startup banner goes to stdout, outside the log: only when debugging.
+    code = run_worker(argv, quiet=settings.log_level.upper() != "DEBUG")
     if code:
         log.error("worker.exited", queue=queue.value, code=code)
     raise typer.Exit(code)
@@ -210,8 +225,8 @@ def send(
     severity: Annotated[
         str | None,
         typer.Option(
-            help="P1-P4 or critical/high/medium/low. Default P3 for issue.opened; required for "
-            "issue.updated and issue.status_changed (they carry the whole snapshot)."
+            help="P1-P4 or critical/high/medium/low. Required for issue.opened, issue.updated "
+            "and issue.status_changed (they carry the whole snapshot); ignored by the others."
         ),
     ] = None,
     source: Annotated[str, typer.Option(help="The ticket system.")] = "cli",
@@ -240,22 +255,29 @@ def send(
 
     settings = settings_of(ctx)
     events: list[IssueEvent] = []
+    where = "invalid event:"
     try:
         if json_file is not None:
             lines = (sys.stdin if str(json_file) == "-" else json_file.open()).read().splitlines()
-            events = [IssueEvent.model_validate_json(line) for line in lines if line.strip()]
+            for number, line in enumerate(lines, start=1):
+                where = f"invalid event on line {number} of {json_file}:"
+                if line.strip():
+                    events.append(IssueEvent.model_validate_json(line))
         elif issue is None:
             err.print("[red]give --issue (or --json FILE)[/red]")
             raise typer.Exit(2)
         else:
-            snapshot_types = (EventType.UPDATED, EventType.STATUS_CHANGED)
+            snapshot_types = (EventType.OPENED, EventType.UPDATED, EventType.STATUS_CHANGED)
             if severity is None and type in snapshot_types:
-                err.print(f"[red]{type.value} carries the issue's snapshot: give --severity[/red]")
+                err.print(
+                    f"[red]{type.value} carries the issue's snapshot: give --severity "
+                    "(P1-P4 or critical/high/medium/low)[/red]"
+                )
                 raise typer.Exit(2)
             snapshot = IssueSnapshot(
                 id=issue,
                 title=title,
-                severity=severity or "P3",
+                severity=severity or "P3",  # not read for the other event types
                 status=status,
                 labels=tuple(label or ()),
                 assignee=assignee,
@@ -271,8 +293,7 @@ def send(
                 )
             ]
     except ValidationError as exc:
-        err.print(f"[red]invalid event:[/red] {exc}")
-        raise typer.Exit(2) from None
+        raise refuse(validation_lines(exc), where) from None
     with redis_client(settings) as redis:
         ids = Producer(redis).send_many(events)
     for event, stream_id in zip(events, ids, strict=True):
@@ -292,9 +313,11 @@ def db_upgrade(ctx: typer.Context) -> None:
 from worker.cli import inspect as _inspect  # noqa: E402  (registers issues, show, dead, reconcile)
 from worker.cli.notifications import register as _outbound  # noqa: E402
 from worker.cli.policy import policy_app  # noqa: E402
+from worker.cli.report import register as _report  # noqa: E402  (report, note)
 from worker.cli.status import register as _status  # noqa: E402
 
 _inspect.register(app, dead_app)
+_report(app)
 app.add_typer(policy_app, name="policy")
 _outbound(app)  # notifications list|retry, oncall
 _status(app)  # status

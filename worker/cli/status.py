@@ -14,7 +14,6 @@ import json
 from dataclasses import asdict
 from datetime import datetime
 from typing import Annotated, Any
-from urllib.parse import urlsplit, urlunsplit
 
 import typer
 from redis.exceptions import RedisError
@@ -25,12 +24,13 @@ from sqlalchemy.exc import SQLAlchemyError
 from config.settings import Settings
 from worker.bootstrap import readers, redis_client
 from worker.broker.heartbeats import ROLES, Beat
+from worker.cli.failures import UNREACHABLE, database_line, redis_line
 from worker.domain.clock import SystemClock
 from worker.services.operations import Operations, snapshot
 
 console = Console()
 err = Console(stderr=True)
-HEALTHY, UNHEALTHY, UNREACHABLE = 0, 1, 2
+HEALTHY, UNHEALTHY = 0, 1
 
 
 def problems(ops: Operations) -> list[str]:
@@ -139,51 +139,26 @@ def engine_table(ops: Operations) -> Table:
     return table
 
 
-def shown_url(url: str) -> str:
-    """A Redis URL without its password."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    host = parts.hostname or ""
-    netloc = f"{parts.username or ''}:***@{host}" + (f":{parts.port}" if parts.port else "")
-    return urlunsplit(parts._replace(netloc=netloc))
-
-
-def how_to_start(settings: Settings) -> str:
-    if settings.redis_url is None:
-        return "start Escalator with `escalator run` (it runs the embedded Redis)"
-    return "start Redis (with compose: `docker compose up -d redis`) or fix ESCALATOR_REDIS_URL"
-
-
 def status(
     ctx: typer.Context,
     as_json_: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """Every role's heartbeat, the canary, stream lag, dead letters: 0 healthy, 1 not, 2 down."""
     settings: Settings = ctx.obj
-    url = settings.resolved_redis_url()
     now = SystemClock().now()
     try:
         with redis_client(settings) as redis, readers(settings) as sessions:
             try:
                 redis.ping()
             except (RedisError, OSError) as exc:
-                err.print(
-                    f"Redis is not reachable at {shown_url(url)} ({type(exc).__name__}): "
-                    f"{how_to_start(settings)}.",
-                    soft_wrap=True,
-                )
+                err.print(redis_line(settings, exc), soft_wrap=True, markup=False)
                 raise typer.Exit(UNREACHABLE) from None
             ops = snapshot(redis, sessions, settings, now)
     except (RedisError, OSError) as exc:
-        err.print(f"Redis stopped answering ({type(exc).__name__}): {how_to_start(settings)}.")
+        err.print(redis_line(settings, exc), soft_wrap=True, markup=False)
         raise typer.Exit(UNREACHABLE) from None
     except SQLAlchemyError as exc:
-        err.print(
-            f"The database is not reachable ({type(exc).__name__}): check ESCALATOR_DATABASE_URL"
-            " and run `escalator db upgrade`.",
-            soft_wrap=True,
-        )
+        err.print(database_line(settings, exc), soft_wrap=True, markup=False)
         raise typer.Exit(UNREACHABLE) from None
     if as_json_:
         typer.echo(json.dumps(as_json(ops), indent=2))

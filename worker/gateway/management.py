@@ -205,7 +205,10 @@ def router(manager: Management, tokens: tuple[SecretStr, ...]) -> APIRouter:
 
     def authorize(authorization: Annotated[str | None, Header()] = None) -> None:
         if not tokens:
-            raise unauthorized("the management API is off: set ESCALATOR_MANAGEMENT_TOKEN")
+            raise unauthorized(
+                "the management API is off: set ESCALATOR_MANAGEMENT_TOKEN or ESCALATOR_API_TOKEN"
+                " (either is accepted as a bearer token), then restart"
+            )
         if not bearer_matches(tokens, authorization):
             raise unauthorized("send Authorization: Bearer <management or API token>")
 

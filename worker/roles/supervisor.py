@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, TextIO
 
 import structlog
 from redis.exceptions import RedisError
@@ -35,6 +35,7 @@ from worker.broker.keys import ESCALATION_QUEUE, OUTBOX_QUEUE, POLICY_GENERATION
 from worker.domain.retry import backoff
 from worker.errors import EscalatorError
 from worker.gateway.metrics import clean, process_dead
+from worker.roles.banner import announce
 from worker.store.migrate import upgrade
 
 log = structlog.get_logger("escalator.supervisor")
@@ -106,6 +107,7 @@ class Supervisor:
     _redis_failures: int = 0
     _redis_retry_at: float = 0.0
     _metrics: Path | None = None  # the metrics directory the roles share, set by `start`
+    banner: TextIO | None = None  # where to say, once every role is ready, how to use them
 
     def start(self) -> None:
         env = dict(os.environ, **self.env)
@@ -229,6 +231,14 @@ class Supervisor:
             self.redis.stop()
         log.info("escalator.stopped")
 
+    def _announce(self, started: float) -> None:
+        """Print the banner from a thread once every role is ready (worker/roles/banner.py)."""
+        if self.banner is None or self.stop_event.is_set():
+            return
+        url = self._env.get("ESCALATOR_REDIS_URL") or self.settings.resolved_redis_url()
+        args = (self.settings, url, self.stop_event, self.banner, started)
+        threading.Thread(target=announce, args=args, name="banner", daemon=True).start()
+
     def run_forever(self) -> None:
         """Start, supervise until SIGINT/SIGTERM, shut down cleanly."""
 
@@ -243,7 +253,9 @@ class Supervisor:
         signal.signal(signal.SIGTERM, _stop)
         signal.signal(signal.SIGHUP, _hup)
         try:
+            started = time.time()
             self.start()
+            self._announce(started)
             log.info(
                 "escalator.running",
                 data_dir=str(Path(self.settings.data_dir).resolve()),

@@ -14,6 +14,7 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
@@ -37,14 +38,15 @@ def normalize_url(url: str) -> str:
     return url
 
 
-def _sqlite_setup(engine: Engine, path: str | None) -> None:
+def _sqlite_setup(engine: Engine, path: str | None, readonly: bool = False) -> None:
     lock_path = f"{path}.writer.lock" if path and fcntl is not None else None
 
     @event.listens_for(engine, "connect")
     def _connect(dbapi_conn: Any, record: Any) -> None:
         dbapi_conn.isolation_level = None  # let SQLAlchemy's "begin" below own transactions
         cursor = dbapi_conn.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
+        if not readonly:  # WAL is kept in the file: a reader neither can nor needs to set it
+            cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA busy_timeout=30000")
         cursor.execute("PRAGMA foreign_keys=ON")
@@ -124,6 +126,20 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         _sqlite_setup(engine, path)
         return engine
     return create_engine(url, pool_pre_ping=True, **kwargs)
+
+
+def make_reader_engine(url: str) -> Engine:
+    """An engine that only reads. On SQLite the file is opened read-only (`mode=ro`): a command
+    that only looks never creates the database, its folder or the writers' lock file; a file
+    that is not there fails to open ("unable to open database file")."""
+    url = normalize_url(url)
+    path = url.split("///", 1)[-1] if url.startswith("sqlite:///") else ""
+    if not path or "?" in path or path == ":memory:":
+        return make_engine(url)
+    readonly = f"sqlite:///file:{quote(path)}?mode=ro&uri=true"
+    engine = create_engine(readonly, connect_args={"timeout": 30})
+    _sqlite_setup(engine, None, readonly=True)  # no writers' lock: it never writes
+    return engine
 
 
 def session_factory(engine: Engine) -> SessionFactory:

@@ -46,7 +46,10 @@ def test_the_management_api_requires_a_token(make_client: MakeClient) -> None:
     assert client.get("/v1/issues").status_code == 401
     assert client.get("/v1/issues", headers={"authorization": "Bearer x"}).status_code == 401
     off = make_client(api_token=None)
-    assert off.get("/v1/issues", headers=AUTH).status_code == 401
+    refused = off.get("/v1/issues", headers=AUTH)
+    assert refused.status_code == 401
+    detail = refused.json()["detail"]  # every variable that turns the API on
+    assert "ESCALATOR_MANAGEMENT_TOKEN" in detail and "ESCALATOR_API_TOKEN" in detail
 
 
 def test_a_separate_management_token_is_accepted(make_client: MakeClient, issues: None) -> None:

@@ -153,15 +153,23 @@ def test_streamed_body_over_one_mebibyte_is_413(name: str, client: TestClient) -
 
 @pytest.mark.parametrize("name", [n for n in SOURCES if n != "events"])
 def test_a_source_that_is_not_configured_is_404(name: str, make_client: MakeClient) -> None:
-    """With no settings for a source, its endpoint answers 404 even to a genuine request."""
+    """With no settings for a source, its endpoint answers 404 even to a genuine request, as
+    problem+json naming the variable that sets the source up."""
     client = make_client(sources={})
-    assert post(client, valid(name)).status_code == 404
+    refused = post(client, valid(name))
+    assert refused.status_code == 404
+    assert refused.headers["content-type"].startswith("application/problem+json")
+    assert "ESCALATOR_SOURCES" in refused.json()["detail"] and name in refused.json()["detail"]
 
 
 def test_events_endpoint_needs_a_token_or_secret_to_be_served(make_client: MakeClient) -> None:
-    """/v1/events without ESCALATOR_API_TOKEN and without an events secret is not served."""
+    """/v1/events without ESCALATOR_API_TOKEN and without an events secret is not served; the
+    refusal names both ways to turn it on."""
     client = make_client(sources={}, api_token=None)
-    assert post(client, valid("events")).status_code == 404
+    refused = post(client, valid("events"))
+    assert refused.status_code == 404
+    detail = refused.json()["detail"]
+    assert "ESCALATOR_API_TOKEN" in detail and "ESCALATOR_SOURCES" in detail
 
 
 def test_events_endpoint_takes_the_api_token_as_bearer(
