@@ -57,6 +57,7 @@ def runs_for(quick: bool, postgres: bool) -> list[Run]:
         ),
         Run("ingest_scaling", ["ingest_scaling.py", *extra]),
         Run("calendar_bench", ["calendar_bench.py", *extra]),
+        Run("backtest (sqlite)", ["backtest.py", *extra]),
         Run("armed_deadlines_rss", ["armed_deadlines_rss.py", *extra]),
         Run("notify_bench", ["notify_bench.py", *extra]),
         Run("gateway_bench (2 uvicorn workers)", ["gateway_bench.py", "--workers", "2", *extra]),

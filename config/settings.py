@@ -178,6 +178,19 @@ class Settings(BaseSettings):
         description="A role's multiprocess directory (cleaned at its start); unset: a temp dir.",
     )
 
+    # backtest: every processed event's contents, kept for `escalator policy backtest`
+    # (worker/store/event_bodies.py, docs/reports.md: Backtest)
+    event_retention_days: float = Field(
+        default=400.0,
+        gt=0,
+        le=36500,
+        description="Days the contents of processed events are kept for backtests; older "
+        "ones are dropped by the scheduler's housekeeping (the dedup record stays).",
+    )
+    event_prune_every_s: float = Field(
+        default=3600.0, gt=0, description="How often the scheduler drops expired event contents."
+    )
+
     # console: the web console of the api role (worker/gateway/console/, docs/console.md)
     viewer_token: SecretStr | None = Field(
         default=None, description="Read-only sign-in token of the console: it views, never acts."

@@ -83,7 +83,10 @@ class Target(StrictModel):
     @property
     def calendar_spec(self) -> CalendarSpec | None:
         """The business calendar's definition, resolved when the file is loaded (None: 24x7)."""
-        return self._calendar_spec
+        # read straight from pydantic's private dict: `self._calendar_spec` goes through
+        # BaseModel.__getattr__ (~4 us), and the clocks ask for it several times per event
+        private = self.__pydantic_private__
+        return private.get("_calendar_spec") if private else None
 
     @property
     def target_time(self) -> timedelta:

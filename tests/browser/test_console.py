@@ -292,3 +292,48 @@ def test_the_board_and_an_issue_fit_a_phone(phone: Page, console: Console) -> No
     phone.goto(f"/issues/{key}")
     expect(phone.locator("ol#timeline")).to_be_visible()
     assert no_horizontal_scroll(phone), "the issue page scrolls sideways on a phone"
+
+
+def test_the_reports_page_draws_its_charts(page: Page, console: Console) -> None:
+    """/reports (from the menu) shows the period's figures and its charts as inline SVG, with
+    the lines or bars of an issue opened and resolved just now, and CSV links."""
+    console.open_issue("BR-REPORT", severity="P2")
+    console.send("issue.resolved", "BR-REPORT", severity="P2")
+    console.stack.wait_for(
+        lambda: getattr(console.stack.issue("BR-REPORT"), "lifecycle", "") == "resolved",
+        30,
+        "BR-REPORT to be resolved",
+    )
+    sign_in_at(page, "/")
+    page.locator('nav#menu a[href="/reports"]').click()
+    page.wait_for_url(lambda url: urlsplit(url).path == "/reports")
+    expect(page.locator("svg.chart")).to_have_count(8)
+    expect(page.locator("#chart-ended svg.chart rect.bar").first).to_be_visible()
+    expect(page.locator("#chart-mttr-over-time svg.chart circle").first).to_be_attached()
+    expect(page.locator('[data-figure="mttr_s"]')).not_to_have_text("—")
+    expect(page.locator('#export a[data-section="targets"]')).to_have_count(1)
+    page.locator("#report-form select[name=by]").select_option("week")
+    page.locator("#report-form button[type=submit]").click()
+    page.wait_for_url(lambda url: "by=week" in url)
+    expect(page.locator("svg.chart")).to_have_count(8)
+
+
+def test_a_note_on_a_resolved_issue_appears_on_its_timeline(page: Page, console: Console) -> None:
+    """On a resolved issue the note form takes a text; it is on the timeline, with the name
+    given at sign-in, when the page comes back."""
+    key = console.open_issue("BR-NOTE", severity="P3")
+    console.send("issue.resolved", "BR-NOTE", severity="P3")
+    console.stack.wait_for(
+        lambda: getattr(console.stack.issue("BR-NOTE"), "lifecycle", "") == "resolved",
+        30,
+        "BR-NOTE to be resolved",
+    )
+    sign_in_at(page, f"/issues/{key}", name="erin")
+    form = page.locator('form[data-action="note"]')
+    expect(form.locator("input[name=csrf_token]")).to_have_count(1)
+    form.locator("textarea[name=text]").fill("root cause: <expired> certificate\nrenewed by hand")
+    form.locator("button[type=submit]").click()
+    note = page.locator('ol#timeline li[data-kind="note"]')
+    expect(note).to_contain_text("root cause: <expired> certificate")
+    expect(note).to_contain_text("erin")
+    expect(page.locator("p.notice")).to_contain_text("Note added")

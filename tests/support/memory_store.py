@@ -168,6 +168,7 @@ class _Events:
         occurred_at: datetime,
         outcome: str,
         processed_at: datetime,
+        body: bytes | None = None,
     ) -> None:
         self.store.processed_rows[event_id] = issue.id
 

@@ -1,4 +1,5 @@
-"""`escalator policy check|reload|simulate`: validate, reload and try out a policy file."""
+"""`escalator policy check|reload|simulate|backtest`: validate, reload and try out a policy file
+(over real history: `worker/cli/backtest.py`)."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from schemas.events import EventType, SeverityField
 from schemas.policy import IssueFacts, PolicyFile
 from worker.bootstrap import redis_client, scoped
 from worker.broker.keys import POLICY_GENERATION
+from worker.cli.backtest import backtest_cmd
 from worker.domain import Gap, PlannedEvent, coverage_gaps, match_policy, simulate
 from worker.domain.clock import SystemClock
 from worker.domain.wording import gap_text
@@ -242,6 +244,9 @@ def apply_cmd(
             f"re-planned {report.replanned} open issue(s) under version {version}: "
             f"{len(report.effects.arm)} deadlines armed, {len(report.effects.disarm)} cancelled"
         )
+
+
+policy_app.command("backtest")(backtest_cmd)  # worker/cli/backtest.py
 
 
 @policy_app.command("explain")

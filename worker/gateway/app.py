@@ -19,6 +19,7 @@ from schemas.events import EventWindow, IssueEvent
 from worker.domain.clock import Clock, SystemClock
 from worker.errors import Rejected
 from worker.gateway import console
+from worker.gateway.backtest import router as backtest_router
 from worker.gateway.fastpath import FastPath
 from worker.gateway.health import router as health_router
 from worker.gateway.intake import BodyLimit, PerLoop, RedisFactory, accept
@@ -32,6 +33,7 @@ from worker.gateway.problems import (
     pydantic_errors,
     responses,
 )
+from worker.gateway.reports import router as reports_router
 from worker.gateway.sources.alertmanager import AlertmanagerAdapter
 from worker.gateway.sources.common import Adapter, Incoming
 from worker.gateway.sources.events import EventsAdapter
@@ -39,7 +41,8 @@ from worker.gateway.sources.github import GithubAdapter
 from worker.gateway.sources.jira import JiraAdapter
 from worker.gateway.sources.pagerduty import PagerDutyAdapter
 from worker.gateway.sources.zendesk import ZendeskAdapter
-from worker.store.db import reader_factory
+from worker.services.uow import Units
+from worker.store.db import reader_factory, session_factory
 
 log = structlog.get_logger("escalator.gateway")
 WEBHOOKS = ("github", "jira", "zendesk", "pagerduty", "alertmanager")
@@ -64,6 +67,20 @@ def adapters(settings: Settings) -> dict[str, Adapter]:
     if s.alertmanager:
         found["alertmanager"] = AlertmanagerAdapter(s.alertmanager)
     return found
+
+
+def how_to_enable(source: str) -> str:
+    """What a refusal of an unconfigured intake route says: every variable that turns it on."""
+    if source == "events":
+        return (
+            "POST /v1/events is off: set ESCALATOR_API_TOKEN (then send it as a bearer token) "
+            'or add an "events" source to ESCALATOR_SOURCES (Standard Webhooks secrets), '
+            "then restart"
+        )
+    return (
+        f'the {source} source is not set up: add "{source}" to ESCALATOR_SOURCES, e.g. '
+        f'{{"{source}": {{"secrets": ["..."]}}}}, then restart'
+    )
 
 
 def announce(settings: Settings, sources: dict[str, Adapter]) -> None:
@@ -140,7 +157,7 @@ def create_app(
         async def receive(request: Request) -> JSONResponse:
             adapter = sources.get(name)
             if adapter is None:
-                raise Rejected(404, "Source not configured", f"the {name} source is not set up")
+                raise Rejected(404, "Source not configured", how_to_enable(name))
             incoming = Incoming(request.headers, await request.body(), clock.now(), window)
             status, receipt = await accept(
                 adapter, incoming, per_loop, ttl, name in insecure, times
@@ -186,6 +203,9 @@ def create_app(
     readers = reader_factory(engine) if engine is not None else None
     manager = Management(readers, per_loop, clock, ttl)
     app.include_router(router(manager, tokens))
+    writers = Units(session_factory(engine)) if engine is not None else None
+    app.include_router(reports_router(readers, writers, clock, tokens))  # docs/reports.md
+    app.include_router(backtest_router(readers, clock, tokens))  # docs/reports.md: Backtest
     console.mount(app, settings, manager, engine, clock)
 
     app.include_router(health_router(settings, per_loop, engine, clock))

@@ -24,6 +24,7 @@ from worker.gateway import metrics_record as record
 from worker.roles.deadman import Deadman
 from worker.roles.pulse import Pulse
 from worker.services.reconcile import reconcile
+from worker.store.event_bodies import prune as prune_bodies
 from worker.store.outbox import SqlOutbox
 
 log = structlog.get_logger("escalator.scheduler")
@@ -41,6 +42,7 @@ class Scheduler:
         self.dispatched = 0
         self._next_reconcile = 0.0
         self._next_sweep = 0.0
+        self._next_prune = 0.0
         self.deadman = Deadman(c)  # the canary and the dead-man's switch
 
     def tick(self) -> int:
@@ -84,9 +86,24 @@ class Scheduler:
         return max(oldest, now - hold)
 
     def housekeeping(self) -> None:
-        """Reconcile the index and sweep the outbox when their time comes."""
+        """Reconcile the index, sweep the outbox and prune event contents when their time
+        comes."""
         self.reconcile_when_due()
         self.sweep_when_due()
+        self.prune_when_due()
+
+    def prune_when_due(self) -> None:
+        """Drop the contents of events older than `event_retention_days`, every
+        `event_prune_every_s` (any scheduler may: the statement is idempotent)."""
+        now = time.monotonic()
+        if now >= self._next_prune:
+            settings = self.c.settings
+            self._next_prune = now + settings.event_prune_every_s
+            before = self.c.clock.now() - timedelta(days=settings.event_retention_days)
+            with self.c.sessions.begin() as session:
+                pruned = prune_bodies(session, before)
+            if pruned:
+                log.info("events.pruned", bodies=pruned, before=before.isoformat())
 
     def reconcile_when_due(self) -> None:
         """Reconcile at start, every `reconcile_every_s`, and at once when the index was lost
@@ -104,6 +121,10 @@ class Scheduler:
             self._next_sweep = now + self.c.settings.outbox_sweep_every_s
             sweep_outbox(self.c)
 
+    def _sweep_and_prune(self) -> None:
+        self.sweep_when_due()
+        self.prune_when_due()
+
     def _loop(self, step: Callable[[], None]) -> None:
         while not self.stop.is_set():
             try:
@@ -120,7 +141,7 @@ class Scheduler:
             threading.Thread(target=self._loop, args=(step,), name=name, daemon=True)
             for name, step in (
                 ("reconcile", self.reconcile_when_due),
-                ("housekeeping", self.sweep_when_due),
+                ("housekeeping", self._sweep_and_prune),
                 ("canary", self.deadman.step),
             )
         ]

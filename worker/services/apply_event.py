@@ -9,16 +9,20 @@ queued, timeline lines, and the processed-event row that makes a redelivery a du
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 import structlog
 
 from schemas.events import EventType, IssueEvent
 from schemas.policy import PolicyFile
 from worker.domain import SNOOZE, apply_event, comes_back, on_call, wording
+from worker.domain.clock_facts import SLA_KEY
 from worker.errors import PermanentError
+from worker.services.clock_facts import sla_of
 from worker.services.history import Loaded, Outcome
 from worker.services.outbox import queue_notifications
 from worker.store import repository as repo
+from worker.store.event_bodies import pack
 from worker.store.policy_versions import version_of
 from worker.store.rows import IssueRow, ParkedRow
 
@@ -99,9 +103,11 @@ def apply_one(
     for note in transition.notes:
         store.timeline.add(issue, event.occurred_at, "clock", note)
     outcome = Outcome.APPLIED if transition.applied else Outcome.IGNORED
-    data = {"event_id": event.event_id, "source": event.source}
+    data: dict[str, Any] = {"event_id": event.event_id, "source": event.source}
     if event.actor:
         data["actor"] = event.actor
+    if transition.applied and (sla := sla_of(issue, clock, transition.clock, event, under)):
+        data[SLA_KEY] = sla
     store.timeline.add(
         issue,
         event.occurred_at,
@@ -117,6 +123,7 @@ def apply_one(
         event.occurred_at,
         outcome.value,
         now,
+        pack(event),
     )
     loaded.seen[event.event_id] = issue
     if opened:  # what was parked for it is applied in order of time, by the end of the batch

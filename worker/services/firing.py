@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from typing import Any
 
 from schemas.messages import NotificationKind
 from schemas.policy import PolicyFile
@@ -25,6 +26,8 @@ from worker.domain import (
     on_call,
     wording,
 )
+from worker.domain.clock_facts import SLA_KEY
+from worker.services.clock_facts import facts_data
 from worker.services.outbox import Outbox, queue_notifications
 from worker.services.repositories import Store
 from worker.store import repository as repo
@@ -42,6 +45,7 @@ class Firing:
     cancel: frozenset[str] = frozenset()
     to_tier: str | None = None  # an escalation: the tier that takes the issue
     breached: bool = False  # this firing marked its target breached
+    sla: dict[str, Any] | None = None  # its clock facts (`worker.services.clock_facts`)
 
     @property
     def changes(self) -> bool:
@@ -114,7 +118,11 @@ def record_firing(
     notifications of a firing that changed something; returns the outbox ids."""
     issue.updated_at = now
     late = late_ms(deadline, now)
-    data = {"deadline_id": deadline.id, "late_ms": late}
+    data: dict[str, object] = {"deadline_id": deadline.id, "late_ms": late}
+    if deadline.target != SNOOZE:  # what a backtest compares (worker.store.backtest_views)
+        data.update(target=deadline.target, tier=issue.tier, breached=firing.breached)
+    if firing.sla is not None:
+        data[SLA_KEY] = firing.sla
     store.timeline.add(issue, deadline.due_at, deadline.kind, firing.message, data)
     if firing.notify is None:
         return []
@@ -165,6 +173,7 @@ def _fire_target(
         issue.assignee = on_call(policies, decision.to_tier, deadline.due_at) or issue.assignee
         message = wording.escalated_from(previous, decision.to_tier, message)
     repo.write_clock(issue, new, policies)
+    at = deadline.due_at
     return Firing(
         message,
         decision.notify,
@@ -172,6 +181,7 @@ def _fire_target(
         decision.arm,
         to_tier=decision.to_tier,
         breached=breached,
+        sla=facts_data(issue, state, new, policies, policies, at, decision.to_tier),
     )
 
 
@@ -191,4 +201,5 @@ def _resume(
     repo.write_clock(issue, transition.clock, policies)
     for note in transition.notes:
         store.timeline.add(issue, deadline.due_at, "clock", note)
-    return Firing(transition.note, arm=transition.arm, cancel=transition.cancel | {SNOOZE})
+    sla = facts_data(issue, state, transition.clock, policies, policies, deadline.due_at)
+    return Firing(transition.note, arm=transition.arm, cancel=transition.cancel | {SNOOZE}, sla=sla)

@@ -68,6 +68,11 @@ def check_policy(path: Path) -> tuple[PolicyFile | None, list[Problem]]:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         return None, [Problem(path, None, "(file)", f"cannot read it: {exc.strerror}")]
+    return check_policy_text(text, path)
+
+
+def check_policy_text(text: str, path: Path) -> tuple[PolicyFile | None, list[Problem]]:
+    """`check_policy` of a file's text (an upload, a request body); `path` names it."""
     try:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
         data: Any = yaml.safe_load(text)

@@ -69,8 +69,10 @@ class Events(Protocol):
         occurred_at: datetime,
         outcome: str,
         processed_at: datetime,
+        body: bytes | None = None,
     ) -> None:
-        """The dedup record of an event applied or ignored."""
+        """The dedup record of an event applied or ignored, with its packed contents
+        (`worker.store.event_bodies.pack`) for backtests."""
         ...
 
     def parked(self, keys: Collection[Key]) -> list[ParkedRow]:

@@ -13,6 +13,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Text,
@@ -147,9 +148,11 @@ class TimelineEntry(Base):
 
 
 class ProcessedEvent(Base):
-    """Every event id ever applied or ignored: the dedup record."""
+    """Every event id ever applied or ignored: the dedup record, and (for backtests) the event's
+    contents until `ESCALATOR_EVENT_RETENTION_DAYS` (`worker.store.event_bodies`)."""
 
     __tablename__ = "processed_events"
+    __table_args__ = (Index("ix_processed_events_occurred_at", "occurred_at"),)
 
     event_id: Mapped[str] = mapped_column(String(200), primary_key=True)
     issue_id: Mapped[int | None] = mapped_column(ForeignKey("issues.id", ondelete="SET NULL"))
@@ -159,6 +162,8 @@ class ProcessedEvent(Base):
     occurred_at: Mapped[datetime]
     outcome: Mapped[str] = mapped_column(String(20))  # applied|ignored
     processed_at: Mapped[datetime]
+    # the event minus the columns above, zlib-compressed JSON; None once pruned (or before 0006)
+    body: Mapped[bytes | None] = mapped_column(LargeBinary)
 
 
 class OutboxMessage(Base):

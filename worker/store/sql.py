@@ -77,6 +77,7 @@ _PROCESSED_COLUMNS = (
     "occurred_at",
     "outcome",
     "processed_at",
+    "body",
 )
 # What a row is built from, in the order of its class's fields (the id last)
 ISSUE_FIELDS = tuple(f.name for f in fields(IssueRow))
@@ -316,9 +317,10 @@ class SqlEvents:
         occurred_at: datetime,
         outcome: str,
         processed_at: datetime,
+        body: bytes | None = None,
     ) -> None:
         self.pending.processed.append(
-            [issue, event_id, stream_id, type, occurred_at, outcome, processed_at]
+            [issue, event_id, stream_id, type, occurred_at, outcome, processed_at, body]
         )
 
     def parked(self, keys: Collection[Key]) -> list[ParkedRow]:

@@ -1,7 +1,8 @@
 """The web console: server-rendered pages (Jinja2, htmx from the package), live over SSE.
 
 `mount` adds it to the gateway app: sign-in (`auth`), the board and the issue page (`pages`),
-On call and Operations and the offline API docs (`ops`), live updates (`live`), the static
+On call and Operations and the offline API docs (`ops`), Reports (`reports`, charts drawn by
+`charts`), the note form (`notes`), Backtest (`backtest`), live updates (`live`), the static
 files (`static/`, vendored htmx, Swagger UI and ReDoc with their licences). See
 docs/console.md.
 """
@@ -18,7 +19,7 @@ from starlette.staticfiles import StaticFiles
 
 from config.settings import Settings
 from worker.domain.clock import Clock
-from worker.gateway.console import ops, pages
+from worker.gateway.console import backtest, notes, ops, pages, reports
 from worker.gateway.console.app import Console, Refused, SignInRequired, to_sign_in
 from worker.gateway.console.render import STATIC, STATIC_URL, issue_path
 from worker.gateway.management import Management
@@ -57,5 +58,8 @@ def mount(
 
     app.include_router(pages.router(console))
     app.include_router(ops.router(console))
+    app.include_router(reports.router(console))  # Reports page, CSV (docs/reports.md)
+    app.include_router(notes.router(console))  # the issue page's note form
+    app.include_router(backtest.router(console))  # Backtest page (docs/reports.md)
     app.mount(STATIC_URL, StaticFiles(directory=STATIC), name="console-static")
     return console

@@ -54,7 +54,7 @@ def _entry(
         at=at,
         kind=kind,
         message=message,
-        actor=str(data["actor"]) if data.get("actor") else None,
+        actor=str(who) if (who := data.get("actor") or data.get("author")) else None,
         late_ms=int(late) if isinstance(late, int | float) else None,
         delivery=by_id.get(str(data.get("message_id", ""))),
         attempts=int(attempts) if isinstance(attempts, int) else None,

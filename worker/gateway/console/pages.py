@@ -39,7 +39,7 @@ ACTIONS = {
     "snooze": EventType.SNOOZED,
 }
 DONE = {"acknowledge": "Acknowledged", "resolve": "Resolved", "escalate": "Escalated",
-        "snooze": "Snoozed"}  # fmt: skip
+        "snooze": "Snoozed", "note": "Note"}  # fmt: skip
 
 
 def _filters(
