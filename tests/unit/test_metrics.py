@@ -27,17 +27,13 @@ from worker.domain.clock import ManualClock
 from worker.gateway import metrics as m
 from worker.gateway import metrics_record as record
 from worker.gateway.metrics_http import HttpMetrics, template
-from worker.gateway.metrics_state import (
-    STATE_GAUGES,
-    PolicySource,
-    StateCollector,
-    scrape_client,
-)
+from worker.gateway.metrics_state import STATE_GAUGES, StateCollector, scrape_client
 from worker.roles.supervisor import ROLES, role_env
 from worker.services.firing import Happened
 from worker.services.history import Outcome
 from worker.services.ingest import EntryResult
 from worker.services.outbox import Delivery
+from worker.services.policy_loader import PolicySource
 from worker.store.db import make_engine, reader_factory
 
 from .factories import T0

@@ -25,7 +25,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from config.settings import Settings
 from worker.domain.clock import Clock
 from worker.gateway.metrics import CONTENT_TYPE, metrics, process_dead, render, scrape_registry
-from worker.gateway.metrics_state import PolicySource, StateCollector, scrape_client
+from worker.gateway.metrics_state import StateCollector, scrape_client
+from worker.services.policy_loader import PolicySource
 from worker.store.db import reader_factory
 
 log = structlog.get_logger("escalator.metrics")

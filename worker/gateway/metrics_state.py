@@ -12,7 +12,6 @@ from collections import Counter as Tally
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import TypeVar
 
 import structlog
@@ -29,7 +28,7 @@ from worker.broker.heartbeats import ROLES, SILENT_S
 from worker.domain.clock import Clock
 from worker.domain.oncall import coverage_gaps
 from worker.services.operations import Operations, snapshot
-from worker.services.policy_loader import PolicyFileError, load_policy
+from worker.services.policy_loader import PolicyFileError, PolicySource
 from worker.store.db import SessionFactory, make_engine, reader_factory
 from worker.store.views import open_issue_counts
 
@@ -65,27 +64,6 @@ def state_collector(
         clock,
         PolicySource(settings.policy_file),
     )
-
-
-@dataclass
-class PolicySource:
-    """The policy file, loaded again only when it changed; an invalid file keeps the last
-    good copy (as running roles do)."""
-
-    path: Path
-    _loaded: PolicyFile | None = None
-    _stamp: tuple[int, int] | None = None
-
-    def __call__(self) -> PolicyFile | None:
-        stat = self.path.stat()
-        stamp = (stat.st_mtime_ns, stat.st_size)
-        if stamp != self._stamp:
-            self._stamp = stamp
-            try:
-                self._loaded = load_policy(self.path)
-            except PolicyFileError as exc:
-                log.warning("metrics.policy_invalid", file=str(self.path), error=str(exc))
-        return self._loaded
 
 
 @dataclass(eq=False)  # registered in a registry: hashed by identity

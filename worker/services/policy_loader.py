@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -128,3 +129,40 @@ def warn_gaps(policies: PolicyFile, path: Path, now: datetime) -> list[Gap]:
             text=gap_text(gap),
         )
     return gaps
+
+
+class PolicySource:
+    """The policy file in force, read again only when it changed (mtime and size); a file that
+    no longer validates leaves the last good copy in force, as running roles do. Called by the
+    console and the metrics collector on every page and scrape."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._lock = threading.Lock()
+        self._stamp: tuple[int, int] | None = None
+        self._policies: PolicyFile | None = None
+        self.error: str | None = None  # why the file on disk is not the one in force
+
+    def _mtime(self) -> tuple[int, int] | None:
+        try:
+            stat = self.path.stat()
+        except OSError:
+            return None
+        return (stat.st_mtime_ns, stat.st_size)
+
+    def current(self) -> PolicyFile | None:
+        """The policy in force (None if it never loaded)."""
+        stamp = self._mtime()
+        with self._lock:
+            if stamp is not None and stamp == self._stamp:
+                return self._policies
+            try:
+                self._policies = load_policy(self.path)
+                self.error = None
+            except (PolicyError, OSError, ValueError) as exc:
+                self.error = f"{type(exc).__name__}: {exc}"
+                log.warning("policy.unreadable", path=str(self.path), error=self.error)
+            self._stamp = stamp
+            return self._policies
+
+    __call__ = current

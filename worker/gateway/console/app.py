@@ -23,9 +23,9 @@ from worker.domain.clock import Clock
 from worker.errors import EscalatorError
 from worker.gateway.console.auth import ANONYMOUS, COOKIE, Keys, Visitor, csrf_ok, login_url
 from worker.gateway.console.live import Changes
-from worker.gateway.console.policies import PolicySource
 from worker.gateway.console.render import Pages
 from worker.gateway.management import Management
+from worker.services.policy_loader import PolicySource
 from worker.store.db import SessionFactory
 
 log = structlog.get_logger("escalator.console")
