@@ -129,12 +129,15 @@ class Settings(BaseSettings):
     )
     # health: heartbeats, the canary, the dead-man's switch (worker/roles/pulse.py, canary.py)
     heartbeat_every_s: float = Field(
-        default=5.0, gt=0, le=60, description="How often each role instance records a heartbeat."
+        default=5.0,
+        gt=0,
+        le=10,  # an instance silent for 30 s (3 beats) counts as gone: heartbeats.SILENT_S
+        description="How often each role instance records a heartbeat.",
     )
     canary_every_s: float = Field(
         default=5.0,
         ge=0.5,
-        le=300,
+        le=30,  # deploy/prometheus/alerts.yml calls a canary older than 120 s a stop
         description="How often a scheduler arms a canary deadline that proves escalations run.",
     )
     canary_max_lateness_s: float = Field(

@@ -16,7 +16,9 @@ from worker.broker.deadline_index import DeadlineIndex
 from worker.broker.keys import CANARY_ARMED, DUE, INFLIGHT
 from worker.domain.clock import ManualClock
 from worker.roles import tasks
+from worker.services.fire import FireResult
 from worker.services.reconcile import reconcile
+from worker.services.uow import Effects
 
 NOW = 1_800_000_000.0
 
@@ -111,3 +113,36 @@ def test_the_firing_task_never_hands_a_canary_to_fire_many(
     tasks.fire_deadlines([canary.canary_id(now)])
     tasks.fire_deadline(canary.canary_id(now + 1))
     assert seen == []
+
+
+def test_a_canary_beside_a_failed_firing_is_not_recorded(
+    container: Container, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A canary claimed in the same lot as a real deadline that failed to fire stays unrecorded
+    (and claimed): the engine must not look healthy while escalations fail."""
+
+    def fire_many(_units: Any, _policies: Any, _clock: Any, ids: list[int]) -> list[Any]:
+        return [FireResult(False, "database away", Effects(), failed=True) for _ in ids]
+
+    monkeypatch.setattr(tasks, "current", lambda: container)
+    monkeypatch.setattr(tasks, "fire_many", fire_many)
+    now = container.clock.now().timestamp()
+    tasks.fire_deadlines([41, canary.canary_id(now - 1)])
+    assert canary.last(container.redis) is None
+
+
+def test_a_canary_is_not_recorded_when_the_database_refuses_writes(
+    container: Container, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A lot of canaries alone still proves the database takes a write; when it refuses (a
+    read-only PostgreSQL after a failover), the task fails and nothing is recorded."""
+
+    def refuse(_c: Container) -> None:
+        raise RuntimeError("cannot execute UPDATE in a read-only transaction")
+
+    monkeypatch.setattr(tasks, "current", lambda: container)
+    monkeypatch.setattr(tasks, "_database_takes_writes", refuse)
+    now = container.clock.now().timestamp()
+    with pytest.raises(RuntimeError):
+        tasks.fire_deadlines([canary.canary_id(now - 1)])
+    assert canary.last(container.redis) is None

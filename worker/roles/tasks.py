@@ -35,23 +35,33 @@ def fire_deadlines(deadline_ids: list[int]) -> None:
     sends them again: one task per deadline at a time, never a chain of retries beside a
     reclaim."""
     c = current()
-    # canaries (worker/broker/canary.py) are recorded as fired and acked; fire_many never sees
-    # one. They count as fired only once the database answers too: escalations need both.
-    if any(canary.is_canary(i) for i in deadline_ids):
-        with c.readers() as session:
-            session.execute(text("SELECT 1"))
-    deadline_ids = canary.fire(c.index, deadline_ids, c.clock.now().timestamp())
-    if not deadline_ids:
-        return
-    with c.keepers.fires.holding(deadline_ids):  # their leases live as long as the firing
-        results = fire_many(c.units, c.policies, c.clock, deadline_ids)
-    record.fired(r.happened for r in results if r.happened is not None)
-    done = dict(zip(dict.fromkeys(deadline_ids), results, strict=True))
-    # one that failed stays claimed: its lease runs out and a scheduler sends it again
-    c.index.ack(*(deadline_id for deadline_id, result in done.items() if not result.failed))
-    for deadline_id, result in done.items():
-        if not result.fired and not result.failed:
-            log.debug("escalation.fenced", deadline_id=deadline_id, reason=result.note)
+    real, canaries = canary.split(deadline_ids)
+    failed = False
+    if real:
+        with c.keepers.fires.holding(real):  # their leases live as long as the firing
+            results = fire_many(c.units, c.policies, c.clock, real)
+        record.fired(r.happened for r in results if r.happened is not None)
+        done = dict(zip(dict.fromkeys(real), results, strict=True))
+        # one that failed stays claimed: its lease runs out and a scheduler sends it again
+        c.index.ack(*(deadline_id for deadline_id, result in done.items() if not result.failed))
+        for deadline_id, result in done.items():
+            if not result.fired and not result.failed:
+                log.debug("escalation.fenced", deadline_id=deadline_id, reason=result.note)
+        failed = any(result.failed for result in results)
+    if canaries and not failed:
+        # A canary (worker/broker/canary.py) counts as fired only when escalations could run:
+        # the lot's real deadlines fired, and the database takes a write. Otherwise it stays
+        # claimed, is sent again once its lease runs out, and fires late: the engine is unhealthy.
+        _database_takes_writes(c)
+        canary.fire(c.index, canaries, c.clock.now().timestamp())
+
+
+def _database_takes_writes(c: Container) -> None:
+    """A write statement that changes no row: a read-only PostgreSQL (after a failover) or a
+    SQLite file that cannot be locked for writing refuses it, and the canary is not recorded."""
+    with c.sessions() as session:
+        session.execute(text("UPDATE deadlines SET id = id WHERE id < 0"))
+        session.commit()
 
 
 @app.task(name=FIRE, acks_late=True)

@@ -30,20 +30,31 @@ def upgrade(database_url: str, revision: str = "head") -> None:
     command.upgrade(alembic_config(database_url), revision)
 
 
+def _scripts() -> ScriptDirectory:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    return ScriptDirectory.from_config(config)
+
+
 @cache
 def heads() -> frozenset[str]:
     """The head revisions of the packaged migrations (read once: they never change)."""
-    config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS))
-    return frozenset(ScriptDirectory.from_config(config).get_heads())
+    return frozenset(_scripts().get_heads())
+
+
+@cache
+def known() -> frozenset[str]:
+    """Every revision the packaged migrations know."""
+    return frozenset(script.revision for script in _scripts().walk_revisions())
 
 
 def behind(engine: Engine) -> str | None:
-    """None when the database is at the migrations' head; else what it is at, to be said in a
-    readiness check (`escalator db upgrade` brings it up)."""
+    """None when the database is at the migrations' head, or ahead of them (a newer release
+    migrated it during a rolling upgrade: migrations only add, so this code still runs on it);
+    else what it is at, to be said in a readiness check (`escalator db upgrade` brings it up)."""
     with engine.connect() as conn:
         current = frozenset(MigrationContext.configure(conn).get_current_heads())
-    if current == heads():
+    if current == heads() or (current and not current <= known()):
         return None
     at = ", ".join(sorted(current)) or "no schema"
     return f"at {at}, head is {', '.join(sorted(heads()))}"
