@@ -14,9 +14,16 @@ from pydantic import SecretStr
 from worker.domain.backtest_compare import as_dict
 from worker.domain.clock import Clock
 from worker.errors import Rejected
-from worker.gateway.problems import invalid, responses
+from worker.gateway.problems import Problem, invalid, responses
 from worker.gateway.signatures import bearer_matches, unauthorized
-from worker.services.backtest import BadPeriod, BadPolicy, backtest, period, policy_from_text
+from worker.services.backtest import (
+    BadPeriod,
+    BadPolicy,
+    Busy,
+    backtest_alone,
+    period,
+    policy_from_text,
+)
 from worker.store.db import SessionFactory
 
 YAML_TYPES = ("application/yaml", "application/x-yaml", "text/yaml", "text/plain")
@@ -50,6 +57,7 @@ def router(
         responses={
             200: {"description": "What happened and what the policy would have done."},
             **responses(401, 422, 503),
+            429: {"model": Problem, "description": "A backtest is already running; retry."},
         },
         openapi_extra={
             "requestBody": {
@@ -92,7 +100,12 @@ def router(
             raise invalid([{"field": "body", "message": p} for p in exc.problems]) from None
         except BadPeriod as exc:
             raise invalid([{"field": "query", "message": str(exc)}]) from None
-        report = await run_in_threadpool(backtest, readers, policies, start, end, zone, top)
+        try:  # one at a time per process: the slot is taken in the thread that runs it
+            report = await run_in_threadpool(
+                backtest_alone, readers, policies, start, end, zone, top
+            )
+        except Busy as exc:
+            raise Rejected(429, "Too many requests", str(exc)) from None
         return as_dict(report)
 
     return api

@@ -22,8 +22,8 @@ from worker.services.reports import (
     as_csv,
     as_json,
     ask,
-    breached_notes,
     sla_report,
+    sla_reports_and_notes,
 )
 from worker.services.uow import Units
 from worker.store.db import SessionFactory
@@ -67,10 +67,9 @@ def router(
             raise Rejected(503, "No database", "this gateway was started without a database")
         try:
             asked = ask(since, until, by, tz, clock.now())
-            found = sla_report(readers, asked)
             if fmt == "csv":
-                return Response(as_csv(found, section), media_type=CSV)
-            notes = breached_notes(readers, asked)
+                return Response(as_csv(sla_report(readers, asked), section), media_type=CSV)
+            [found], notes = sla_reports_and_notes(readers, asked, [asked.by])
         except ReportError as exc:
             raise Rejected(422, "Bad report request", str(exc)) from None
         return JSONResponse(as_json(found, notes))

@@ -7,6 +7,7 @@ console's Backtest page run it.
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -24,11 +25,18 @@ from worker.store.db import SessionFactory
 log = structlog.get_logger("escalator.backtest")
 _SPAN = re.compile(r"^(\d+)([smhdw])$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
-MAX_SPAN = timedelta(days=3660)
+MAX_SPAN = timedelta(days=400)  # the longest period a backtest replays
+# One backtest at a time in an api process (the API and the console): each reads and replays
+# every event of its period; another asked for meanwhile is refused (429), not queued.
+_RUNNING = threading.BoundedSemaphore(1)
 
 
 class BadPeriod(PermanentError):
     """A period the backtest cannot read: the field is named."""
+
+
+class Busy(PermanentError):
+    """A backtest is already running in this process."""
 
 
 class BadPolicy(PermanentError):
@@ -51,9 +59,12 @@ def when(value: str, now: datetime, name: str) -> datetime:
     """`30d`, `12h`, `2w` (that long before `now`) or an ISO 8601 time with its offset."""
     text = value.strip()
     if match := _SPAN.match(text):
-        span = timedelta(**{_UNITS[match[2]]: int(match[1])})
+        try:
+            span = timedelta(**{_UNITS[match[2]]: int(match[1])})
+        except (ArithmeticError, ValueError):  # more than 999999999 days, or too many digits
+            span = timedelta.max
         if span > MAX_SPAN:
-            raise BadPeriod(f"{name}: {value!r} is more than ten years")
+            raise BadPeriod(f"{name}: {value!r} is more than {MAX_SPAN.days} days")
         return now - span
     try:
         at = datetime.fromisoformat(text)
@@ -70,8 +81,14 @@ def period(since: str, until: str | None, now: datetime) -> tuple[datetime, date
     """The period [since, until) (until: now), checked."""
     start = when(since, now, "since")
     end = when(until, now, "until") if until else now
-    if end <= start:
+    try:  # times near year 1 or 9999 with their offsets
+        empty, span = end <= start, end - start
+    except (ArithmeticError, ValueError):
+        raise BadPeriod(f"the period since {since!r} until {until!r} is out of range") from None
+    if empty:
         raise BadPeriod(f"until ({end.isoformat()}) is not after since ({start.isoformat()})")
+    if span > MAX_SPAN:
+        raise BadPeriod(f"the period is {span.days} days: at most {MAX_SPAN.days}")
     return start, end
 
 
@@ -98,7 +115,7 @@ def backtest(
         for chunk in recorded(session, ids, since, until):
             for issue in chunk:
                 if issue.events is None:
-                    replayed = Course(issue.key, skipped=PRUNED)
+                    replayed = Course(issue.key, skipped=issue.skipped or PRUNED)
                 else:
                     replayed = replay(policies, issue.key, issue.events, until)
                 comparer.add(issue.real, replayed)
@@ -116,3 +133,22 @@ def backtest(
         changed=result.changed_issues,
     )
     return result
+
+
+def backtest_alone(
+    readers: SessionFactory,
+    policies: PolicyFile,
+    since: datetime,
+    until: datetime,
+    zone: str = "UTC",
+    top: int = 10,
+) -> Comparison:
+    """`backtest`, unless one is already running in this process: then `Busy` at once (the API
+    and the console answer 429). Call it in the thread that runs it, so that the slot is held
+    as long as the work goes on, even when the client went away."""
+    if not _RUNNING.acquire(blocking=False):
+        raise Busy("a backtest is already running, try again")
+    try:
+        return backtest(readers, policies, since, until, zone, top)
+    finally:
+        _RUNNING.release()

@@ -12,13 +12,16 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from schemas.durations import parse_duration
-from worker.domain.report_records import records
+from worker.domain.report_records import MessageRecord, records
 from worker.domain.reports import SECTIONS, Report, check_by, summarize
 from worker.errors import PermanentError
 from worker.store.db import SessionFactory
 from worker.store.report_queries import Note, fact_lines, messages, notes_of
 
 DEFAULT_SPAN = timedelta(days=30)
+MAX_SPAN = timedelta(days=400)  # the longest period a report reads (docs/reports.md)...
+MAX_SPAN_BY_MONTH = timedelta(days=3660)  # ...unless grouped by month: ten years
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")  # a spreadsheet reads these as a formula
 
 
 class ReportError(PermanentError):
@@ -47,7 +50,7 @@ def zone(tz: str) -> ZoneInfo:
 def when(text: str, now: datetime, tz: ZoneInfo, name: str) -> datetime:
     """`30d` (that long before now), an ISO date (its midnight in `tz`) or date and time."""
     text = text.strip()
-    try:
+    try:  # an OverflowError (too long ago) goes up: `ask` makes it a ReportError
         return now - parse_duration(text)
     except (ValueError, TypeError):
         pass
@@ -68,24 +71,34 @@ def ask(
 ) -> Asked:
     """The period [since, until) (default: the last 30 days up to now), the groups, the zone."""
     zone_info = zone(tz)
-    end = when(until, now, zone_info, "until") if until else now
-    start = when(since, now, zone_info, "since") if since else end - DEFAULT_SPAN
-    if start >= end:
-        raise ReportError(f"the period is empty: since {start.isoformat()} is not before until")
     try:
         groups = check_by(b.strip() for part in by for b in part.split(",") if b.strip())
     except ValueError as exc:
         raise ReportError(str(exc)) from None
+    try:  # e.g. since=99999999d: before year 1, OverflowError
+        end = when(until, now, zone_info, "until") if until else now
+        start = when(since, now, zone_info, "since") if since else end - DEFAULT_SPAN
+        empty = start >= end
+        span = end - start
+    except (ArithmeticError, ValueError):
+        raise ReportError(
+            f"the period since {since!r} until {until or 'now'!r} is out of range"
+        ) from None
+    if empty:
+        raise ReportError(f"the period is empty: since {start.isoformat()} is not before until")
+    longest = MAX_SPAN_BY_MONTH if "month" in groups else MAX_SPAN
+    if span > longest:
+        raise ReportError(
+            f"the period is {span.days} days: at most {longest.days} days"
+            + ("" if "month" in groups else f" ({MAX_SPAN_BY_MONTH.days} grouped by month)")
+        )
     return Asked(start, end, groups, tz)
 
 
 def sla_report(readers: SessionFactory, asked: Asked) -> Report:
     """Every table of the report for the period, from the facts recorded on the timeline."""
-    with readers() as session:
-        lines = fact_lines(session, asked.since, asked.until)
-        sent = messages(session, asked.since, asked.until)
-    clocks, cycles = records(lines, asked.since, asked.until)
-    return summarize(clocks, cycles, sent, asked.since, asked.until, asked.by, asked.tz)
+    [report] = sla_reports(readers, asked, [asked.by])
+    return report
 
 
 def sla_reports(
@@ -93,22 +106,40 @@ def sla_reports(
 ) -> list[Report]:
     """The report under each of several groupings (`asked.by` ignored), from one read of the
     store: the console's charts."""
-    with readers() as session:
-        lines = fact_lines(session, asked.since, asked.until)
-        sent = messages(session, asked.since, asked.until)
-    clocks, cycles = records(lines, asked.since, asked.until)
-    return [
-        summarize(clocks, cycles, sent, asked.since, asked.until, by, asked.tz) for by in groupings
-    ]
+    found, _ = sla_reports_and_notes(readers, asked, groupings, notes=False)
+    return found
 
 
 def breached_notes(readers: SessionFactory, asked: Asked) -> list[Note]:
     """The notes of the issues with a clock that started in the period and breached."""
+    _, notes = sla_reports_and_notes(readers, asked, [], reports=False)
+    return notes
+
+
+def sla_reports_and_notes(
+    readers: SessionFactory,
+    asked: Asked,
+    groupings: Sequence[tuple[str, ...]],
+    *,
+    reports: bool = True,
+    notes: bool = True,
+) -> tuple[list[Report], list[Note]]:
+    """The report under each grouping and the breached issues' notes, from one read of the
+    period's facts (`fact_lines`, the costly part): what a caller wanting both should ask."""
+    sent: list[MessageRecord] = []
+    found: list[Note] = []
     with readers() as session:
         lines = fact_lines(session, asked.since, asked.until)
-        clocks, _ = records(lines, asked.since, asked.until)
-        breached = {c.issue for c in clocks if c.breached}
-        return notes_of(session, breached) if breached else []
+        if reports:
+            sent = messages(session, asked.since, asked.until)
+        clocks, cycles = records(lines, asked.since, asked.until)
+        if notes:
+            breached = {c.issue for c in clocks if c.breached}
+            found = notes_of(session, breached) if breached else []
+    tables = [
+        summarize(clocks, cycles, sent, asked.since, asked.until, by, asked.tz) for by in groupings
+    ]
+    return tables, found
 
 
 def as_json(report: Report, notes: list[Note] | None = None) -> dict[str, Any]:
@@ -138,5 +169,19 @@ def as_csv(report: Report, section: str = "targets") -> str:
     writer = csv.DictWriter(out, fieldnames=columns, lineterminator="\n")
     writer.writeheader()
     for row in rows:
-        writer.writerow({k: "" if v is None else v for k, v in row.items()})
+        writer.writerow({k: cell(v) for k, v in row.items()})
     return out.getvalue()
+
+
+def cell(value: object) -> object:
+    """A CSV cell: "" for None; text a spreadsheet would run as a formula (`=`, `+`, `-`, `@`,
+    tab, CR first: ticket data such as labels, assignees, titles) behind a `'`. Only text: a
+    number, negative included, stays a number. A CR in text is written as a newline, which the
+    writer quotes (with `lineterminator="\n"` it would leave a bare CR that ends the row)."""
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        return value
+    if value.startswith(FORMULA_STARTS):
+        value = "'" + value
+    return value.replace("\r\n", "\n").replace("\r", "\n")

@@ -13,6 +13,7 @@ person assigned).
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -43,6 +44,7 @@ class Recorded:
     key: str
     events: list[IssueEvent] | None
     real: Course
+    skipped: str = PRUNED  # why `events` is None
 
 
 def issue_ids(session: Session, since: datetime, until: datetime) -> list[int]:
@@ -101,6 +103,7 @@ def _chunk(
         key = keys.get(issue_id, f"#{issue_id}")
         mine = rows[issue_id]
         events: list[IssueEvent] | None = None
+        why = PRUNED
         if mine and all(r.body is not None for r in mine):
             mine.sort(
                 key=lambda r: (
@@ -110,9 +113,23 @@ def _chunk(
                     _stream_order(r.stream_id),
                 )
             )
-            events = [unpack(r.event_id, r.type, r.occurred_at, r.body) for r in mine]
-        found.append(Recorded(issue_id, key, events, real.get(issue_id) or Course(key)))
+            events, why = _unpacked(mine)
+        found.append(Recorded(issue_id, key, events, real.get(issue_id) or Course(key), why))
     return found
+
+
+def _unpacked(rows: Sequence[Any]) -> tuple[list[IssueEvent] | None, str]:
+    """An issue's events, or None and why when one cannot be read (its contents do not
+    decompress or parse, or name a field `IssueEvent` does not know): that issue is skipped,
+    the backtest goes on."""
+    events = []
+    for r in rows:
+        try:
+            events.append(unpack(r.event_id, r.type, r.occurred_at, r.body))
+        except (zlib.error, ValueError, TypeError, AttributeError) as exc:  # ValidationError too
+            why = f"the recorded contents of event {r.event_id} cannot be read"
+            return None, f"{why} ({type(exc).__name__})"
+    return events, ""
 
 
 def _happened(
@@ -166,8 +183,12 @@ def _happened(
     )
     grouped: dict[tuple[Any, ...], list[str]] = {}
     for m in messages:
-        at = datetime.fromisoformat(m.at)
-        if since <= at < until:
+        try:
+            at = datetime.fromisoformat(m.at)
+            within = since <= at < until
+        except (TypeError, ValueError):  # no occurred_at, not a time, or a time without a zone
+            continue  # that row is left out; the others count
+        if within:
             key = (m.issue_id, at, m.kind, m.target, m.tier or "?", m.person)
             grouped.setdefault(key, []).append(m.channel)
     for (issue_id, at, kind, target, tier, person), channels in grouped.items():

@@ -59,7 +59,12 @@ def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
     # /health/engine: a canary fired just now, and a window longer than the test
     canary.record(fakeredis.FakeRedis(server=server), [canary.canary_id(time.time())], time.time())
     config = Settings(
-        _env_file=None, data_dir=tmp, api_token=wh.TOKEN, sources=sources, canary_every_s=300
+        _env_file=None,
+        data_dir=tmp,
+        api_token=wh.TOKEN,
+        sources=sources,
+        canary_every_s=30,
+        canary_max_lateness_s=3600,
     )
     yield create_app(
         config, lambda: fakeredis.FakeAsyncRedis(server=server, decode_responses=True), engine

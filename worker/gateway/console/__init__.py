@@ -18,6 +18,7 @@ from sqlalchemy import Engine
 from starlette.staticfiles import StaticFiles
 
 from config.settings import Settings
+from worker.broker.connection import connect
 from worker.domain.clock import Clock
 from worker.gateway.console import backtest, notes, ops, pages, reports
 from worker.gateway.console.app import Console, Refused, SignInRequired, to_sign_in
@@ -26,6 +27,15 @@ from worker.gateway.management import Management
 from worker.store.db import reader_factory, session_factory
 
 __all__ = ["Console", "issue_path", "mount"]
+
+
+def shared_redis(url: str) -> Callable[[], Redis]:
+    """The console's Redis client, made once per app and shared by its requests (one
+    connection pool), with `connect`'s socket timeouts and keepalive: a Redis that vanished
+    without closing its connections fails a page's read instead of holding a threadpool thread
+    forever. Nothing connects until the first use."""
+    client = connect(url)
+    return lambda: client
 
 
 def mount(
@@ -37,14 +47,13 @@ def mount(
     sync_redis: Callable[[], Redis] | None = None,
 ) -> Console:
     """Serve the console on `app` (its pages, stream, static files, `/docs`, `/redoc`)."""
-    url = settings.resolved_redis_url()
     console = Console(
         settings,
         clock,
         manager,
         reader_factory(engine) if engine is not None else None,
         session_factory(engine) if engine is not None else None,
-        sync_redis or (lambda: Redis.from_url(url, decode_responses=True)),
+        sync_redis or shared_redis(settings.resolved_redis_url()),
     )
     app.state.console = console
 

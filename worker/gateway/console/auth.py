@@ -120,11 +120,13 @@ class Keys:
         if not cookie or cookie.count(".") != 1:
             return None
         body, signature = cookie.split(".")
-        if not hmac.compare_digest(signature, self._sign(body)):
-            return None
-        try:
+        try:  # bytes: compare_digest refuses a str with a non-ASCII character (TypeError)
+            if not hmac.compare_digest(signature.encode(), self._sign(body).encode()):
+                return None
             payload = json.loads(_unb64(body))
-        except (ValueError, binascii.Error):
+        except (ValueError, binascii.Error):  # UnicodeError too: any malformed cookie
+            return None
+        if not isinstance(payload, dict):
             return None
         expires = payload.get("x")
         if not isinstance(expires, int) or expires <= now.timestamp():

@@ -18,7 +18,14 @@ from worker.domain.backtest_compare import Comparison, both_timelines, sections
 from worker.gateway.backtest import check_zone
 from worker.gateway.console.app import Console, Refused, Who, form_of, log
 from worker.gateway.console.auth import csrf_ok
-from worker.services.backtest import BadPeriod, BadPolicy, backtest, period, policy_from_text
+from worker.services.backtest import (
+    BadPeriod,
+    BadPolicy,
+    Busy,
+    backtest_alone,
+    period,
+    policy_from_text,
+)
 
 TOP_MAX = 50
 
@@ -38,8 +45,10 @@ def router(console: Console) -> APIRouter:
     """`GET /backtest` (the form) and `POST /backtest` (the form and the comparison)."""
     api = APIRouter(include_in_schema=False)
 
-    def page(request: Request, visitor: Who, form: Form, **context: object) -> HTMLResponse:
-        status = 422 if context.get("error") else 200
+    def page(
+        request: Request, visitor: Who, form: Form, status: int = 0, **context: object
+    ) -> HTMLResponse:
+        status = status or (422 if context.get("error") else 200)
         response = console.html(request, "backtest.html", visitor, form=form, **context)
         response.status_code = status
         return response
@@ -50,7 +59,7 @@ def router(console: Console) -> APIRouter:
         policies = policy_from_text(form.policy, "(the pasted policy)")
         start, end = period(form.since, form.until or None, console.now())
         top = int(form.top) if form.top.isdigit() else 10
-        return backtest(
+        return backtest_alone(  # one at a time per process, else Busy
             console.readers, policies, start, end, check_zone(form.tz), min(top, TOP_MAX)
         )
 
@@ -71,6 +80,8 @@ def router(console: Console) -> APIRouter:
             report = await run_in_threadpool(run, form)
         except (BadPolicy, BadPeriod) as exc:
             return page(request, visitor, form, error=str(exc), report=None)
+        except Busy as exc:
+            return page(request, visitor, form, status=429, error=str(exc), report=None)
         log.info("console.backtest", actor=visitor.actor, differences=report.differences)
         timelines = {c.key: both_timelines(c) for c in report.top}
         return page(

@@ -72,15 +72,13 @@ def router(console: Console) -> APIRouter:
         ops: Operations | None = None
         dead: list[DeadEntry] = []
         messages: list[tuple[OutboxMessage, Issue]] = []
-        redis = console.sync_redis()
+        redis = console.sync_redis()  # the app's client, shared: not closed here
         try:
             if console.readers is not None:
                 ops = snapshot(redis, console.readers, console.settings, console.now())
             dead = list_dead(redis, LIST_MAX)
         except (RedisError, OSError, SQLAlchemyError) as exc:
             problems.append(f"could not read Redis or the database: {type(exc).__name__}")
-        finally:
-            redis.close()
         try:
             with console.session() as session:
                 messages = views.outbox(session, True, LIST_MAX)
@@ -97,11 +95,7 @@ def router(console: Console) -> APIRouter:
         )  # fmt: skip
 
     def replay_now(ids: list[str] | None) -> int:
-        redis = console.sync_redis()
-        try:
-            return replay(redis, ids)
-        finally:
-            redis.close()
+        return replay(console.sync_redis(), ids)  # the app's client, shared: not closed
 
     @api.post("/operations/dead-letters/replay")
     async def replay_dead(request: Request, visitor: Who) -> Response:

@@ -21,8 +21,14 @@ from markupsafe import Markup
 from worker.domain.reports import PERIODS, SECTIONS, TARGET_ORDER, Report, Row, periods_between
 from worker.gateway.console.app import Console, Refused, Who
 from worker.gateway.console.charts import Series, Unit, bar_chart, line_chart
-from worker.services.reports import Asked, ReportError, as_csv, ask, breached_notes, sla_reports
-from worker.store.report_queries import Note
+from worker.services.reports import (
+    Asked,
+    ReportError,
+    as_csv,
+    ask,
+    sla_reports,
+    sla_reports_and_notes,
+)
 
 POINTS_MAX = 400  # periods on a chart's x axis
 TEXT = Annotated[str, Query(max_length=60)]
@@ -160,10 +166,8 @@ def router(console: Console) -> APIRouter:
             raise Refused(503, "No database", "this api process was started without a database")
         asked = asked_of(form)
         groupings = [(form.by,), (form.by, "severity"), ("severity",), ("tier",), ()]
-        over_time, severity_time, severity, tier, overall = sla_reports(
-            console.readers, asked, groupings
-        )
-        notes: list[Note] = breached_notes(console.readers, asked)
+        found, notes = sla_reports_and_notes(console.readers, asked, groupings)
+        over_time, severity_time, severity, tier, overall = found
         return {
             "asked": asked,
             "charts": charts(over_time, severity_time, severity, tier, overall, form.by, asked.tz),
