@@ -72,6 +72,7 @@ def _healthy_status(stack: Stack) -> dict[str, Any] | None:
     return body if code == 0 else None
 
 
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # DB-agnostic: CI time
 def test_the_engine_turns_unhealthy_when_the_scheduler_stops_and_back(
     make_stack: StackFactory,
 ) -> None:
@@ -100,6 +101,7 @@ def test_the_engine_turns_unhealthy_when_the_scheduler_stops_and_back(
     stack.wait_for(lambda: _engine(port) == 200, 60, "/health/engine to answer 200 again")
 
 
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # DB-agnostic: CI time
 def test_the_dead_mans_switch_is_pinged_only_while_healthy(
     make_stack: StackFactory, sink: Sink
 ) -> None:

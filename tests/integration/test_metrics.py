@@ -163,6 +163,7 @@ def test_each_role_alone_serves_its_own_counts(make_stack: StackFactory) -> None
         assert "escalator_deadlines_armed" in scrape(port)  # the state gauges, everywhere
 
 
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # the embedded default
 def test_escalator_run_shows_the_whole_stack_on_the_api(make_stack: StackFactory) -> None:
     """Under `escalator run`, every role writes to one directory: the api's /metrics alone
     shows every role's counts, and each role's port (base + 1, ...) the same totals."""
