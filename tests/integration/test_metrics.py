@@ -124,6 +124,7 @@ def check(samples: Callable[[], Samples], stack: Stack) -> Samples:
     return got
 
 
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # DB-agnostic: CI time
 def test_each_role_alone_serves_its_own_counts(make_stack: StackFactory) -> None:
     """Roles started one per process (as compose runs them), each with its metrics port and a
     directory of its own: summed over the targets, the counters match the database, the
