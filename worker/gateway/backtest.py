@@ -7,15 +7,15 @@ from __future__ import annotations
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from fastapi import APIRouter, Depends, Header, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from pydantic import SecretStr
 
 from worker.domain.backtest_compare import as_dict
 from worker.domain.clock import Clock
 from worker.errors import Rejected
+from worker.gateway.management import bearer_guard
 from worker.gateway.problems import Problem, invalid, responses
-from worker.gateway.signatures import bearer_matches, unauthorized
 from worker.services.backtest import (
     BadPeriod,
     BadPolicy,
@@ -44,11 +44,7 @@ def router(
 ) -> APIRouter:
     """The backtest route, requiring one of `tokens` as a bearer."""
 
-    def authorize(authorization: Annotated[str | None, Header()] = None) -> None:
-        if not tokens:
-            raise unauthorized("the management API is off: set ESCALATOR_MANAGEMENT_TOKEN")
-        if not bearer_matches(tokens, authorization):
-            raise unauthorized("send Authorization: Bearer <management or API token>")
+    authorize = bearer_guard(tokens)
 
     api = APIRouter(tags=["policies"], dependencies=[Depends(authorize)])
 

@@ -7,6 +7,7 @@ IssueEvent XADDed to the same stream as any webhook's, so it is ordered and audi
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
@@ -200,8 +201,9 @@ def _action_event(
     )
 
 
-def router(manager: Management, tokens: tuple[SecretStr, ...]) -> APIRouter:
-    """The `/v1/issues` routes, each requiring one of `tokens` as a bearer."""
+def bearer_guard(tokens: tuple[SecretStr, ...]) -> Callable[..., None]:
+    """The dependency of every management route (issues, reports, backtest): one of `tokens`
+    as a bearer, and a refusal naming every variable that turns the API on."""
 
     def authorize(authorization: Annotated[str | None, Header()] = None) -> None:
         if not tokens:
@@ -211,6 +213,13 @@ def router(manager: Management, tokens: tuple[SecretStr, ...]) -> APIRouter:
             )
         if not bearer_matches(tokens, authorization):
             raise unauthorized("send Authorization: Bearer <management or API token>")
+
+    return authorize
+
+
+def router(manager: Management, tokens: tuple[SecretStr, ...]) -> APIRouter:
+    """The `/v1/issues` routes, each requiring one of `tokens` as a bearer."""
+    authorize = bearer_guard(tokens)
 
     api = APIRouter(prefix="/v1/issues", tags=["management"], dependencies=[Depends(authorize)])
     read = responses(401, 404, 422, 503)

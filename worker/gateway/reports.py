@@ -14,8 +14,8 @@ from schemas.base import StrictModel
 from worker.domain.clock import Clock
 from worker.domain.reports import SECTIONS
 from worker.errors import Rejected
+from worker.gateway.management import bearer_guard
 from worker.gateway.problems import responses
-from worker.gateway.signatures import bearer_matches, unauthorized
 from worker.services.notes import NOTE_MAX, NoteRefused, add_note
 from worker.services.reports import (
     ReportError,
@@ -52,11 +52,7 @@ def router(
 ) -> APIRouter:
     """The report and notes routes, each requiring one of `tokens` as a bearer."""
 
-    def authorize(authorization: Annotated[str | None, Header()] = None) -> None:
-        if not tokens:
-            raise unauthorized("the management API is off: set ESCALATOR_MANAGEMENT_TOKEN")
-        if not bearer_matches(tokens, authorization):
-            raise unauthorized("send Authorization: Bearer <management or API token>")
+    authorize = bearer_guard(tokens)
 
     api = APIRouter(tags=["reports"], dependencies=[Depends(authorize)])
 
